@@ -1,0 +1,116 @@
+"""Steps run inside a slug after its environment is ready: project install, framework hooks."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+from corral.build.detect import Detection
+from corral.build.environment import Environment, run_streaming, uv_bin
+from corral.build.log import BuildLog
+
+#: Where a slug's own package is installed when the app is itself a package.
+SITE = Path(".corral") / "site"
+
+
+def step_environ(base: dict[str, str], environment: Environment, slug_dir: Path) -> dict[str, str]:
+    """Environment for commands run in the slug at build time: its virtualenv first on PATH."""
+    env = dict(base)
+    env["VIRTUAL_ENV"] = str(environment.path)
+    env["PATH"] = os.pathsep.join([str(environment.path / "bin"), env.get("PATH", os.defpath)])
+    site = slug_dir / SITE
+    if site.is_dir():
+        env["PYTHONPATH"] = str(site)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def install_project(
+    slug_dir: Path,
+    detection: Detection,
+    environment: Environment,
+    installer: str,
+    env: dict[str, str],
+    log: BuildLog,
+) -> list[str]:
+    """Install the app's own package into the slug (not the shared environment).
+
+    The environment holds only dependencies, so a code change never needs a new one;
+    the package goes to ``.corral/site``, which runs put first on ``PYTHONPATH``.
+    """
+    if not detection.installs_project:
+        return []
+    target = slug_dir / SITE
+    with log.step("Installing the project itself"):
+        if installer == "pip":
+            command = [str(environment.python), "-m", "pip", "install"]
+        else:
+            command = [uv_bin(), "pip", "install", "--python", str(environment.python)]
+        command += ["--no-deps", "--target", str(target), "."]
+        run_streaming(command, cwd=slug_dir, env=env, log=log, what="Installing the project")
+    return [str(target)]
+
+
+def _has_package(environment: Environment, name: str) -> bool:
+    prefix = name.lower() + "=="
+    return any(line.lower().startswith(prefix) for line in environment.freeze)
+
+
+def collectstatic(
+    slug_dir: Path, environment: Environment, env: dict[str, str], log: BuildLog
+) -> None:
+    """Django's ``collectstatic`` for Django projects; DISABLE_COLLECTSTATIC=1 skips it."""
+    if not (slug_dir / "manage.py").is_file() or not _has_package(environment, "django"):
+        return
+    if env.get("DISABLE_COLLECTSTATIC", "0") not in ("", "0"):
+        log.detail("Skipping collectstatic (DISABLE_COLLECTSTATIC is set)")
+        return
+    with log.step("Running Django collectstatic"):
+        command = [str(environment.python), "manage.py", "collectstatic", "--noinput"]
+        run_streaming(
+            command,
+            cwd=slug_dir,
+            env=env,
+            log=log,
+            what="collectstatic (set DISABLE_COLLECTSTATIC=1 to skip it)",
+        )
+
+
+def post_compile(slug_dir: Path, env: dict[str, str], log: BuildLog) -> None:
+    """Run the app's ``bin/post_compile`` hook when it has one."""
+    hook = slug_dir / "bin" / "post_compile"
+    if not hook.is_file():
+        return
+    with log.step("Running bin/post_compile"):
+        command = [str(hook)] if os.access(hook, os.X_OK) else ["/bin/sh", str(hook)]
+        run_streaming(command, cwd=slug_dir, env=env, log=log, what="bin/post_compile")
+
+
+def missing_programs(
+    commands: dict[str, str], environment: Environment, pythonpath: list[str]
+) -> list[str]:
+    """Warnings for process types whose program is installed neither in the env nor on PATH."""
+    search = os.pathsep.join(
+        [
+            str(environment.path / "bin"),
+            *(os.path.join(p, "bin") for p in pythonpath),
+            os.environ.get("PATH", os.defpath),
+        ]
+    )
+    warnings = []
+    for name, command in commands.items():
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            continue
+        words = [w for w in words if "=" not in w.split("/")[0]]  # skip VAR=value prefixes
+        if not words or words[0].startswith(("$", "./", "/")) or words[0] in ("exec", "env"):
+            continue
+        if shutil.which(words[0], path=search) is None:
+            warnings.append(
+                f"{name} starts {words[0]!r}, which is not installed in the environment; "
+                "add it to your dependencies."
+            )
+    return warnings

@@ -1,0 +1,40 @@
+"""What every CLI command shares: printing user errors as one line and exiting non-zero."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from corral.errors import UserError
+
+#: Diagnostics go to stderr so stdout stays clean for ``--json``.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(error: UserError) -> None:
+    """Print ``error`` (and any detail lines) to stderr."""
+    for line in error.details:
+        err_console.print(f"       {line}", markup=False, style="dim")
+    err_console.print(f"[bold red]error:[/] {click.style('', reset=False)}", end="")
+    err_console.print(error.message, markup=False)
+
+
+def run_cli(group: click.Group) -> None:
+    """Run ``group``; a :class:`UserError` becomes one line on stderr and its exit code."""
+    try:
+        group.main(standalone_mode=False)
+    except UserError as error:
+        fail(error)
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("Aborted.")
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,59 @@
+"""corral's configuration, in one place: defaults, environment variables and flags.
+
+Read once with :func:`Settings.load` and passed down; nothing else reads ``os.environ``
+for corral's own settings.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = Path.home() / ".local" / "share" / "corral"
+
+
+def _running_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where corral keeps its state and the defaults builds fall back on."""
+
+    home: Path
+    #: Python used when an app names none (the one corral itself runs on, always present).
+    default_python: str = _running_python()
+    #: Directory scanned for pyenv-installed interpreters.
+    pyenv_root: Path = Path.home() / ".pyenv"
+
+    @classmethod
+    def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
+        """Settings from an explicit ``home``, else ``$CORRAL_HOME``, else the default."""
+        env = os.environ
+        chosen = home or env.get("CORRAL_HOME") or DEFAULT_HOME
+        return cls(
+            home=Path(chosen).expanduser().resolve(),
+            default_python=env.get("CORRAL_DEFAULT_PYTHON") or _running_python(),
+            pyenv_root=Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv"),
+        )
+
+    @property
+    def envs_dir(self) -> Path:
+        """Immutable virtualenvs, one per dependency hash."""
+        return self.home / "envs"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Installer caches shared by every build."""
+        return self.home / "cache"
+
+    @property
+    def apps_dir(self) -> Path:
+        """Per-app state: slugs, repositories."""
+        return self.home / "apps"
+
+    def slugs_dir(self, app: str) -> Path:
+        """Where the slugs of ``app`` live."""
+        return self.apps_dir / app / "slugs"

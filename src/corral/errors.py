@@ -1,0 +1,30 @@
+"""The errors a user can cause: each carries one sentence saying what was wrong and what to do.
+
+The CLI prints the message and exits non-zero; anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Something the user can fix; the message says what and how."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: Extra lines worth showing (e.g. an installer's own error output).
+        self.details = details or []
+
+
+class BuildError(UserError):
+    """A build failed; nothing that was serving changed."""
+
+
+class ProcfileError(BuildError):
+    """The Procfile is malformed or names nothing runnable."""
+
+
+class PythonNotFound(BuildError):
+    """The requested Python version is not installed on this host."""

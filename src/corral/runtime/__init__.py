@@ -1,0 +1,1 @@
+"""Running slugs: process environments, the process manager, output printing."""

@@ -31,16 +31,22 @@ class BuildLog:
         """Time one step; change its title with :meth:`retitle` while it runs."""
         self._title, self._header_shown = title, False
         started = time.monotonic()
+        outcome = "done"
         try:
             yield
+        except BaseException:
+            outcome = "failed"
+            raise
         finally:
             seconds = time.monotonic() - started
             title = self._title
             if self._header_shown:
-                self.emit(f"{INDENT}done in {seconds:.2f}s")
-            else:
+                self.emit(f"{INDENT}{outcome} in {seconds:.2f}s")
+            elif outcome == "done":
                 self.emit(f"-----> {title} ({seconds:.2f}s)")
-            self.steps.append({"step": title, "seconds": round(seconds, 3)})
+            else:
+                self.emit(f"-----> {title} failed ({seconds:.2f}s)")
+            self.steps.append({"step": title, "seconds": round(seconds, 3), "outcome": outcome})
             self._title = None
 
     def retitle(self, title: str) -> None:

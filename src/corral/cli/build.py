@@ -56,7 +56,7 @@ def build_command(
 ) -> None:
     """Build SOURCE (default: .) into a slug, as a deploy would."""
     settings = Settings.load(home)
-    out = err_console if as_json else Console(highlight=False)
+    out = err_console if as_json else Console(highlight=False, soft_wrap=True)
     slug = build(
         source,
         settings,

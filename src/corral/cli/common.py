@@ -6,6 +6,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from corral.errors import UserError
 
@@ -17,8 +18,7 @@ def fail(error: UserError) -> None:
     """Print ``error`` (and any detail lines) to stderr."""
     for line in error.details:
         err_console.print(f"       {line}", markup=False, style="dim")
-    err_console.print(f"[bold red]error:[/] {click.style('', reset=False)}", end="")
-    err_console.print(error.message, markup=False)
+    err_console.print(Text("error: ", style="bold red") + Text(error.message))
 
 
 def run_cli(group: click.Group) -> None:

@@ -1,0 +1,3 @@
+"""Placeholder until `corral local` lands."""
+
+COMMANDS: list = []

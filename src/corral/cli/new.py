@@ -1,0 +1,54 @@
+"""``corral new``: scaffold a Flask + gunicorn + Bootstrap app, ready for ``git push``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from corral.cli.common import err_console
+from corral.config import Settings
+from corral.scaffold import create_project, validate_name
+
+
+@click.command("new")
+@click.argument("name")
+@click.option(
+    "--python",
+    metavar="X.Y",
+    help="Python version written to .python-version (default: the one corral runs on).",
+)
+@click.option(
+    "--git/--no-git",
+    default=True,
+    show_default=True,
+    help="Create a git repository on branch main with a first commit.",
+)
+def new(name: str, python: str | None, git: bool) -> None:
+    """Create NAME/: a Flask app with templates, Bootstrap, tests and a Procfile."""
+    # Checked as typed: Path("../x").name alone would look fine.
+    validate_name(name)
+    python = python or Settings.load().default_python
+    git_found = shutil.which("git") is not None
+    create_project(Path(name), python=python, git=git and git_found)
+
+    # The name is validated (letters, digits, '-', '_'), so it is safe as rich markup.
+    console = Console(highlight=False)
+    repository = " in a git repository on branch main" if git and git_found else ""
+    console.print(
+        f"[green]Created[/] [bold]{name}/[/]: a Flask app for Python {python}{repository}."
+    )
+    if git and not git_found:
+        err_console.print("[yellow]warning:[/] git was not found, so no repository was created.")
+    console.print()
+    console.print("Next steps:")
+    console.print(f"  cd {name}")
+    console.print("  cp .env.example .env      [dim]# optional: local settings[/]")
+    console.print("  corral local              [dim]# run it as it will run when deployed[/]")
+    console.print("  corral local:run pytest   [dim]# run its tests[/]")
+    console.print(f"  corral apps:create {name} && git push corral main   [dim]# deploy it[/]")
+
+
+COMMANDS = [new]

@@ -274,3 +274,44 @@ def test_pip_installer_on_request(tmp_path: Path, settings: Settings) -> None:
     assert slug.installer == "pip"
     assert any("with pip" in line for line in lines)
     serve_ok(slug)
+
+
+def test_setup_py_app_builds_and_serves(tmp_path: Path, settings: Settings) -> None:
+    app = write(
+        tmp_path / "legacy",
+        {
+            "setup.py": """
+                from setuptools import setup
+                setup(name="legacy", version="1.0", py_modules=["legacy"],
+                      install_requires=["flask", "gunicorn"])
+            """,
+            "legacy.py": "from flask import Flask\napp = Flask(__name__)\n"
+            "app.get('/')(lambda: 'from setup.py')\n",
+            "Procfile": "web: gunicorn legacy:app\n",
+        },
+    )
+    lines: list[str] = []
+    slug = build(app, settings, emit=lines.append)
+    assert any("Detected Python app (setup.py)" in line for line in lines)
+    assert any(line.startswith("flask==") for line in slug.freeze)
+    assert "from setup.py" in serve_ok(slug)
+
+
+def test_warns_when_web_starts_a_program_not_installed(tmp_path: Path, corral_home: Path) -> None:
+    app = flask_app(tmp_path, "flask\n")
+    (app / "Procfile").write_text("web: gunicorn app:app\nworker: python -c pass\n")
+    result = run_corral("build", str(app), home=corral_home)
+    assert result.returncode == 0, result.stderr
+    assert "web starts 'gunicorn', which is not installed in the environment" in result.stdout
+    assert "worker starts" not in result.stdout
+
+
+def test_output_directory_holds_the_slug(tmp_path: Path, corral_home: Path) -> None:
+    app = flask_app(tmp_path)
+    out = tmp_path / "out"
+    result = run_corral("build", str(app), "--output", str(out), "--json", home=corral_home)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["path"] == str(out)
+    assert (out / "app.py").is_file() and (out / ".corral" / "slug.json").is_file()
+    again = run_corral("build", str(app), "--output", str(out), home=corral_home)
+    assert again.returncode == 1 and "already exists" in again.stderr

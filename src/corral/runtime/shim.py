@@ -1,0 +1,117 @@
+"""The shim that holds one dyno: it owns the dyno's output and outlives the platform.
+
+``python -m corral.runtime.shim --log DIR --dyno web.1 --status FILE -- COMMAND...`` starts
+COMMAND in the shim's own process group (the manager starts the shim as a session leader
+and signals the whole group), writes each output line stamped and tagged
+(``2026-11-24T10:00:00.123456+00:00 app[web.1]: ...``) to ``DIR/web.1.log`` (rotated by
+size), and on exit records the status in FILE. Because the shim, not the dyno manager,
+reads the pipe, the manager can die and be restarted without the dyno losing a line.
+On SIGTERM or SIGINT the shim stays to collect the dyno's last lines and status; it
+leaves when the dyno does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+#: Size at which a dyno's log file is rotated to ``.1`` (one old file is kept).
+MAX_LOG_BYTES = 5 * 1024 * 1024
+
+
+def timestamp() -> str:
+    """Now, in the log's ISO 8601 form with microseconds and UTC offset."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class LogWriter:
+    """Appends tagged lines to one file, rotating it when it grows past ``max_bytes``."""
+
+    def __init__(self, path: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - lives as long as the writer
+
+    def write(self, source: str, dyno: str, text: str) -> None:
+        """Write one line, stamped now; ``text`` must not contain a newline."""
+        line = f"{timestamp()} {source}[{dyno}]: {text}\n".encode("utf-8", "replace")
+        self._file.write(line)
+        self._file.flush()
+        if self._file.tell() >= self.max_bytes:
+            self._file.close()
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+            self._file = open(self.path, "ab")  # noqa: SIM115
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+def _pump(stream: BinaryIO, log: LogWriter, dyno: str) -> None:
+    """Copy whole lines from ``stream`` to ``log`` until the dyno closes its output."""
+    pending = b""
+    while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            log.write("app", dyno, raw.rstrip(b"\r").decode("utf-8", "replace"))
+    if pending:
+        log.write("app", dyno, pending.decode("utf-8", "replace"))
+
+
+def _write_status(path: Path, status: int) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
+        json.dump({"status": status, "at": timestamp()}, handle)
+    os.replace(handle.name, path)
+
+
+def run(command: list[str], log: LogWriter, dyno: str, status_file: Path) -> int:
+    """Run ``command`` as the dyno; return its exit status (128+N when killed by signal N)."""
+    child = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    # The group signal reached the dyno too; the shim outlives it to record how it ended.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.signal(signal.SIGINT, lambda *_: None)
+    assert child.stdout is not None
+    _pump(child.stdout, log, dyno)
+    code = child.wait()
+    status = 128 - code if code < 0 else code
+    how = f"signal {-code}" if code < 0 else f"status {code}"
+    log.write("corral", dyno, f"Process exited with {how}")
+    _write_status(status_file, status)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m corral.runtime.shim``."""
+    parser = argparse.ArgumentParser(prog="corral-shim")
+    parser.add_argument("--log", type=Path, required=True, help="the app's log directory")
+    parser.add_argument("--dyno", required=True)
+    parser.add_argument("--status", type=Path, required=True)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command given")
+    log = LogWriter(args.log / f"{args.dyno}.log")
+    try:
+        return run(command, log, args.dyno, args.status)
+    finally:
+        log.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

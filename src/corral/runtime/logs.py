@@ -1,0 +1,166 @@
+"""Reading an app's logs: every dyno's, the router's and the platform's lines, in time order.
+
+Each writer owns one file in the app's log directory (``web.1.log``, ``router.log``,
+``corral.log``), rotated to ``.1`` by size. Lines start with an ISO 8601 UTC timestamp,
+so merging the files is a merge of sorted streams.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_LINE = re.compile(r"^(\S+) (\w+)(?:\[([\w.-]+)\])?: (.*)$")
+
+
+@dataclass(frozen=True, order=True)
+class LogLine:
+    """One log line: ``timestamp source[dyno]: message``."""
+
+    timestamp: str
+    source: str
+    dyno: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}[{self.dyno}]" if self.dyno else self.source
+        return f"{self.timestamp} {where}: {self.message}"
+
+
+def parse_line(text: str) -> LogLine | None:
+    """Parse one stored line; None for anything that is not one (a torn write, say)."""
+    match = _LINE.match(text)
+    if not match:
+        return None
+    stamp, source, dyno, message = match.groups()
+    return LogLine(stamp, source, dyno or "", message)
+
+
+def _file_lines(path: Path) -> Iterator[LogLine]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for text in handle:
+                line = parse_line(text.rstrip("\n"))
+                if line is not None:
+                    yield line
+    except FileNotFoundError:
+        return
+
+
+def _streams(log_dir: Path) -> list[Iterator[LogLine]]:
+    streams = []
+    for current in sorted(log_dir.glob("*.log")):
+        rotated = current.with_name(current.name + ".1")
+        streams.append(_chain(_file_lines(rotated), _file_lines(current)))
+    return streams
+
+
+def _chain(*parts: Iterable[LogLine]) -> Iterator[LogLine]:
+    for part in parts:
+        yield from part
+
+
+def matches(line: LogLine, source: str | None, dyno: str | None) -> bool:
+    """Whether ``line`` passes the ``--source`` and ``--dyno`` filters."""
+    if source and line.source != source:
+        return False
+    return not dyno or line.dyno == dyno or line.dyno.startswith(dyno + ".")
+
+
+def recent(
+    log_dir: Path, n: int = 100, *, source: str | None = None, dyno: str | None = None
+) -> list[LogLine]:
+    """The last ``n`` lines of the app that pass the filters, oldest first."""
+    if not log_dir.is_dir():
+        return []
+    merged = heapq.merge(*_streams(log_dir))
+    return list(deque((line for line in merged if matches(line, source, dyno)), maxlen=n))
+
+
+class _Follower:
+    """Tails one file from an offset, noticing when it is rotated away."""
+
+    def __init__(self, path: Path, start_at_end: bool) -> None:
+        self.path = path
+        self.inode: int | None = None
+        self.offset = 0
+        self.pending = ""
+        if start_at_end:
+            try:
+                stat = path.stat()
+                self.inode, self.offset = stat.st_ino, stat.st_size
+            except FileNotFoundError:
+                pass
+
+    def read(self) -> list[LogLine]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return []
+        lines: list[LogLine] = []
+        if stat.st_ino != self.inode:
+            # Rotated: finish the old file (now ``.1``) first, then start the new one.
+            rotated = self.path.with_name(self.path.name + ".1")
+            if self.inode is not None and _inode(rotated) == self.inode:
+                lines += self._read_from(rotated)
+            self.inode, self.offset, self.pending = stat.st_ino, 0, ""
+        elif stat.st_size < self.offset:
+            self.offset, self.pending = 0, ""  # truncated in place
+        return lines + self._read_from(self.path)
+
+    def _read_from(self, path: Path) -> list[LogLine]:
+        with open(path, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        self.offset += len(data)
+        *complete, self.pending = (self.pending + data.decode("utf-8", "replace")).split("\n")
+        return [line for text in complete if (line := parse_line(text))]
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def follow(
+    log_dir: Path,
+    *,
+    source: str | None = None,
+    dyno: str | None = None,
+    interval: float = 0.2,
+    stop: float | None = None,
+) -> Iterator[LogLine]:
+    """Yield lines written after the call, until ``stop`` (a monotonic deadline) if given."""
+    followers: dict[Path, _Follower] = {
+        path: _Follower(path, start_at_end=True) for path in log_dir.glob("*.log")
+    }
+    while stop is None or time.monotonic() < stop:
+        for path in log_dir.glob("*.log") if log_dir.is_dir() else []:
+            followers.setdefault(path, _Follower(path, start_at_end=False))
+        batch = sorted(
+            line
+            for follower in followers.values()
+            for line in follower.read()
+            if matches(line, source, dyno)
+        )
+        yield from batch
+        if not batch:
+            time.sleep(interval)
+
+
+def append_line(log_dir: Path, name: str, line: LogLine) -> None:
+    """Append one line to ``log_dir/name.log`` (platform and router lines)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_dir / f"{name}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (str(line) + "\n").encode("utf-8", "replace"))
+    finally:
+        os.close(fd)

@@ -1,0 +1,70 @@
+"""Reading logs: merging files in time order, filters, rotation, following."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from corral.runtime.logs import LogLine, append_line, follow, parse_line, recent
+from corral.runtime.shim import LogWriter, timestamp
+
+
+def stamp(second: int) -> str:
+    return f"2026-11-24T10:00:{second:02d}.000000+00:00"
+
+
+def test_parse_and_format_round_trip() -> None:
+    text = f"{stamp(1)} app[web.1]: GET / 200"
+    assert str(parse_line(text)) == text
+    router = parse_line(f"{stamp(2)} router: at=info method=GET")
+    assert router == LogLine(stamp(2), "router", "", "at=info method=GET")
+    assert parse_line("garbage") is None
+
+
+def test_lines_from_all_files_come_back_in_time_order(tmp_path: Path) -> None:
+    (tmp_path / "web.1.log").write_text(f"{stamp(1)} app[web.1]: a\n{stamp(4)} app[web.1]: d\n")
+    (tmp_path / "web.1.log.1").write_text(f"{stamp(0)} app[web.1]: old\n")
+    (tmp_path / "router.log").write_text(f"{stamp(2)} router: b\n")
+    (tmp_path / "corral.log").write_text(f"{stamp(3)} corral[web.1]: c\n")
+    assert [line.message for line in recent(tmp_path)] == ["old", "a", "b", "c", "d"]
+    assert [line.message for line in recent(tmp_path, n=2)] == ["c", "d"]
+
+
+def test_source_and_dyno_filters(tmp_path: Path) -> None:
+    (tmp_path / "web.1.log").write_text(f"{stamp(1)} app[web.1]: w1\n")
+    (tmp_path / "web.2.log").write_text(f"{stamp(2)} app[web.2]: w2\n")
+    (tmp_path / "worker.1.log").write_text(f"{stamp(3)} app[worker.1]: k\n")
+    (tmp_path / "router.log").write_text(f"{stamp(4)} router: r\n")
+    assert [line.message for line in recent(tmp_path, source="router")] == ["r"]
+    assert [line.message for line in recent(tmp_path, dyno="web.2")] == ["w2"]
+    assert [line.message for line in recent(tmp_path, dyno="web")] == ["w1", "w2"]
+
+
+def test_missing_directory_has_no_lines(tmp_path: Path) -> None:
+    assert recent(tmp_path / "nope") == []
+
+
+def test_follow_sees_new_lines_new_files_and_rotation(tmp_path: Path) -> None:
+    (tmp_path / "web.1.log").write_text(f"{stamp(0)} app[web.1]: before\n")
+    seen: list[str] = []
+    deadline = time.monotonic() + 10
+
+    def reader() -> None:
+        for line in follow(tmp_path, interval=0.02, stop=deadline):
+            seen.append(line.message)
+            if line.message == "last":
+                return
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    time.sleep(0.2)  # let the follower take its starting offsets
+    writer = LogWriter(tmp_path / "web.1.log", max_bytes=350)
+    for i in range(6):  # rotates the file once, after line 2
+        writer.write("app", "web.1", f"line {i} " + "x" * 40)
+    writer.close()
+    append_line(tmp_path, "router", LogLine(timestamp(), "router", "", "last"))
+    thread.join(timeout=15)
+    assert "before" not in seen
+    assert seen[-1] == "last"
+    assert seen == [f"line {i} " + "x" * 40 for i in range(6)] + ["last"]

@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.error("no command given")
     log = LogWriter(args.log / f"{args.dyno}.log")
+    status = Path(str(args.status).replace("{pid}", str(os.getpid())))
     try:
-        return run(command, log, args.dyno, args.status)
+        return run(command, log, args.dyno, status)
     finally:
         log.close()
 

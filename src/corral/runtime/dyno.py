@@ -1,0 +1,157 @@
+"""One dyno as a process: start it under its shim, find it again, check its health, stop it.
+
+A dyno is identified across restarts of the platform by its shim's pid *and* that
+process's start time, so a pid the kernel has reused is never mistaken for a dyno.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+@dataclass(frozen=True)
+class DynoSpec:
+    """What to run: one process of one release of an app."""
+
+    app: str
+    name: str
+    command: str
+    cwd: Path
+    env: Mapping[str, str]
+    port: int | None = None
+
+    @property
+    def process_type(self) -> str:
+        """``web`` for ``web.1``."""
+        return self.name.rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class DynoProcess:
+    """A running dyno's shim: its pid and the start time that proves it is still the same."""
+
+    pid: int
+    started_at: float
+
+    def alive(self) -> bool:
+        """Whether the shim still runs (and the pid was not reused by something else)."""
+        try:
+            process = psutil.Process(self.pid)
+            same = abs(process.create_time() - self.started_at) < 0.01
+            return same and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def memory(self) -> int:
+        """Resident memory of the dyno's whole process tree, in bytes (0 when gone)."""
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+
+def status_path(run_dir: Path, spec_app: str, dyno: str, pid: int) -> Path:
+    """Where a dyno's shim records how the dyno ended."""
+    return run_dir / "dynos" / spec_app / f"{dyno}.{pid}.status"
+
+
+def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, subprocess.Popen]:
+    """Start ``spec`` under a shim in a session of its own; the caller must reap the Popen."""
+    (run_dir / "dynos" / spec.app).mkdir(parents=True, exist_ok=True)
+    # The status file name needs the shim's pid, which is only known after the fork; the
+    # shim is told a template and fills in its own pid.
+    template = run_dir / "dynos" / spec.app / f"{spec.name}.{{pid}}.status"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "corral.runtime.shim",
+            "--log",
+            str(log_dir),
+            "--dyno",
+            spec.name,
+            "--status",
+            str(template),
+            "--",
+            "/bin/sh",
+            "-c",
+            spec.command,
+        ],
+        cwd=spec.cwd,
+        env=dict(spec.env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+    return DynoProcess(process.pid, psutil.Process(process.pid).create_time()), process
+
+
+def exit_status(run_dir: Path, app: str, dyno: str, pid: int) -> int | None:
+    """The exit status the shim recorded, or None if it recorded none (killed itself)."""
+    path = status_path(run_dir, app, dyno, pid)
+    try:
+        return int(json.loads(path.read_text())["status"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+def signal_group(dyno: DynoProcess, signum: int) -> None:
+    """Send ``signum`` to the dyno's whole process group, if it is still the same process."""
+    if dyno.alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dyno.pid, signum)
+
+
+async def stop(dyno: DynoProcess, grace: float, popen: subprocess.Popen | None = None) -> None:
+    """SIGTERM the dyno's group, wait up to ``grace`` seconds, then SIGKILL it."""
+    signal_group(dyno, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if popen is not None and popen.poll() is not None:
+            return
+        if popen is None and not dyno.alive():
+            return
+        await asyncio.sleep(0.05)
+    signal_group(dyno, signal.SIGKILL)
+    if popen is not None:
+        await asyncio.to_thread(popen.wait)
+
+
+async def healthy(port: int, path: str | None = None, timeout: float = 1.0) -> bool:
+    """Whether the dyno accepts TCP on ``port`` (and, given a path, answers it with 2xx/3xx)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    if path is None:
+        return True
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(f"http://127.0.0.1:{port}{path}")
+    except httpx.HTTPError:
+        return False
+    return response.status_code < 400

@@ -1,0 +1,81 @@
+"""Dyno processes: start under a shim, health checks, graceful and forced stops, identity."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from conftest import free_port
+from corral.runtime import dyno as dynos
+
+
+def spec(tmp_path: Path, command: str, port: int | None = None) -> dynos.DynoSpec:
+    env = {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1"}
+    if port:
+        env["PORT"] = str(port)
+    return dynos.DynoSpec("hello", "web.1", command, tmp_path, env, port)
+
+
+def wait_until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_dyno_serves_passes_health_check_and_stops_gracefully(tmp_path: Path) -> None:
+    port = free_port()
+    command = f"exec {sys.executable} -m http.server $PORT --bind 127.0.0.1"
+    proc, popen = dynos.start(spec(tmp_path, command, port), tmp_path / "logs", tmp_path / "run")
+    try:
+
+        async def until_healthy() -> None:
+            for _ in range(400):
+                if await dynos.healthy(port, "/"):
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("never healthy")
+
+        asyncio.run(until_healthy())
+        assert proc.alive() and proc.memory() > 1_000_000
+    finally:
+        asyncio.run(dynos.stop(proc, grace=10, popen=popen))
+    assert not proc.alive()
+    assert dynos.exit_status(tmp_path / "run", "hello", "web.1", proc.pid) == 128 + 15
+    assert not asyncio.run(dynos.healthy(port))
+
+
+def test_health_check_fails_on_error_status(tmp_path: Path) -> None:
+    port = free_port()
+    command = f"exec {sys.executable} -m http.server $PORT --bind 127.0.0.1"
+    proc, popen = dynos.start(spec(tmp_path, command, port), tmp_path / "logs", tmp_path / "run")
+    try:
+        wait_until(lambda: asyncio.run(dynos.healthy(port)))
+        assert not asyncio.run(dynos.healthy(port, "/no-such-page"))
+    finally:
+        asyncio.run(dynos.stop(proc, grace=10, popen=popen))
+
+
+def test_dyno_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
+    command = "trap '' TERM; echo ready; sleep 100"
+    proc, popen = dynos.start(spec(tmp_path, command), tmp_path / "logs", tmp_path / "run")
+    log = tmp_path / "logs" / "web.1.log"
+    wait_until(lambda: log.exists() and "ready" in log.read_text())
+    children = psutil.Process(proc.pid).children(recursive=True)
+    started = time.monotonic()
+    asyncio.run(dynos.stop(proc, grace=0.5, popen=popen))
+    assert 0.5 <= time.monotonic() - started < 10
+    assert not proc.alive()
+    _, still_running = psutil.wait_procs(children, timeout=5)
+    assert not still_running
+
+
+def test_a_reused_pid_is_not_taken_for_the_dyno() -> None:
+    me = psutil.Process()
+    assert dynos.DynoProcess(me.pid, me.create_time()).alive()
+    assert not dynos.DynoProcess(me.pid, me.create_time() - 100).alive()

@@ -1,0 +1,65 @@
+"""corral's store: one SQLite file, the single source of truth of the platform.
+
+The API writes desired state (apps, releases, config vars, formation, domains, tokens);
+the dyno manager reads it and records the dynos it observes. Every process opens its own
+:class:`Store`; inside a process, threads share one connection behind a lock. SQLite runs
+in WAL mode with a busy timeout, and every read-modify-write (like allocating the next
+release version) runs in one short ``BEGIN IMMEDIATE`` transaction, so several gunicorn
+workers and the manager can write at once. How config vars and releases relate is told
+in :mod:`corral.store.releases`.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from corral.config import Settings
+from corral.store.apps import AppsMixin
+from corral.store.builds import BuildsMixin
+from corral.store.dynos import DynosMixin
+from corral.store.errors import Conflict, Invalid, NotFound
+from corral.store.formation import FormationMixin
+from corral.store.models import (
+    App,
+    Build,
+    BuildStatus,
+    Domain,
+    Dyno,
+    DynoState,
+    FormationEntry,
+    Release,
+    ReleaseStatus,
+    Token,
+)
+from corral.store.releases import ReleasesMixin
+from corral.store.tokens import TokensMixin
+
+__all__ = [
+    "DB_FILENAME",
+    "App",
+    "Build",
+    "BuildStatus",
+    "Conflict",
+    "Domain",
+    "Dyno",
+    "DynoState",
+    "FormationEntry",
+    "Invalid",
+    "NotFound",
+    "Release",
+    "ReleaseStatus",
+    "Store",
+    "Token",
+]
+
+#: The store's file name inside ``CORRAL_HOME``.
+DB_FILENAME = "corral.db"
+
+
+class Store(AppsMixin, ReleasesMixin, FormationMixin, BuildsMixin, DynosMixin, TokensMixin):
+    """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Self:
+        """Open the store of the corral home in ``settings``."""
+        return cls.open(settings.home / DB_FILENAME)

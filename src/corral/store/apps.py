@@ -1,0 +1,109 @@
+"""Apps and their custom domains: creating, listing, deleting, maintenance mode."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from corral.store._db import Database, require_app
+from corral.store.errors import Conflict, NotFound
+from corral.store.models import App, Domain
+from corral.store.names import random_app_name, validate_app_name, validate_hostname
+
+
+def app_from_row(row: sqlite3.Row) -> App:
+    """An :class:`App` from its ``apps`` row."""
+    return App(
+        name=row["name"],
+        created_at=row["created_at"],
+        maintenance=bool(row["maintenance"]),
+        current_release=row["current_release"],
+    )
+
+
+class AppsMixin(Database):
+    """Data access for apps and domains."""
+
+    def create_app(self, name: str | None = None) -> App:
+        """Create an app named ``name`` (a random readable name when ``None``)."""
+        if name is None:
+            for _ in range(20):
+                try:
+                    return self._insert_app(random_app_name())
+                except Conflict:
+                    continue
+            raise Conflict("Could not find a free random app name; give the app a name.")
+        return self._insert_app(validate_app_name(name))
+
+    def _insert_app(self, name: str) -> App:
+        now = time.time()
+        try:
+            with self._write() as conn:
+                conn.execute("INSERT INTO apps (name, created_at) VALUES (?, ?)", (name, now))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"The app name {name!r} is already taken; pick another.") from None
+        return App(name=name, created_at=now)
+
+    def get_app(self, name: str) -> App:
+        """The app called ``name``, or :class:`NotFound`."""
+        with self._read() as conn:
+            return app_from_row(require_app(conn, name))
+
+    def list_apps(self) -> list[App]:
+        """Every app, by name."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT * FROM apps ORDER BY name").fetchall()
+        return [app_from_row(row) for row in rows]
+
+    def delete_app(self, name: str) -> None:
+        """Delete an app with its releases, builds, config, formation and domains.
+
+        Its dynos stay listed until the dyno manager has stopped them (see the schema).
+        """
+        with self._write() as conn:
+            require_app(conn, name)
+            conn.execute("DELETE FROM apps WHERE name = ?", (name,))
+
+    def set_maintenance(self, name: str, enabled: bool) -> App:
+        """Turn maintenance mode on or off: the router answers with a maintenance page."""
+        with self._write() as conn:
+            require_app(conn, name)
+            conn.execute("UPDATE apps SET maintenance = ? WHERE name = ?", (int(enabled), name))
+            return app_from_row(require_app(conn, name))
+
+    def add_domain(self, app: str, hostname: str) -> Domain:
+        """Route ``hostname`` to ``app``; a hostname belongs to one app only."""
+        host = validate_hostname(hostname)
+        with self._write() as conn:
+            require_app(conn, app)
+            owner = conn.execute("SELECT app FROM domains WHERE hostname = ?", (host,)).fetchone()
+            if owner is not None:
+                where = "this app" if owner["app"] == app else f"the app {owner['app']!r}"
+                raise Conflict(f"{host} is already added to {where}; remove it there first.")
+            conn.execute("INSERT INTO domains (hostname, app) VALUES (?, ?)", (host, app))
+        return Domain(hostname=host, app=app)
+
+    def remove_domain(self, app: str, hostname: str) -> None:
+        """Stop routing ``hostname`` to ``app``."""
+        host = hostname.strip().lower().removesuffix(".")
+        with self._write() as conn:
+            require_app(conn, app)
+            deleted = conn.execute(
+                "DELETE FROM domains WHERE hostname = ? AND app = ?", (host, app)
+            ).rowcount
+        if not deleted:
+            raise NotFound(
+                f"{hostname} is not a domain of {app}; run `corral domains -a {app}` to list them."
+            )
+
+    def domains(self, app: str | None = None) -> list[Domain]:
+        """The custom domains of ``app``, or of every app (for the router) when ``None``."""
+        with self._read() as conn:
+            if app is None:
+                rows = conn.execute("SELECT * FROM domains ORDER BY hostname").fetchall()
+            else:
+                require_app(conn, app)
+                rows = conn.execute(
+                    "SELECT * FROM domains WHERE app = ? ORDER BY hostname", (app,)
+                ).fetchall()
+        return [Domain(hostname=row["hostname"], app=row["app"]) for row in rows]

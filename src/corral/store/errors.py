@@ -1,0 +1,25 @@
+"""The errors a user can cause through the store, each with the HTTP status the API answers with."""
+
+from __future__ import annotations
+
+from corral.errors import UserError
+
+__all__ = ["Conflict", "Invalid", "NotFound"]
+
+
+class NotFound(UserError):
+    """The app, release, build, domain or token named does not exist."""
+
+    http_status = 404
+
+
+class Conflict(UserError):
+    """The request clashes with the current state (a name taken, nothing to roll back)."""
+
+    http_status = 409
+
+
+class Invalid(UserError):
+    """A value is malformed: an app name, a config key, a hostname, a dyno count."""
+
+    http_status = 422

@@ -1,0 +1,114 @@
+"""The records the store hands out: frozen dataclasses, plain values, no database handles.
+
+Timestamps are seconds since the epoch (``time.time()``); the API and CLI format them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "App",
+    "Build",
+    "BuildStatus",
+    "Domain",
+    "Dyno",
+    "DynoState",
+    "FormationEntry",
+    "Release",
+    "ReleaseStatus",
+    "Token",
+]
+
+ReleaseStatus = Literal["pending", "succeeded", "failed"]
+BuildStatus = Literal["pending", "running", "succeeded", "failed"]
+DynoState = Literal["starting", "up", "crashed", "stopping"]
+
+
+@dataclass(frozen=True)
+class App:
+    """An app: its name and which release it currently runs (``None`` before the first deploy)."""
+
+    name: str
+    created_at: float
+    maintenance: bool = False
+    current_release: int | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """A slug plus a config snapshot, numbered v1, v2, … per app; never changed once made."""
+
+    app: str
+    version: int
+    slug_id: str
+    slug_path: Path
+    description: str
+    config: dict[str, str] = field(default_factory=dict)
+    process_types: dict[str, str] = field(default_factory=dict)
+    status: ReleaseStatus = "succeeded"
+    created_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """The release as users see it: ``v3``."""
+        return f"v{self.version}"
+
+
+@dataclass(frozen=True)
+class Build:
+    """One run of the builder for an app, from a pushed ref to a slug (or a failure)."""
+
+    id: str
+    app: str
+    status: BuildStatus
+    source_ref: str
+    slug_id: str | None
+    log_path: Path | None
+    created_at: float
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class FormationEntry:
+    """How many dynos of one process type the app should run."""
+
+    app: str
+    process_type: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A custom hostname the router sends to an app."""
+
+    hostname: str
+    app: str
+
+
+@dataclass(frozen=True)
+class Dyno:
+    """A dyno as the dyno manager last observed it (``pid_start_time`` guards against pid reuse)."""
+
+    app: str
+    name: str
+    process_type: str
+    release_version: int
+    pid: int | None
+    pid_start_time: float | None
+    port: int | None
+    state: DynoState
+    restarts: int = 0
+    next_restart_at: float | None = None
+    since: float = 0.0
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token's public part; the secret is shown once at creation and never stored."""
+
+    id: str
+    name: str
+    created_at: float

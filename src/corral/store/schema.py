@@ -1,0 +1,140 @@
+"""The store's schema as an ordered list of migrations, applied at open in one transaction.
+
+The schema version is SQLite's ``PRAGMA user_version``: migration ``i`` (0-based) brings the
+database to version ``i + 1``. Append new migrations; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from corral.errors import UserError
+
+__all__ = ["MIGRATIONS", "migrate", "schema_version"]
+
+_V1 = """
+CREATE TABLE apps (
+    name            TEXT PRIMARY KEY,
+    created_at      REAL NOT NULL,
+    maintenance     INTEGER NOT NULL DEFAULT 0,
+    current_release INTEGER
+);
+
+-- The app's config vars: what `config` shows and what the next release snapshots.
+CREATE TABLE config_vars (
+    app   TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (app, key)
+);
+
+CREATE TABLE releases (
+    app           TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    version       INTEGER NOT NULL,
+    slug_id       TEXT NOT NULL,
+    slug_path     TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    config        TEXT NOT NULL,  -- JSON object: the config snapshot
+    process_types TEXT NOT NULL,  -- JSON object: process type -> command
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+    created_at    REAL NOT NULL,
+    PRIMARY KEY (app, version)
+);
+
+CREATE TABLE builds (
+    id          TEXT PRIMARY KEY,
+    app         TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    status      TEXT NOT NULL
+                CHECK (status IN ('pending', 'running', 'succeeded', 'failed')),
+    source_ref  TEXT NOT NULL,
+    slug_id     TEXT,
+    log_path    TEXT,
+    created_at  REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX builds_by_app ON builds (app, created_at);
+
+CREATE TABLE formation (
+    app          TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    process_type TEXT NOT NULL,
+    quantity     INTEGER NOT NULL CHECK (quantity BETWEEN 0 AND 100),
+    PRIMARY KEY (app, process_type)
+);
+
+CREATE TABLE domains (
+    hostname TEXT PRIMARY KEY,
+    app      TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE
+);
+CREATE INDEX domains_by_app ON domains (app);
+
+-- Observed state, owned by the dyno manager. No foreign key on purpose: when an app is
+-- deleted its dynos stay listed until the manager has stopped them and removed the rows.
+CREATE TABLE dynos (
+    app             TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    process_type    TEXT NOT NULL,
+    release_version INTEGER NOT NULL,
+    pid             INTEGER,
+    pid_start_time  REAL,
+    port            INTEGER,
+    state           TEXT NOT NULL CHECK (state IN ('starting', 'up', 'crashed', 'stopping')),
+    restarts        INTEGER NOT NULL DEFAULT 0,
+    next_restart_at REAL,
+    since           REAL NOT NULL,
+    PRIMARY KEY (app, name)
+);
+
+CREATE TABLE tokens (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+"""
+
+#: Ordered migrations; the database's ``user_version`` counts how many have been applied.
+MIGRATIONS: list[str] = [_V1]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The number of migrations applied to the database behind ``conn``."""
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the pending migrations in one ``BEGIN IMMEDIATE`` transaction; return the version.
+
+    The write lock is taken before the version is read, so processes opening a fresh
+    database at the same moment apply each migration exactly once.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)
+        if current > len(MIGRATIONS):
+            raise UserError(
+                f"The store is at schema version {current}, newer than this corral knows "
+                f"({len(MIGRATIONS)}); upgrade corral."
+            )
+        for script in MIGRATIONS[current:]:
+            for statement in _statements(script):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into complete statements (``executescript`` would commit our transaction)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {buffer.strip()[:60]!r}")
+    return statements

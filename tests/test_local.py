@@ -482,3 +482,15 @@ def test_port_in_use_is_one_clear_error(tmp_path: Path, environ: dict[str, str])
         port = busy.getsockname()[1]
         result = corral(["local", "-p", str(port)], app, environ)
     assert_one_clear_error(result, f"Port {port} (for web.1) is already in use", "-p")
+
+
+def test_local_run_works_for_an_app_with_nothing_to_serve(
+    tmp_path: Path, environ: dict[str, str]
+) -> None:
+    app = tmp_path / "script-app"
+    app.mkdir()
+    (app / "requirements.txt").write_text("six\n")
+    (app / "job.py").write_text("import six\nprint('ran', six.__name__)\n")
+    result = corral(["local:run", "python", "job.py"], app, environ)
+    assert result.returncode == 0, result.stderr
+    assert "ran six" in result.stdout

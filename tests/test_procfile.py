@@ -80,3 +80,8 @@ def test_nothing_to_infer_says_what_to_add(tmp_path: Path) -> None:
     (tmp_path / "script.py").write_text("print('hi')\n")
     with pytest.raises(ProcfileError, match="add a Procfile"):
         process_types(tmp_path)
+
+
+def test_nothing_to_infer_is_fine_when_processes_are_not_required(tmp_path: Path) -> None:
+    (tmp_path / "script.py").write_text("print('hi')\n")
+    assert process_types(tmp_path, required=False).commands == {}

@@ -73,12 +73,15 @@ def build(
     snapshot: bool = True,
     procfile: Path | None = None,
     installer: str | None = None,
+    require_processes: bool = True,
     emit: Emit = print,
 ) -> Slug:
     """Build ``source`` into a slug and return it; a failed build leaves nothing behind.
 
     With ``snapshot=False`` (``corral local``) the source is not copied: the slug points
-    at ``source`` itself and framework steps that write into it are skipped.
+    at ``source`` itself and framework steps that write into it are skipped. With
+    ``require_processes=False`` an app with no Procfile and nothing to infer still builds
+    (for one-off commands), with no process types.
     """
     started = time.monotonic()
     log = BuildLog(emit)
@@ -89,7 +92,7 @@ def build(
         raise BuildError(f"{source} is not a directory; pass the app's source directory.")
     if output is not None and output.exists():
         raise BuildError(f"{output} already exists; choose a new output directory.")
-    final = output or settings.slugs_dir(app) / slug_id
+    final = (output or settings.slugs_dir(app) / slug_id) if snapshot else source
     work = source
     if snapshot:
         _clear_abandoned(final.parent)
@@ -103,7 +106,9 @@ def build(
             digest = snap.digest
         else:
             digest = ""
-        slug = _build_in(work, settings, log, app, slug_id, installer, procfile, snapshot)
+        slug = _build_in(
+            work, settings, log, app, slug_id, installer, procfile, snapshot, require_processes
+        )
         slug = replace(
             slug,
             path=final,
@@ -143,6 +148,7 @@ def _build_in(
     installer: str | None,
     procfile: Path | None,
     snapshot: bool,
+    require_processes: bool,
 ) -> Slug:
     with log.step("Detecting the app"):
         detection = detect(work)
@@ -154,7 +160,7 @@ def _build_in(
         )
         log.retitle(f"Using Python {interpreter.version} (from {request.origin})")
     chosen = _choose_installer(installer, detection.corral_options)
-    found = process_types(work, procfile)  # a bad Procfile fails before any install
+    found = process_types(work, procfile, required=require_processes)  # fails before installs
     with log.step(f"Installing dependencies with {chosen}"):
         environment = ensure_environment(settings, work, detection, interpreter, chosen, log)
         if environment.reused:
@@ -170,7 +176,7 @@ def _build_in(
         post_compile(work, env, log)
     elif detection.installs_project:
         log.warn("The project itself is not installed for local runs; it runs from source.")
-    names = ", ".join(found.commands)
+    names = ", ".join(found.commands) or "none"
     with log.step(f"Discovering process types: {names}"):
         if found.inferred_from:
             log.detail(f"No Procfile; inferred web from the {found.inferred_from}:")

@@ -90,8 +90,13 @@ def _infer_flask(source: Path) -> ProcessTypes | None:
     return None
 
 
-def process_types(source: Path, procfile: Path | None = None) -> ProcessTypes:
-    """The app's process types: its Procfile, else an inferred ``web``, else a refusal."""
+def process_types(
+    source: Path, procfile: Path | None = None, *, required: bool = True
+) -> ProcessTypes:
+    """The app's process types: its Procfile, else an inferred ``web``, else a refusal.
+
+    With ``required=False`` an app with nothing to run gets no process types instead.
+    """
     path = procfile or source / "Procfile"
     if path.is_file():
         try:
@@ -105,6 +110,8 @@ def process_types(source: Path, procfile: Path | None = None) -> ProcessTypes:
         found = infer(source)
         if found:
             return found
+    if not required:
+        return ProcessTypes({})
     raise ProcfileError(
         "No Procfile, and no Flask, Django or ASGI app to infer a web process from; "
         "add a Procfile with a line like `web: gunicorn app:app`."

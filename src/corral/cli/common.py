@@ -24,7 +24,7 @@ def fail(error: UserError) -> None:
 def run_cli(group: click.Group) -> None:
     """Run ``group``; a :class:`UserError` becomes one line on stderr and its exit code."""
     try:
-        group.main(standalone_mode=False)
+        code = group.main(standalone_mode=False)
     except UserError as error:
         fail(error)
         sys.exit(error.exit_code)
@@ -38,3 +38,5 @@ def run_cli(group: click.Group) -> None:
         sys.exit(done.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    if isinstance(code, int):
+        sys.exit(code)

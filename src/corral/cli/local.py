@@ -216,8 +216,17 @@ def _print_build_line(line: str) -> None:
     err_console.print(line, markup=False, highlight=False, style="dim")
 
 
-def _build(app: _App, home: Path | None, emit: Callable[[str], None]) -> Slug:
-    return build(app.root, Settings.load(home), snapshot=False, procfile=app.procfile, emit=emit)
+def _build(
+    app: _App, home: Path | None, emit: Callable[[str], None], *, processes: bool = True
+) -> Slug:
+    return build(
+        app.root,
+        Settings.load(home),
+        snapshot=False,
+        procfile=app.procfile,
+        require_processes=processes,
+        emit=emit,
+    )
 
 
 def _options(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -349,7 +358,7 @@ def local_run(
     """
     app = _app(app_dir, procfile)
     config = _config(app, env_files, override_env)
-    slug = _build(app, home, _BuildOutput(verbose))
+    slug = _build(app, home, _BuildOutput(verbose), processes=False)
     environ = process_environ(slug, base=os.environ, config=config, dyno="run.1")
     sys.stdout.flush()
     sys.stderr.flush()
@@ -378,7 +387,7 @@ def env(
 ) -> None:
     """Show where the app's environment is and how to activate it in a shell."""
     app = _app(app_dir, procfile)
-    slug = _build(app, home, _BuildOutput(verbose))
+    slug = _build(app, home, _BuildOutput(verbose), processes=False)
     if path_only:
         click.echo(str(slug.env_path))
         return

@@ -57,3 +57,17 @@ class Settings:
     def slugs_dir(self, app: str) -> Path:
         """Where the slugs of ``app`` live."""
         return self.apps_dir / app / "slugs"
+
+    def logs_dir(self, app: str) -> Path:
+        """The app's log files: one per dyno, plus the router's and the platform's."""
+        return self.home / "logs" / app
+
+    @property
+    def run_dir(self) -> Path:
+        """Runtime state: dyno exit statuses, the route table, pid files."""
+        return self.home / "run"
+
+    @property
+    def routes_path(self) -> Path:
+        """The route table the dyno manager writes and the router reads."""
+        return self.run_dir / "routes.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from corral.build.slug import Slug
 
@@ -15,11 +16,14 @@ def process_environ(
     config: Mapping[str, str] = {},
     port: int | None = None,
     dyno: str | None = None,
+    runtime_dir: Path | None = None,
 ) -> dict[str, str]:
     """Environment for one process: ``base`` + config vars, the app's virtualenv first on PATH.
 
     Dynos bind to loopback by default (the router is the public face), so gunicorn gets
     ``--bind 127.0.0.1:$PORT`` through ``GUNICORN_CMD_ARGS`` unless the app sets its own.
+    ``runtime_dir`` becomes ``XDG_RUNTIME_DIR``, so per-process sockets (gunicorn 24+'s
+    control socket) do not collide between dynos.
     """
     env = dict(base)
     env.pop("PYTHONHOME", None)
@@ -37,4 +41,7 @@ def process_environ(
         env.setdefault("GUNICORN_CMD_ARGS", f"--bind 127.0.0.1:{port}")
     if dyno is not None:
         env["DYNO"] = dyno
+    if runtime_dir is not None:
+        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(runtime_dir)
     return env

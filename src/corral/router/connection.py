@@ -1,0 +1,202 @@
+"""One client connection: read requests (keep-alive, pipelined), route each, answer errors.
+
+Forwarding a routed request to a dyno lives in :mod:`corral.router.forward`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from typing import TYPE_CHECKING
+
+from corral.router.exchange import READ_SIZE, ClientGone, Exchange
+from corral.router.forward import forward
+from corral.router.http1 import (
+    BODY,
+    END,
+    HEAD,
+    BadRequest,
+    RequestHead,
+    RequestParser,
+    page_head_bytes,
+)
+from corral.router.pages import FAILURES, logfmt, render_page
+
+if TYPE_CHECKING:
+    from corral.router.proxy import Router
+
+__all__ = ["ClientConnection"]
+
+# Heroku's rule for a client-supplied request id: 20 to 200 of these characters.
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=_.:-]{20,200}")
+_BAD_INPUT = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large"}
+_REASONS = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS |= {414: "URI Too Long", 431: "Request Header Fields Too Large"}
+_REASONS |= {503: "Service Unavailable"}
+
+
+class ClientConnection:
+    """Serves the requests of one client connection, one after another."""
+
+    def __init__(
+        self, router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.router = router
+        self.reader = reader
+        self.writer = writer
+        self.loop = asyncio.get_running_loop()
+        self.parser = RequestParser(router.limits)
+        peer = writer.get_extra_info("peername")
+        self.client_ip = str(peer[0]) if peer else ""
+        port = router.forwarded_port or writer.get_extra_info("sockname")[1]
+        self.port = str(port).encode()
+        #: The current request's body has been read completely from the client.
+        self.body_done = True
+
+    async def run(self) -> None:
+        """Serve requests until the client closes, errs, or either side asks to close."""
+        first = True
+        while True:
+            try:
+                head = await self._next_head(first)
+            except BadRequest as exc:
+                await self._refuse(exc)
+                return
+            except (TimeoutError, ConnectionError):
+                return
+            if head is None:
+                return
+            first = False
+            exchange = Exchange(head, self._request_id(head), self.loop.time())
+            try:
+                keep_alive = await self._serve(exchange)
+            except BadRequest as exc:  # e.g. a malformed chunked body, read while forwarding
+                if exchange.sent == 0:
+                    await self._refuse(exc, exchange)
+                return
+            except (ClientGone, TimeoutError, ConnectionError):
+                exchange.failure = "client_gone"
+                exchange.status = exchange.status or 499
+                self.log_exchange(exchange)
+                return
+            if not keep_alive:
+                return
+
+    async def _next_head(self, first: bool) -> RequestHead | None:
+        """The next request head, or None when the client closed between requests."""
+        events = self.parser.events
+        deadline = self.loop.time() + self.router.timeouts.header if first else None
+        while True:
+            while events:
+                kind, payload = events.popleft()
+                if kind == HEAD:
+                    assert isinstance(payload, RequestHead)
+                    self.body_done = not payload.has_body
+                    return payload
+            if self.parser.in_head and deadline is None:
+                deadline = self.loop.time() + self.router.timeouts.header
+            if deadline is not None:
+                async with asyncio.timeout_at(deadline):
+                    data = await self.reader.read(READ_SIZE)
+            else:
+                async with asyncio.timeout(self.router.timeouts.keepalive):
+                    data = await self.reader.read(READ_SIZE)
+            if not data:
+                return None
+            self.parser.feed(data)
+
+    async def next_body_event(self) -> tuple[int, bytes]:
+        """The next piece of the current request's body, or ``(END, b"")`` after the last."""
+        events = self.parser.events
+        while not events:
+            async with asyncio.timeout(self.router.timeouts.idle):
+                data = await self.reader.read(READ_SIZE)
+            if not data:
+                raise ClientGone("client closed during the request body")
+            self.parser.feed(data)
+        kind, payload = events.popleft()
+        if kind == BODY:
+            assert isinstance(payload, bytes)
+            return BODY, payload
+        if kind == END:
+            self.body_done = True
+            return END, b""
+        raise BadRequest(400, "Malformed request body")
+
+    def _request_id(self, head: RequestHead) -> bytes:
+        rid = head.request_id
+        if rid is not None and _SANE_REQUEST_ID.fullmatch(rid):
+            return rid
+        return uuid.uuid4().hex.encode()
+
+    async def _serve(self, exchange: Exchange) -> bool:
+        """Route one request; True if the connection stays open for the next."""
+        head = exchange.head
+        if head.method == b"CONNECT":
+            return await self.fail(exchange, "method", reason="CONNECT")
+        route = self.router.table_source().lookup(head.host)
+        if route is None:
+            return await self.fail(exchange, "no_app", host=head.host)
+        exchange.app = route.app
+        if route.maintenance:
+            return await self.fail(exchange, "maintenance")
+        if not route.backends:
+            return await self.fail(exchange, "crashed" if route.crashed else "no_dynos")
+        return await forward(self, exchange, route)
+
+    async def fail(self, exchange: Exchange, name: str, **values: str) -> bool:
+        """Answer with the router's page for failure ``name``; True if the connection stays."""
+        failure = FAILURES[name]
+        exchange.failure = name
+        exchange.status = failure.status
+        keep_alive = exchange.head.keep_alive and self.body_done
+        body = render_page(failure, request_id=exchange.request_id.decode(), **values)
+        body_out = b"" if exchange.head.method == b"HEAD" else body
+        data = page_head_bytes(
+            failure.status,
+            _REASONS[failure.status],
+            length=len(body),
+            request_id=exchange.request_id,
+            keep_alive=keep_alive,
+        )
+        data += body_out
+        exchange.sent += len(data)
+        self.writer.write(data)
+        self.log_exchange(exchange)
+        await self.writer.drain()
+        return keep_alive
+
+    async def _refuse(self, exc: BadRequest, exchange: Exchange | None = None) -> None:
+        """Answer a request the router cannot parse or accept, then close the connection."""
+        if exchange is None:
+            empty = RequestHead(b"-", b"-", "1.1", [], False, False, False, False, None, "", None)
+            exchange = Exchange(empty, uuid.uuid4().hex.encode(), self.loop.time())
+        exchange.head.keep_alive = False
+        await self.fail(exchange, _BAD_INPUT.get(exc.status, "bad_request"), reason=exc.reason)
+
+    def log_exchange(self, exchange: Exchange) -> None:
+        """Write the one log line of ``exchange``."""
+        now = self.loop.time()
+        failure = FAILURES.get(exchange.failure)
+        if failure is not None and failure.code is not None:
+            pairs: dict[str, object] = {"at": "error", "code": failure.code, "desc": failure.desc}
+        elif exchange.failure == "client_gone":
+            pairs = {"at": "error", "code": "H27", "desc": "Client Request Interrupted"}
+        else:
+            pairs = {"at": "info"}
+        head = exchange.head
+        pairs |= {
+            "method": head.method.decode("latin-1"),
+            "path": head.url.decode("latin-1"),
+            "host": head.host,
+            "request_id": exchange.request_id.decode(),
+            "fwd": self.client_ip,
+            "dyno": exchange.dyno,
+            "connect": f"{round(exchange.connect * 1000)}ms",
+            "service": f"{round((now - exchange.service_start) * 1000)}ms",
+            "status": exchange.status,
+            "bytes": exchange.sent,
+            "protocol": self.router.proto.decode(),
+        }
+        self.router.log(exchange.app, logfmt(pairs))

@@ -1,0 +1,424 @@
+"""HTTP/1.1 framing for the router: httptools parsers that queue events, and head writers.
+
+Both parsers turn bytes into an ordered queue of events (a head, body pieces, the end of a
+message, an upgrade), so the proxy can stream bodies without ever holding a whole one.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import httptools
+
+__all__ = [
+    "BODY",
+    "END",
+    "HEAD",
+    "UPGRADE",
+    "BadRequest",
+    "BadResponse",
+    "Limits",
+    "RequestHead",
+    "RequestParser",
+    "ResponseHead",
+    "ResponseParser",
+    "chunk",
+    "page_head_bytes",
+    "request_head_bytes",
+    "response_head_bytes",
+]
+
+# Event kinds: (kind, payload) tuples in a parser's ``events`` deque.
+HEAD, BODY, END, UPGRADE = 0, 1, 2, 3
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large a request head may be before it is refused."""
+
+    max_url: int = 8192
+    max_header_bytes: int = 16384
+    max_headers: int = 100
+
+
+class BadRequest(Exception):
+    """The client sent something the router refuses; ``status`` is what it answers."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class BadResponse(Exception):
+    """The backend sent bytes that are not a valid HTTP response."""
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """A parsed request line and headers, as the client sent them."""
+
+    method: bytes
+    url: bytes
+    version: str
+    headers: Headers
+    keep_alive: bool
+    upgrade: bool
+    has_body: bool
+    chunked: bool
+    content_length: bytes | None
+    host: str
+    request_id: bytes | None
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    """A parsed status line and headers, as the backend sent them."""
+
+    status: int
+    reason: bytes
+    headers: Headers
+    keep_alive: bool
+    #: The body has no length and ends when the backend closes the connection.
+    close_delimited: bool
+    chunked: bool
+    content_length: bytes | None
+
+
+def _framing(headers: Headers) -> tuple[bool, bytes | None]:
+    chunked = False
+    length = None
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"transfer-encoding":
+            chunked = value.strip().lower().endswith(b"chunked")
+        elif lname == b"content-length":
+            length = value.strip()
+    return chunked, length
+
+
+class RequestParser:
+    """Feeds client bytes to httptools, enforcing head limits and queueing events."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.events: deque[tuple[int, object]] = deque()
+        self._limits = limits
+        self._parser = httptools.HttpRequestParser(self)
+        self._in_head = False
+        self._head_bytes = 0
+        self._reset_head()
+
+    def _reset_head(self) -> None:
+        self._url = b""
+        self._headers: Headers = []
+        self._header_bytes = 0
+
+    @property
+    def in_head(self) -> bool:
+        """Part of a request head has arrived, but not all of it."""
+        return self._in_head
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``; raise :class:`BadRequest` with the status to answer if it is bad."""
+        counting = self._in_head
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.events.append((UPGRADE, data[exc.args[0] :]))
+            return
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, BadRequest):
+                raise exc.__context__ from None
+            raise
+        except httptools.HttpParserError as exc:
+            raise BadRequest(400, str(exc) or "Malformed request") from None
+        if self._in_head:
+            # A head still arriving: bound it before httptools has handed us its pieces.
+            self._head_bytes += len(data) if counting else 0
+            if not self._headers and len(self._url) > self._limits.max_url:
+                raise BadRequest(414, "URI Too Long")
+            if self._head_bytes - len(self._url) > self._limits.max_header_bytes + 1024:
+                raise BadRequest(431, "Request Header Fields Too Large")
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        self._reset_head()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._limits.max_url:
+            raise BadRequest(414, "URI Too Long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        self._header_bytes += len(name) + len(value) + 4
+        if (
+            len(self._headers) > self._limits.max_headers
+            or self._header_bytes > self._limits.max_header_bytes
+        ):
+            raise BadRequest(431, "Request Header Fields Too Large")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        host = ""
+        request_id = None
+        lengths = set()
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == b"host":
+                host = value.decode("latin-1")
+            elif lname == b"x-request-id":
+                request_id = value
+            elif lname == b"content-length":
+                lengths.add(value.strip())
+        if len(lengths) > 1:  # httptools refuses these too; say so ourselves regardless
+            raise BadRequest(400, "Conflicting Content-Length")
+        chunked, length = _framing(self._headers)
+        upgrade = parser.should_upgrade()
+        self.events.append(
+            (
+                HEAD,
+                RequestHead(
+                    method=parser.get_method(),
+                    url=self._url,
+                    version=parser.get_http_version(),
+                    headers=self._headers,
+                    keep_alive=parser.should_keep_alive(),
+                    upgrade=upgrade,
+                    has_body=not upgrade and (chunked or (length not in (None, b"0"))),
+                    chunked=chunked,
+                    content_length=length,
+                    host=host,
+                    request_id=request_id,
+                ),
+            )
+        )
+
+    def on_body(self, body: bytes) -> None:
+        self.events.append((BODY, body))
+
+    def on_message_complete(self) -> None:
+        self.events.append((END, None))
+
+
+class ResponseParser:
+    """Feeds backend bytes to httptools for one exchange (its 1xx interim responses too)."""
+
+    def __init__(self, *, head_request: bool) -> None:
+        self.events: deque[tuple[int, object]] = deque()
+        self._head_request = head_request
+        self._parser = httptools.HttpResponseParser(self)
+        self._reason = b""
+        self._headers: Headers = []
+        self._close_delimited = False
+        self._status = 0
+        #: The final response is complete; whatever arrives later is a protocol error.
+        self.done = False
+        #: Some response bytes arrived (so a retry on another connection is unsafe).
+        self.started = False
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data`` from the backend; raise :class:`BadResponse` if it is not HTTP."""
+        self.started = True
+        if self.done:
+            raise BadResponse("data after the end of the response")
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.events.append((UPGRADE, data[exc.args[0] :]))
+        except httptools.HttpParserError as exc:
+            raise BadResponse(str(exc)) from None
+
+    def feed_eof(self) -> bool:
+        """The backend closed; True if that ends the response (close-delimited body)."""
+        if self._close_delimited and not self.done:
+            self.done = True
+            self.events.append((END, None))
+            return True
+        return self.done
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._reason = b""
+        self._headers = []
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = self._status = parser.get_status_code()
+        chunked, length = _framing(self._headers)
+        bodyless = status < 200 or status in (204, 304) or self._head_request
+        close_delimited = not bodyless and not chunked and length is None
+        self._close_delimited = close_delimited
+        self.events.append(
+            (
+                HEAD,
+                ResponseHead(
+                    status=status,
+                    reason=self._reason,
+                    headers=self._headers,
+                    keep_alive=parser.should_keep_alive() and not close_delimited,
+                    close_delimited=close_delimited,
+                    chunked=chunked,
+                    content_length=length,
+                ),
+            )
+        )
+        if self._head_request and status >= 200:
+            # httptools cannot be told a HEAD response has no body: end it here instead.
+            self.done = True
+            self.events.append((END, None))
+
+    def on_body(self, body: bytes) -> None:
+        if not self.done:
+            self.events.append((BODY, body))
+
+    def on_message_complete(self) -> None:
+        if self.done:
+            return
+        if self._status >= 200:  # interim (1xx) responses end too, but the exchange goes on
+            self.done = True
+        self.events.append((END, None))
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` framed as one chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+# Hop-by-hop headers and those the router rewrites; never copied through as they came.
+_REQUEST_SKIP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"content-length",
+        b"upgrade",
+        b"x-request-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-port",
+        b"via",
+    }
+)
+_RESPONSE_SKIP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"trailer",
+        b"transfer-encoding",
+        b"content-length",
+        b"upgrade",
+        b"x-request-id",
+    }
+)
+_PROTECTED = frozenset({b"host", b"content-type", b"authorization", b"cookie"})
+VIA = b"1.1 corral"
+
+
+def _connection_tokens(headers: Headers) -> frozenset[bytes]:
+    """Extra hop-by-hop headers a ``Connection`` header names (RFC 9110 7.6.1)."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return frozenset(tokens - _PROTECTED)
+
+
+def request_head_bytes(
+    head: RequestHead, *, request_id: bytes, client_ip: bytes, proto: bytes, port: bytes
+) -> bytes:
+    """The head to send a backend: HTTP/1.1, hop-by-hop headers dropped, X-Forwarded-* added."""
+    parts = [head.method, b" ", head.url, b" HTTP/1.1\r\n"]
+    forwarded_for: list[bytes] = []
+    via: list[bytes] = []
+    upgrade = b""
+    dropped = _connection_tokens(head.headers)
+    for name, value in head.headers:
+        lname = name.lower()
+        if lname in _REQUEST_SKIP:
+            if lname == b"x-forwarded-for":
+                forwarded_for.append(value.strip())
+            elif lname == b"via":
+                via.append(value.strip())
+            elif lname == b"upgrade":
+                upgrade = value
+            continue
+        if lname in dropped:
+            continue
+        parts += (name, b": ", value, b"\r\n")
+    if head.upgrade:
+        parts += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, b"\r\n")
+    elif head.chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    elif head.content_length is not None:
+        parts += (b"Content-Length: ", head.content_length, b"\r\n")
+    forwarded_for.append(client_ip)
+    via.append(VIA)
+    parts += (
+        b"X-Forwarded-For: ",
+        b", ".join(forwarded_for),
+        b"\r\nX-Forwarded-Proto: ",
+        proto,
+        b"\r\nX-Forwarded-Port: ",
+        port,
+        b"\r\nX-Request-Id: ",
+        request_id,
+        b"\r\nVia: ",
+        b", ".join(via),
+        b"\r\n\r\n",
+    )
+    return b"".join(parts)
+
+
+def response_head_bytes(
+    head: ResponseHead, *, request_id: bytes, framing: bytes, keep_alive: bool
+) -> bytes:
+    """The head to send the client; ``framing`` is its Content-Length/Transfer-Encoding line."""
+    parts = [b"HTTP/1.1 %d %s\r\n" % (head.status, head.reason)]
+    upgrade = head.status == 101
+    dropped = _connection_tokens(head.headers)
+    for name, value in head.headers:
+        lname = name.lower()
+        if (lname in _RESPONSE_SKIP and not (upgrade and lname in (b"connection", b"upgrade"))) or (
+            lname in dropped and not upgrade
+        ):
+            continue
+        parts += (name, b": ", value, b"\r\n")
+    parts += (framing, b"X-Request-Id: ", request_id, b"\r\nVia: 1.1 corral\r\n")
+    if not keep_alive and not upgrade:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def page_head_bytes(
+    status: int, reason: str, *, length: int, request_id: bytes, keep_alive: bool
+) -> bytes:
+    """The head of an error page the router writes itself."""
+    return b"".join(
+        (
+            b"HTTP/1.1 %d %s\r\n" % (status, reason.encode()),
+            b"Content-Type: text/html; charset=utf-8\r\nCache-Control: no-cache, no-store\r\n",
+            b"Content-Length: %d\r\nX-Request-Id: %s\r\nVia: 1.1 corral\r\n" % (length, request_id),
+            b"" if keep_alive else b"Connection: close\r\n",
+            b"\r\n",
+        )
+    )

@@ -1,0 +1,100 @@
+"""Backend connections: a pool of idle keep-alive connections, and round-robin balancing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from corral.router.table import AppRoute, Backend
+
+__all__ = ["BackendConnection", "BackendPool", "RoundRobin"]
+
+
+class BackendConnection:
+    """One TCP connection to a web dyno."""
+
+    __slots__ = ("backend", "idle_since", "reader", "reused", "writer")
+
+    def __init__(
+        self, backend: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.backend = backend
+        self.reader = reader
+        self.writer = writer
+        self.idle_since = 0.0
+        #: Taken from the pool: it may have been closed by the dyno while idle.
+        self.reused = False
+
+    def usable(self) -> bool:
+        """Still open, with nothing unexpected waiting to be read."""
+        return not self.reader.at_eof() and not self.writer.is_closing()
+
+    def close(self) -> None:
+        """Close the connection without waiting."""
+        self.writer.close()
+
+
+class BackendPool:
+    """Idle keep-alive connections per backend, reused newest first."""
+
+    def __init__(self, *, max_idle: int = 64, idle_timeout: float = 30.0) -> None:
+        self._idle: dict[tuple[str, int], list[BackendConnection]] = {}
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+
+    async def acquire(self, backend: Backend, *, timeout: float) -> BackendConnection:
+        """A pooled connection to ``backend`` if one is usable, else a new one.
+
+        Raises ``OSError`` or ``TimeoutError`` when the backend cannot be reached.
+        """
+        idle = self._idle.get((backend.host, backend.port))
+        if idle:
+            now = time.monotonic()
+            while idle:
+                conn = idle.pop()
+                if conn.usable() and now - conn.idle_since < self._idle_timeout:
+                    conn.reused = True
+                    return conn
+                conn.close()
+        return await self.connect(backend, timeout=timeout)
+
+    async def connect(self, backend: Backend, *, timeout: float) -> BackendConnection:
+        """A new connection to ``backend``, bypassing the pool."""
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(backend.host, backend.port)
+        return BackendConnection(backend, reader, writer)
+
+    def release(self, conn: BackendConnection) -> None:
+        """Give back a connection whose last response was read completely."""
+        if not conn.usable():
+            conn.close()
+            return
+        idle = self._idle.setdefault((conn.backend.host, conn.backend.port), [])
+        if len(idle) >= self._max_idle:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+
+
+class RoundRobin:
+    """Round-robin position per app, kept across table reloads while its backends stay the same."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, tuple[tuple[Backend, ...], int]] = {}
+
+    def order(self, route: AppRoute) -> list[Backend]:
+        """The app's backends in the order to try them, starting at its next turn."""
+        backends = route.backends
+        state = self._state.get(route.app)
+        start = state[1] if state is not None and state[0] == backends else 0
+        count = len(backends)
+        self._state[route.app] = (backends, (start + 1) % count if count else 0)
+        return [backends[(start + i) % count] for i in range(count)]

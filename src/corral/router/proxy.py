@@ -1,0 +1,108 @@
+"""The embedded router: an asyncio HTTP/1.1 reverse proxy that routes by Host to web dynos.
+
+It reads routing from a table source (a callable returning the current
+:class:`~corral.router.table.RouteTable`) and never touches the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from corral.router.connection import ClientConnection
+from corral.router.http1 import Limits
+from corral.router.pool import BackendPool, RoundRobin
+from corral.router.table import RouteTable
+
+__all__ = ["Router", "Timeouts"]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long the router waits, in seconds."""
+
+    #: For the backend to start its response once the request is sent (H12).
+    request: float = 30.0
+    #: For a client to finish sending a request head.
+    header: float = 10.0
+    #: For the next request on an idle keep-alive client connection.
+    keepalive: float = 75.0
+    #: Without a byte while streaming a body, either way.
+    idle: float = 55.0
+    #: To connect to a backend before trying the next one.
+    connect: float = 5.0
+
+
+def _print_log(app: str, line: str) -> None:
+    sys.stdout.write(f"{app or '-'} router: {line}\n")
+
+
+class Router:
+    """Accepts client connections and proxies each request to a healthy web dyno of its app.
+
+    ``log`` receives ``(app, line)`` once per request; ``app`` is ``""`` when the request
+    named no known app (unknown host, malformed request).
+    """
+
+    def __init__(
+        self,
+        table_source: Callable[[], RouteTable],
+        *,
+        log: Callable[[str, str], None] = _print_log,
+        timeouts: Timeouts | None = None,
+        limits: Limits | None = None,
+        proto: str = "http",
+        forwarded_port: int | None = None,
+    ) -> None:
+        self.table_source = table_source
+        self.log = log
+        self.timeouts = timeouts or Timeouts()
+        self.limits = limits or Limits()
+        self.proto = proto.encode()
+        #: The port clients reached, for X-Forwarded-Port (default: the bound port).
+        self.forwarded_port = forwarded_port
+        self.pool = BackendPool()
+        self.balancer = RoundRobin()
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Start listening; returns the bound port."""
+        self._server = await asyncio.start_server(
+            self._accept, host, port, backlog=1024, reuse_address=True
+        )
+        return self._server.sockets[0].getsockname()[1]
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 8080) -> None:
+        """Listen and serve until cancelled."""
+        await self.start(host, port)
+        assert self._server is not None
+        try:
+            await self._server.serve_forever()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop listening, drop client connections and close pooled backend connections."""
+        if self._server is not None:
+            self._server.close()
+        clients = list(self._clients)
+        for task in clients:
+            task.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
+        self.pool.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        try:
+            await ClientConnection(self, reader, writer).run()
+        finally:
+            self._clients.discard(task)
+            writer.close()

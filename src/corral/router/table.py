@@ -1,0 +1,177 @@
+"""The route table: which app a Host belongs to and which web dynos serve it.
+
+The dyno manager writes it as a JSON file (atomically); the router only reads it, through
+:class:`TableFile`, which reloads it when the file changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AppRoute",
+    "Backend",
+    "RouteTable",
+    "TableFile",
+    "load_route_table",
+    "save_route_table",
+    "split_host",
+]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One healthy web dyno the router may send requests to."""
+
+    dyno: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class AppRoute:
+    """How to serve one app: its healthy web backends and its modes."""
+
+    app: str
+    backends: tuple[Backend, ...] = ()
+    maintenance: bool = False
+    crashed: bool = False
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """Every app the router knows, reachable as ``<app>.<domain>`` or by a custom domain."""
+
+    domain: str = "localhost"
+    apps: dict[str, AppRoute] = field(default_factory=dict)
+    #: Explicit host name -> app name (``corral domains:add``).
+    custom_domains: dict[str, str] = field(default_factory=dict)
+
+    def lookup(self, host_header: str) -> AppRoute | None:
+        """The app a ``Host`` header names (any port ignored), or None if it names none."""
+        host = split_host(host_header)
+        app = self.custom_domains.get(host)
+        if app is not None:
+            return self.apps.get(app)
+        suffix = "." + self.domain.lower()
+        if host.endswith(suffix):
+            name = host[: -len(suffix)]
+            # Only one label deep: "a.b.localhost" is not app "a.b".
+            if name and "." not in name:
+                return self.apps.get(name)
+        return None
+
+
+def split_host(host_header: str) -> str:
+    """The lower-cased host name of a ``Host`` header, without port or trailing dot."""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # IPv6 literal: "[::1]:8080"
+        end = host.find("]")
+        host = host[: end + 1] if end > 0 else host
+    else:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def _table_from_json(data: dict[str, Any]) -> RouteTable:
+    apps = {}
+    for name, entry in data.get("apps", {}).items():
+        backends = tuple(
+            Backend(dyno=str(b["dyno"]), host=str(b["host"]), port=int(b["port"]))
+            for b in entry.get("backends", ())
+        )
+        apps[name] = AppRoute(
+            app=name,
+            backends=backends,
+            maintenance=bool(entry.get("maintenance", False)),
+            crashed=bool(entry.get("crashed", False)),
+        )
+    domains = {split_host(h): str(a) for h, a in data.get("custom_domains", {}).items()}
+    return RouteTable(
+        domain=str(data.get("domain", "localhost")), apps=apps, custom_domains=domains
+    )
+
+
+def _table_to_json(table: RouteTable) -> dict[str, Any]:
+    return {
+        "domain": table.domain,
+        "apps": {
+            name: {
+                "backends": [
+                    {"dyno": b.dyno, "host": b.host, "port": b.port} for b in route.backends
+                ],
+                "maintenance": route.maintenance,
+                "crashed": route.crashed,
+            }
+            for name, route in table.apps.items()
+        },
+        "custom_domains": dict(table.custom_domains),
+    }
+
+
+def load_route_table(path: str | os.PathLike[str]) -> RouteTable:
+    """Read a route table from its JSON file."""
+    with open(path, encoding="utf-8") as f:
+        return _table_from_json(json.load(f))
+
+
+def save_route_table(table: RouteTable, path: str | os.PathLike[str]) -> None:
+    """Write ``table`` to ``path`` atomically, so a reader never sees half a file."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(_table_to_json(table), f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class TableFile:
+    """A table source that re-reads the file when it changes, checking at most every 0.2 s.
+
+    A missing or unreadable file keeps the last good table (an empty one at first), so a
+    writer's hiccup never takes the router down. ``domain``, when given, overrides the file's.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, domain: str | None = None, interval: float = 0.2
+    ) -> None:
+        self.path = Path(path)
+        self._domain = domain
+        self._interval = interval
+        self._checked = float("-inf")
+        self._stamp: tuple[int, int, int] | None = None
+        self._table = RouteTable(domain=domain or "localhost")
+
+    def __call__(self) -> RouteTable:
+        """The current table; a cheap ``stat`` at most every ``interval`` seconds."""
+        now = time.monotonic()
+        if now - self._checked >= self._interval:
+            self._checked = now
+            self._refresh()
+        return self._table
+
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        # The inode changes on every os.replace, even within one mtime tick.
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp == self._stamp:
+            return
+        try:
+            table = load_route_table(self.path)
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        self._stamp = stamp
+        self._table = replace(table, domain=self._domain) if self._domain else table

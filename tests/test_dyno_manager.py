@@ -1,0 +1,267 @@
+"""The dyno manager against a real store, real slugs and real gunicorn dynos."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from corral.build import build
+from corral.config import Settings
+from corral.router.table import load_route_table
+from corral.runtime.dyno_manager import DynoManager, ManagerOptions
+from corral.runtime.logs import recent
+from corral.runtime.restart import RestartPolicy
+from corral.store import Store
+
+pytestmark = pytest.mark.slow
+
+APP = textwrap.dedent(
+    """
+    import os
+    from flask import Flask
+    app = Flask(__name__)
+
+    @app.get("/")
+    def index():
+        return f"{os.environ.get('GREETING', 'hello')} from {os.environ['DYNO']}"
+    """
+)
+
+
+#: The manager threads of the running test, so a waiting test fails as soon as one dies.
+_THREADS: list[ManagerThread] = []
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for thread in _THREADS:
+            assert thread.error is None, f"the manager loop died: {thread.error!r}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        time.sleep(0.05)
+
+
+class ManagerThread:
+    """Runs a DynoManager's loop in a thread, as `corral server` does in its process."""
+
+    def __init__(self, settings: Settings, options: ManagerOptions) -> None:
+        self.store = Store.for_settings(settings)
+        self.manager = DynoManager(settings, self.store, options)
+        self.loop = asyncio.new_event_loop()
+        self.stop = asyncio.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self.loop.run_until_complete(self.manager.run(self.stop))
+        except BaseException as exc:  # surfaced by the test through .error
+            self.error = exc
+
+    def __enter__(self) -> ManagerThread:
+        _THREADS.append(self)
+        self.thread.start()
+        return self
+
+    def abandon(self) -> None:
+        """Stop the loop but leave the dynos running, like a `kill -9` of the platform."""
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(timeout=30)
+
+    def __exit__(self, *exc: object) -> None:
+        _THREADS.remove(self)
+        self.abandon()
+        asyncio.run(self.manager.stop_all(grace=5))
+        assert self.error is None, self.error
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corral_home: Path) -> Settings:
+    """A home of its own whose installer cache is the session's warm one."""
+    home = tmp_path / "home"
+    (home / "cache").parent.mkdir(parents=True, exist_ok=True)
+    (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
+    (corral_home / "cache").mkdir(exist_ok=True)
+    return Settings.load(home)
+
+
+OPTIONS = ManagerOptions(
+    boot_timeout=20, grace=5, tick=0.1, policy=RestartPolicy(first_delay=0.3, reset_after=30)
+)
+
+
+def deploy(settings: Settings, store: Store, tmp_path: Path, app: str, procfile: str, **files):
+    source = tmp_path / f"src-{time.monotonic_ns()}"
+    source.mkdir()
+    (source / "requirements.txt").write_text("flask\ngunicorn\n")
+    (source / "app.py").write_text(APP)
+    (source / "Procfile").write_text(procfile)
+    for name, text in files.items():
+        (source / name).write_text(text)
+    slug = build(source, settings, app=app, emit=lambda _: None)
+    return store.create_release(
+        app, slug.id, slug.path, slug.process_types, f"Deploy {slug.id}", status="pending"
+    )
+
+
+def backends(settings: Settings, app: str) -> list[tuple[str, int]]:
+    path = settings.routes_path
+    if not path.exists():
+        return []
+    route = load_route_table(path).apps.get(app)
+    return [(b.dyno, b.port) for b in route.backends] if route else []
+
+
+def get(port: int) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+@pytest.fixture
+def running(settings: Settings) -> Iterator[ManagerThread]:
+    with ManagerThread(settings, OPTIONS) as thread:
+        yield thread
+
+
+def test_first_deploy_boots_web_and_switches_routes(settings, running, tmp_path) -> None:
+    store = running.store
+    store.create_app("hello")
+    release = deploy(settings, store, tmp_path, "hello", "web: gunicorn app:app\n")
+    wait_until(lambda: store.release("hello", release.version).status != "pending")
+    assert store.release("hello", release.version).status == "succeeded"
+    wait_until(lambda: backends(settings, "hello"), what="routes")
+    [(dyno, port)] = backends(settings, "hello")
+    assert dyno == "web.1" and get(port).text == "hello from web.1"
+    [row] = store.dynos("hello")
+    assert row.state == "up" and row.release_version == release.version
+    lines = [str(line) for line in recent(settings.logs_dir("hello"))]
+    assert any(
+        "corral[web.1]: Starting process with command `gunicorn app:app`" in x for x in lines
+    )
+    assert any("app[web.1]:" in x and "Listening at" in x for x in lines)
+
+
+def test_scale_up_and_down(settings, running, tmp_path) -> None:
+    store = running.store
+    store.create_app("scaled")
+    deploy(settings, store, tmp_path, "scaled", "web: gunicorn app:app\nworker: sleep 600\n")
+    wait_until(lambda: len(backends(settings, "scaled")) == 1)
+    store.scale("scaled", {"web": 3, "worker": 1})
+    wait_until(lambda: len(backends(settings, "scaled")) == 3, what="three web dynos")
+    wait_until(lambda: len(store.dynos("scaled")) == 4, what="four dynos")
+    assert {d.name for d in store.dynos("scaled")} == {"web.1", "web.2", "web.3", "worker.1"}
+    bodies = {get(port).text for _, port in backends(settings, "scaled")}
+    assert bodies == {"hello from web.1", "hello from web.2", "hello from web.3"}
+    store.scale("scaled", {"web": 1, "worker": 0})
+    wait_until(lambda: [d.name for d in store.dynos("scaled")] == ["web.1"], what="scaled down")
+
+
+def test_killed_dyno_comes_back(settings, running, tmp_path) -> None:
+    store = running.store
+    store.create_app("phoenix")
+    deploy(settings, store, tmp_path, "phoenix", "web: gunicorn app:app\n")
+    wait_until(lambda: backends(settings, "phoenix"))
+    [before] = store.dynos("phoenix")
+    os.killpg(before.pid, signal.SIGKILL)
+    wait_until(
+        lambda: [d for d in store.dynos("phoenix") if d.pid != before.pid and d.state == "up"],
+        what="a new web.1",
+    )
+    [after] = store.dynos("phoenix")
+    wait_until(lambda: backends(settings, "phoenix") == [("web.1", after.port)], what="route")
+    [(_, port)] = backends(settings, "phoenix")
+    assert get(port).status_code == 200
+
+
+def test_crash_loop_shows_crashed_with_growing_delays(settings, running, tmp_path) -> None:
+    store = running.store
+    store.create_app("loop")
+    deploy(settings, store, tmp_path, "loop", "web: gunicorn app:app\nworker: exit 1\n")
+    wait_until(lambda: backends(settings, "loop"))
+    store.scale("loop", {"worker": 1})
+    delays: list[float] = []
+
+    def crashed_again() -> bool:
+        worker = [d for d in store.dynos("loop") if d.name == "worker.1"]
+        if worker and worker[0].state == "crashed" and worker[0].next_restart_at:
+            delay = round(worker[0].next_restart_at - worker[0].since, 1)
+            if not delays or delay != delays[-1]:
+                delays.append(delay)
+        return len(delays) >= 4
+
+    wait_until(crashed_again, timeout=30, what="four crashes")
+    # the first restart is immediate (too quick to observe here); then the waits grow
+    assert delays == sorted(set(delays)) and delays[-1] >= 4 * delays[0] > 0
+    lines = [line.message for line in recent(settings.logs_dir("loop"), dyno="worker.1")]
+    assert "Process exited with status 1" in lines
+    assert "State changed from up to crashed" in lines
+
+
+def test_failed_health_check_keeps_the_old_release_serving(settings, tmp_path) -> None:
+    options = ManagerOptions(boot_timeout=3, grace=5, tick=0.1)
+    with ManagerThread(settings, options) as running:
+        store = running.store
+        store.create_app("steady")
+        deploy(settings, store, tmp_path, "steady", "web: gunicorn app:app\n")
+        wait_until(lambda: backends(settings, "steady"))
+        [old] = store.dynos("steady")
+        broken = deploy(settings, store, tmp_path, "steady", "web: echo booting; sleep 600\n")
+        wait_until(lambda: store.release("steady", broken.version).status == "failed")
+        [still] = store.dynos("steady")
+        assert (still.pid, still.state) == (old.pid, "up")
+        [(_, port)] = backends(settings, "steady")
+        assert get(port).text == "hello from web.1"
+        messages = [line.message for line in recent(settings.logs_dir("steady"))]
+        assert any("did not pass the health check" in m for m in messages)
+        assert any("booting" in m for m in messages)
+
+
+def test_config_change_rolls_dynos_onto_the_new_release(settings, running, tmp_path) -> None:
+    store = running.store
+    store.create_app("greet")
+    deploy(settings, store, tmp_path, "greet", "web: gunicorn app:app\n")
+    wait_until(lambda: backends(settings, "greet"))
+    [old] = store.dynos("greet")
+    release = store.set_config("greet", {"GREETING": "howdy"})
+    wait_until(
+        lambda: [d for d in store.dynos("greet") if d.release_version == release.version],
+        what="dyno on the new release",
+    )
+    [new] = store.dynos("greet")
+    wait_until(lambda: backends(settings, "greet") == [("web.1", new.port)], what="route")
+    [(_, port)] = backends(settings, "greet")
+    assert get(port).text == "howdy from web.1"
+    wait_until(lambda: not psutil.pid_exists(old.pid) or _zombie(old.pid), what="old drained")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_new_manager_adopts_running_dynos(settings, tmp_path) -> None:
+    first = ManagerThread(settings, OPTIONS).__enter__()
+    store = first.store
+    store.create_app("adopt")
+    deploy(settings, store, tmp_path, "adopt", "web: gunicorn app:app\n")
+    wait_until(lambda: backends(settings, "adopt"))
+    [before] = store.dynos("adopt")
+    first.abandon()
+    _THREADS.remove(first)
+    with ManagerThread(settings, OPTIONS) as second:
+        time.sleep(1)  # several ticks: nothing may be restarted
+        [after] = second.store.dynos("adopt")
+        assert (after.pid, after.state) == (before.pid, "up")
+        [(_, port)] = backends(settings, "adopt")
+        assert get(port).status_code == 200

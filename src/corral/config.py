@@ -63,6 +63,11 @@ class Settings:
         return self.home / "logs" / app
 
     @property
+    def builds_dir(self) -> Path:
+        """One log file per build."""
+        return self.home / "builds"
+
+    @property
     def run_dir(self) -> Path:
         """Runtime state: dyno exit statuses, the route table, pid files."""
         return self.home / "run"

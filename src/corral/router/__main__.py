@@ -9,7 +9,9 @@ import argparse
 import asyncio
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from corral.router.proxy import Router, Timeouts
 from corral.router.table import TableFile
@@ -41,6 +43,39 @@ class _StdoutLog:
         sys.stdout.flush()
 
 
+class _AppLogs:
+    """Log lines to ``DIR/<app>/router.log``, stamped, flushed within 0.1 s.
+
+    Files stay open (one per app) so a busy router makes few system calls; lines of
+    requests that matched no app go to ``DIR/_unrouted/router.log``.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files: dict[str, TextIO] = {}
+        self._flush_scheduled = False
+
+    def __call__(self, app: str, line: str) -> None:
+        name = app or "_unrouted"
+        handle = self._files.get(name)
+        if handle is None:
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+            handle = self._files[name] = open(self.root / name / "router.log", "a")  # noqa: SIM115
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        handle.write(f"{stamp} router: {line}\n")
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(0.1, self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        for name, handle in list(self._files.items()):
+            handle.flush()
+            if not (self.root / name).is_dir():  # the app was destroyed
+                handle.close()
+                del self._files[name]
+
+
 async def _serve(router: Router, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -59,10 +94,15 @@ def run_router(
     domain: str | None = None,
     *,
     timeouts: Timeouts | None = None,
+    logs: Path | None = None,
 ) -> None:
-    """Serve the route table at ``table_path`` on ``bind`` until SIGINT or SIGTERM."""
+    """Serve the route table at ``table_path`` on ``bind`` until SIGINT or SIGTERM.
+
+    Request lines go to stdout, or with ``logs`` to each app's ``router.log`` there.
+    """
     host, port = _parse_bind(bind)
-    router = Router(TableFile(table_path, domain=domain), log=_StdoutLog(), timeouts=timeouts)
+    log = _AppLogs(Path(logs)) if logs else _StdoutLog()
+    router = Router(TableFile(table_path, domain=domain), log=log, timeouts=timeouts)
     try:  # libuv's event loop roughly doubles what one router process can carry
         import uvloop
     except ImportError:
@@ -79,9 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--domain", default=None, help="apps are <app>.<domain> (overrides table)")
     parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds (H12)")
     parser.add_argument("--header-timeout", type=float, default=10.0, help="seconds")
+    parser.add_argument("--logs", type=Path, help="write each app's lines to LOGS/<app>/router.log")
     args = parser.parse_args(argv)
     timeouts = Timeouts(request=args.request_timeout, header=args.header_timeout)
-    run_router(args.table, args.bind, args.domain, timeouts=timeouts)
+    run_router(args.table, args.bind, args.domain, timeouts=timeouts, logs=args.logs)
 
 
 if __name__ == "__main__":

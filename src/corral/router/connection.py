@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from corral.router.exchange import READ_SIZE, ClientGone, Exchange
 from corral.router.forward import forward
+from corral.router.heads import page_head_bytes
 from corral.router.http1 import (
     BODY,
     END,
@@ -19,7 +20,6 @@ from corral.router.http1 import (
     BadRequest,
     RequestHead,
     RequestParser,
-    page_head_bytes,
 )
 from corral.router.pages import FAILURES, logfmt, render_page
 
@@ -110,8 +110,12 @@ class ClientConnection:
         """The next piece of the current request's body, or ``(END, b"")`` after the last."""
         events = self.parser.events
         while not events:
-            async with asyncio.timeout(self.router.timeouts.idle):
-                data = await self.reader.read(READ_SIZE)
+            try:
+                async with asyncio.timeout(self.router.timeouts.idle):
+                    data = await self.reader.read(READ_SIZE)
+            except (TimeoutError, ConnectionError) as exc:
+                # Said as the client's doing, so it is never mistaken for the dyno's.
+                raise ClientGone("client stalled or reset during the request body") from exc
             if not data:
                 raise ClientGone("client closed during the request body")
             self.parser.feed(data)
@@ -180,23 +184,27 @@ class ClientConnection:
         now = self.loop.time()
         failure = FAILURES.get(exchange.failure)
         if failure is not None and failure.code is not None:
-            pairs: dict[str, object] = {"at": "error", "code": failure.code, "desc": failure.desc}
+            at = f'at=error code={failure.code} desc="{failure.desc}"'
         elif exchange.failure == "client_gone":
-            pairs = {"at": "error", "code": "H27", "desc": "Client Request Interrupted"}
+            at = 'at=error code=H27 desc="Client Request Interrupted"'
         else:
-            pairs = {"at": "info"}
+            at = "at=info"
         head = exchange.head
-        pairs |= {
-            "method": head.method.decode("latin-1"),
-            "path": head.url.decode("latin-1"),
-            "host": head.host,
-            "request_id": exchange.request_id.decode(),
-            "fwd": self.client_ip,
-            "dyno": exchange.dyno,
-            "connect": f"{round(exchange.connect * 1000)}ms",
-            "service": f"{round((now - exchange.service_start) * 1000)}ms",
-            "status": exchange.status,
-            "bytes": exchange.sent,
-            "protocol": self.router.proto.decode(),
-        }
-        self.router.log(exchange.app, logfmt(pairs))
+        # Only the fields a client controls go through logfmt's quoting: this runs per request.
+        fields = logfmt(
+            {
+                "method": head.method.decode("latin-1"),
+                "path": head.url.decode("latin-1"),
+                "host": head.host,
+                "request_id": exchange.request_id.decode(),
+                "fwd": self.client_ip,
+                "dyno": exchange.dyno,
+            }
+        )
+        connect = round(exchange.connect * 1000)
+        service = round((now - exchange.service_start) * 1000)
+        line = (
+            f"{at} {fields} connect={connect}ms service={service}ms status={exchange.status} "
+            f"bytes={exchange.sent} protocol={self.router.proto_name}"
+        )
+        self.router.log(exchange.app, line)

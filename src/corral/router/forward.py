@@ -11,6 +11,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from corral.router.exchange import READ_SIZE, ClientGone, Exchange
+from corral.router.heads import request_head_bytes, response_head_bytes
 from corral.router.http1 import (
     BODY,
     END,
@@ -20,8 +21,6 @@ from corral.router.http1 import (
     ResponseHead,
     ResponseParser,
     chunk,
-    request_head_bytes,
-    response_head_bytes,
 )
 from corral.router.pool import BackendConnection
 from corral.router.table import AppRoute
@@ -55,19 +54,19 @@ async def forward(client: ClientConnection, exchange: Exchange, route: AppRoute)
     try:
         if not head.has_body:
             try:
-                response = await _send_and_await_head(client, conn, request, parser)
+                response = await _send_and_await_head(client, conn, request, parser, head.version)
             except (_NoResponse, ConnectionError):
-                if not conn.reused:
+                if not conn.reused or parser.started:
                     raise
                 # A pooled connection the dyno closed while idle: one retry on a fresh one.
                 conn.close()
                 conn = await router.pool.connect(conn.backend, timeout=router.timeouts.connect)
                 parser = ResponseParser(head_request=head.method == b"HEAD")
-                response = await _send_and_await_head(client, conn, request, parser)
+                response = await _send_and_await_head(client, conn, request, parser, head.version)
         else:
             conn.writer.write(request)
             pump = asyncio.ensure_future(_pump_body(client, conn, head.chunked))
-            response = await _await_head_while_pumping(client, conn, parser, pump)
+            response = await _await_head_while_pumping(client, conn, parser, pump, head.version)
     except TimeoutError:
         _cancel(pump)
         conn.close()
@@ -126,15 +125,19 @@ async def _connect(
 
 
 async def _send_and_await_head(
-    client: ClientConnection, conn: BackendConnection, request: bytes, parser: ResponseParser
+    client: ClientConnection,
+    conn: BackendConnection,
+    request: bytes,
+    parser: ResponseParser,
+    version: str,
 ) -> ResponseHead:
     conn.writer.write(request)
     async with asyncio.timeout(client.router.timeouts.request):
-        return await _await_head(client, conn, parser)
+        return await _await_head(client, conn, parser, version)
 
 
 async def _await_head(
-    client: ClientConnection, conn: BackendConnection, parser: ResponseParser
+    client: ClientConnection, conn: BackendConnection, parser: ResponseParser, client_version: str
 ) -> ResponseHead:
     """The final response head; interim 1xx responses are passed on to the client."""
     events = parser.events
@@ -146,10 +149,12 @@ async def _await_head(
             assert isinstance(payload, ResponseHead)
             if payload.status >= 200 or payload.status == 101:
                 return payload
-            # An interim response (100 Continue, 103 Early Hints): pass it on as it is.
-            client.writer.write(
-                response_head_bytes(payload, request_id=b"", framing=b"", keep_alive=True)
-            )
+            # An interim response (100 Continue, 103 Early Hints): pass it on as it is,
+            # to HTTP/1.1 clients only (HTTP/1.0 has no interim responses).
+            if client_version == "1.1":
+                lines = [b"HTTP/1.1 %d %s\r\n" % (payload.status, payload.reason)]
+                lines += [b"%s: %s\r\n" % header for header in payload.headers]
+                client.writer.write(b"".join(lines) + b"\r\n")
         data = await conn.reader.read(READ_SIZE)
         if not data:
             raise _NoResponse
@@ -180,9 +185,10 @@ async def _await_head_while_pumping(
     conn: BackendConnection,
     parser: ResponseParser,
     pump: asyncio.Task[None],
+    version: str,
 ) -> ResponseHead:
     """The response head; the request timeout starts once the whole body has been sent."""
-    waiting = asyncio.ensure_future(_await_head(client, conn, parser))
+    waiting = asyncio.ensure_future(_await_head(client, conn, parser, version))
     try:
         await asyncio.wait({pump, waiting}, return_when=asyncio.FIRST_COMPLETED)
         if pump.done() and pump.exception() is not None:

@@ -61,6 +61,7 @@ class Router:
         self.timeouts = timeouts or Timeouts()
         self.limits = limits or Limits()
         self.proto = proto.encode()
+        self.proto_name = proto
         #: The port clients reached, for X-Forwarded-Port (default: the bound port).
         self.forwarded_port = forwarded_port
         self.pool = BackendPool()

@@ -93,10 +93,21 @@ def health_path(slug_path: Path) -> str | None:
 class DynoManager:
     """Owns every dyno on this machine; one instance per platform."""
 
-    def __init__(self, settings: Settings, store: Store, options: ManagerOptions) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        options: ManagerOptions,
+        *,
+        platform_route: AppRoute | None = None,
+        platform_hosts: Iterable[str] = (),
+    ) -> None:
         self.settings = settings
         self.store = store
         self.options = options
+        #: The API's own entry in the route table, reached at ``platform_hosts``.
+        self.platform_route = platform_route
+        self.platform_hosts = tuple(platform_hosts)
         #: app -> dyno name -> the dyno serving (or meant to serve) under that name.
         self.dynos: dict[str, dict[str, Running]] = {}
         self.rollouts: dict[str, asyncio.Task[None]] = {}
@@ -422,6 +433,10 @@ class DynoManager:
             },
             custom_domains={d.hostname: d.app for d in self.store.domains()},
         )
+        if self.platform_route is not None:
+            table.apps[self.platform_route.app] = self.platform_route
+            for host in self.platform_hosts:
+                table.custom_domains[host] = self.platform_route.app
         if table != self._routes:
             self.settings.routes_path.parent.mkdir(parents=True, exist_ok=True)
             save_route_table(table, self.settings.routes_path)

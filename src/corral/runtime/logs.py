@@ -137,8 +137,13 @@ def follow(
     dyno: str | None = None,
     interval: float = 0.2,
     stop: float | None = None,
-) -> Iterator[LogLine]:
-    """Yield lines written after the call, until ``stop`` (a monotonic deadline) if given."""
+    heartbeat: bool = False,
+) -> Iterator[LogLine | None]:
+    """Yield lines written after the call, until ``stop`` (a monotonic deadline) if given.
+
+    With ``heartbeat`` it also yields None whenever a poll found nothing, so a caller can
+    check other conditions between lines.
+    """
     followers: dict[Path, _Follower] = {
         path: _Follower(path, start_at_end=True) for path in log_dir.glob("*.log")
     }
@@ -153,6 +158,8 @@ def follow(
         )
         yield from batch
         if not batch:
+            if heartbeat:
+                yield None
             time.sleep(interval)
 
 

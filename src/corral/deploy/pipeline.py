@@ -1,0 +1,269 @@
+"""Deploys and one-off runs, as the API and the git hook perform them.
+
+A deploy builds the source into a slug, runs the release phase, records a *pending*
+release and waits while the dyno manager rolls it out: the release succeeds only once its
+web dynos passed their health checks. Deploys of one app are serialized; at most as many
+builds run at once as the machine has cores. Every step yields text lines to stream back.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import secrets
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from corral.build import Slug, build
+from corral.build.slug import load_slug
+from corral.config import Settings
+from corral.deploy.tarball import extract
+from corral.errors import UserError
+from corral.runtime.environ import process_environ
+from corral.runtime.logs import follow
+from corral.store import Store
+
+STATUS_PREFIX = "corral-status: "
+EXIT_PREFIX = "corral-exit: "
+_DONE = object()
+
+
+def dyno_base_environ() -> dict[str, str]:
+    """The environment every dyno and one-off starts from, before config vars."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/"),
+        "LANG": "C.UTF-8",
+    }
+
+
+@contextmanager
+def _flock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path``; yields False when ``blocking`` is off and it is taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Deployer:
+    """Builds, releases and runs apps on behalf of API requests and git pushes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        web_url: str = "http://{app}.localhost:8080/",
+        rollout_timeout: float = 150,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        #: Where an app is served, with ``{app}`` for its name.
+        self.web_url = web_url
+        self.rollout_timeout = rollout_timeout
+
+    # -- deploys -----------------------------------------------------------------------
+
+    def build_tarball(self, app: str, stream: BinaryIO) -> Iterator[str]:
+        """Deploy an uploaded gzipped tarball of the source."""
+        self.store.get_app(app)  # 404 before reading the upload
+        with tempfile.TemporaryDirectory(prefix=f"corral-upload-{app}-") as tmp:
+            source = Path(tmp)
+            try:
+                files = extract(stream, source)
+            except UserError as exc:
+                yield f" !     {exc.message}"
+                yield STATUS_PREFIX + "failed"
+                return
+            yield f"-----> Received {files} files"
+            yield from self.deploy_source(app, source, "Deploy from upload")
+
+    def deploy_source(self, app: str, source: Path, description: str) -> Iterator[str]:
+        """Build ``source`` and release it; the last line is the ``corral-status:`` verdict."""
+        lock = self.settings.apps_dir / app / "deploy.lock"
+        with _flock(lock, blocking=False) as free:
+            if not free:
+                yield f"-----> Another deploy of {app} is in progress; waiting for it to finish"
+        with _flock(lock):
+            try:
+                yield from self._deploy_locked(app, source, description)
+            except UserError as exc:
+                yield f" !     {exc.message}"
+                yield STATUS_PREFIX + "failed"
+
+    def _deploy_locked(self, app: str, source: Path, description: str) -> Iterator[str]:
+        self.store.get_app(app)  # it may have been destroyed while we waited
+        record = self.store.create_build(app, description)
+        log_path = self.settings.builds_dir / f"{record.id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as log:
+
+            def emit(line: str) -> Iterator[str]:
+                log.write(line + "\n")
+                log.flush()
+                yield line
+
+            self.store.update_build(record.id, status="running", log_path=log_path)
+            slug: Slug | None = None
+            with self._build_slot() as waited:
+                if waited:
+                    yield from emit("-----> Waiting for a free build slot")
+                for item in self._build_lines(app, source):
+                    if isinstance(item, Slug):
+                        slug = item
+                    else:
+                        yield from emit(item)
+            if slug is None:
+                self.store.update_build(record.id, status="failed")
+                yield from emit(STATUS_PREFIX + "failed")
+                return
+            self.store.update_build(record.id, status="succeeded", slug_id=slug.id)
+            for line in self._release(app, slug, description):
+                yield from emit(line)
+
+    @contextmanager
+    def _build_slot(self) -> Iterator[bool]:
+        """Hold one of ``cpu_count`` build slots, shared by every API process.
+
+        Yields whether it had to wait for one.
+        """
+        count = os.cpu_count() or 1
+        slots = [self.settings.run_dir / f"build-slot-{i}.lock" for i in range(count)]
+        waited = False
+        while True:
+            for path in slots:
+                with _flock(path, blocking=False) as got:
+                    if got:
+                        yield waited
+                        return
+            waited = True
+            time.sleep(0.2)
+
+    def _build_lines(self, app: str, source: Path) -> Iterator[str | Slug]:
+        """Run the builder in a thread, yielding its lines as they come, then the slug."""
+        lines: queue.Queue[object] = queue.Queue()
+
+        def work() -> None:
+            try:
+                slug = build(source, self.settings, app=app, emit=lines.put)
+                lines.put(slug)
+            except UserError as exc:
+                for detail in exc.details:
+                    lines.put(f"       {detail}")
+                lines.put(f" !     {exc.message}")
+            except Exception as exc:  # a bug: reported, and the push still fails cleanly
+                lines.put(f" !     The build crashed ({type(exc).__name__}: {exc}).")
+            finally:
+                lines.put(_DONE)
+
+        threading.Thread(target=work, daemon=True).start()
+        while (item := lines.get()) is not _DONE:
+            yield item  # type: ignore[misc]
+
+    def _release(self, app: str, slug: Slug, description: str) -> Iterator[str]:
+        config = self.store.config(app)
+        if "release" in slug.process_types:
+            yield "-----> Running release command"
+            code = yield from self._stream(
+                ["/bin/sh", "-c", slug.process_types["release"]], slug, config, "release.1"
+            )
+            if code != 0:
+                yield f" !     Release command failed (exit status {code}); nothing changed."
+                yield STATUS_PREFIX + "failed"
+                return
+        release = self.store.create_release(
+            app,
+            slug.id,
+            slug.path,
+            slug.process_types,
+            f"{description}",
+            config=config,
+            status="pending",
+        )
+        yield f"-----> Launching {release.name}"
+        yield from self._await_rollout(app, release.version)
+
+    def _await_rollout(self, app: str, version: int) -> Iterator[str]:
+        deadline = time.monotonic() + self.rollout_timeout
+        logs = follow(
+            self.settings.logs_dir(app),
+            source="corral",
+            interval=0.1,
+            stop=deadline,
+            heartbeat=True,
+        )
+        for line in logs:
+            if line is not None:
+                yield f"       {line.dyno + ': ' if line.dyno else ''}{line.message}"
+            status = self.store.release(app, version).status
+            if status == "succeeded":
+                yield f"-----> Released v{version}: {self.web_url.format(app=app)} is live"
+                yield STATUS_PREFIX + f"succeeded v{version}"
+                return
+            if status == "failed":
+                yield f" !     v{version} failed to start; the previous release keeps serving."
+                yield STATUS_PREFIX + "failed"
+                return
+        yield f" !     v{version} is still starting; follow it with `corral logs --tail -a {app}`."
+        yield STATUS_PREFIX + "failed"
+
+    # -- one-off dynos -------------------------------------------------------------------
+
+    def run(self, app: str, command: list[str]) -> Iterator[str]:
+        """Run ``command`` in the current release; the last line is ``corral-exit: N``."""
+        release = self.store.current_release(app)
+        if release is None:
+            raise UserError(f"{app} has no release yet; deploy it before running commands.")
+        if not command or not all(isinstance(word, str) for word in command):
+            raise UserError("Give the command to run as a list of strings.")
+        slug = load_slug(release.slug_path)
+        dyno = f"run.{secrets.randbelow(9000) + 1000}"
+        code = yield from self._stream(command, slug, release.config, dyno)
+        yield EXIT_PREFIX + str(code)
+
+    def _stream(
+        self, command: list[str], slug: Slug, config: dict[str, str], dyno: str
+    ) -> Iterator[str]:
+        env = process_environ(slug, base=dyno_base_environ(), config=config, dyno=dyno)
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=slug.path,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                text=True,
+                errors="replace",
+            )
+        except OSError as exc:
+            yield f"{command[0]}: {exc.strerror}"
+            return 127
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                yield line.rstrip("\n")
+        except GeneratorExit:  # the client went away: so does the one-off
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        finally:
+            process.stdout.close()
+            code = process.wait()
+        return 128 - code if code < 0 else code

@@ -1,0 +1,129 @@
+"""The route table and round-robin balancing, as plain values (no sockets)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from corral.router.pages import FAILURES, logfmt, render_page
+from corral.router.pool import RoundRobin
+from corral.router.table import (
+    AppRoute,
+    Backend,
+    RouteTable,
+    TableFile,
+    load_route_table,
+    save_route_table,
+)
+
+WEB1 = Backend("web.1", "127.0.0.1", 5001)
+WEB2 = Backend("web.2", "127.0.0.1", 5002)
+WEB3 = Backend("web.3", "127.0.0.1", 5003)
+
+
+def _table() -> RouteTable:
+    return RouteTable(
+        domain="corral.test",
+        apps={"hello": AppRoute("hello", (WEB1, WEB2)), "blog": AppRoute("blog", maintenance=True)},
+        custom_domains={"www.example.com": "hello"},
+    )
+
+
+def test_lookup_by_app_subdomain_ignores_port_case_and_trailing_dot() -> None:
+    table = _table()
+    for host in ("hello.corral.test", "HELLO.Corral.Test:8080", "hello.corral.test."):
+        route = table.lookup(host)
+        assert route is not None and route.app == "hello"
+
+
+def test_lookup_by_custom_domain() -> None:
+    route = _table().lookup("www.example.com:443")
+    assert route is not None and route.app == "hello"
+
+
+def test_lookup_of_unknown_hosts_is_none() -> None:
+    table = _table()
+    for host in ("nope.corral.test", "corral.test", "a.hello.corral.test", "hello.other", ""):
+        assert table.lookup(host) is None
+
+
+def test_lookup_handles_ipv6_literal_hosts() -> None:
+    table = RouteTable(domain="localhost", apps={}, custom_domains={"[::1]": "hello"})
+    table = RouteTable(table.domain, {"hello": AppRoute("hello")}, table.custom_domains)
+    route = table.lookup("[::1]:8080")
+    assert route is not None and route.app == "hello"
+
+
+def test_save_then_load_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "routes.json"
+    save_route_table(_table(), path)
+    assert load_route_table(path) == _table()
+    assert [p.name for p in tmp_path.iterdir()] == ["routes.json"]  # no temp file left behind
+
+
+def test_table_file_reloads_when_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "routes.json"
+    source = TableFile(path, interval=0.0)
+    assert source().apps == {}  # no file yet: an empty table, not an error
+    save_route_table(_table(), path)
+    assert source().lookup("hello.corral.test") is not None
+    save_route_table(RouteTable(domain="corral.test"), path)
+    assert source().lookup("hello.corral.test") is None
+
+
+def test_table_file_checks_at_most_every_interval(tmp_path: Path) -> None:
+    path = tmp_path / "routes.json"
+    save_route_table(RouteTable(domain="corral.test"), path)
+    source = TableFile(path, interval=3600)
+    assert source().apps == {}
+    save_route_table(_table(), path)
+    assert source().apps == {}  # within the interval the cached table is served
+
+
+def test_table_file_keeps_last_good_table_on_a_broken_file(tmp_path: Path) -> None:
+    path = tmp_path / "routes.json"
+    save_route_table(_table(), path)
+    source = TableFile(path, interval=0.0)
+    assert source().lookup("hello.corral.test") is not None
+    path.write_text("{not json")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert source().lookup("hello.corral.test") is not None
+
+
+def test_table_file_domain_overrides_the_files(tmp_path: Path) -> None:
+    path = tmp_path / "routes.json"
+    save_route_table(_table(), path)
+    source = TableFile(path, domain="example.org", interval=0.0)
+    assert source().lookup("hello.example.org") is not None
+
+
+def test_round_robin_cycles_through_backends() -> None:
+    rr = RoundRobin()
+    route = AppRoute("hello", (WEB1, WEB2, WEB3))
+    firsts = [rr.order(route)[0].dyno for _ in range(6)]
+    assert firsts == ["web.1", "web.2", "web.3", "web.1", "web.2", "web.3"]
+    assert [b.dyno for b in rr.order(route)] == ["web.1", "web.2", "web.3"]
+
+
+def test_round_robin_position_survives_a_reload_with_the_same_backends() -> None:
+    rr = RoundRobin()
+    rr.order(AppRoute("hello", (WEB1, WEB2, WEB3)))
+    # A reloaded table builds new, equal objects: the turn goes on where it was.
+    reloaded = AppRoute("hello", (Backend("web.1", "127.0.0.1", 5001), WEB2, WEB3))
+    assert rr.order(reloaded)[0].dyno == "web.2"
+    assert rr.order(AppRoute("hello", (WEB1, WEB3)))[0].dyno == "web.1"  # changed: restart
+
+
+def test_round_robin_with_no_backends_is_empty() -> None:
+    assert RoundRobin().order(AppRoute("hello")) == []
+
+
+def test_error_pages_escape_what_the_client_sent() -> None:
+    page = render_page(FAILURES["no_app"], request_id="abc", host="<script>x</script>").decode()
+    assert "&lt;script&gt;" in page and "<script>" not in page
+
+
+def test_logfmt_quotes_values_that_need_it() -> None:
+    line = logfmt({"at": "error", "desc": "Request timeout", "path": "/a b", "fwd": "1.2.3.4"})
+    assert line == 'at=error desc="Request timeout" path="/a b" fwd="1.2.3.4"'

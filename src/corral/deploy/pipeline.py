@@ -208,18 +208,24 @@ class Deployer:
             stop=deadline,
             heartbeat=True,
         )
+        verdict = None
         for line in logs:
             if line is not None:
                 yield f"       {line.dyno + ': ' if line.dyno else ''}{line.message}"
-            status = self.store.release(app, version).status
-            if status == "succeeded":
-                yield f"-----> Released v{version}: {self.web_url.format(app=app)} is live"
-                yield STATUS_PREFIX + f"succeeded v{version}"
-                return
-            if status == "failed":
-                yield f" !     v{version} failed to start; the previous release keeps serving."
-                yield STATUS_PREFIX + "failed"
-                return
+                continue
+            if verdict is not None:
+                break  # an empty poll after the verdict: every line before it was relayed
+            verdict = self.store.release(app, version).status
+            if verdict == "pending":
+                verdict = None
+        if verdict == "succeeded":
+            yield f"-----> Released v{version}: {self.web_url.format(app=app)} is live"
+            yield STATUS_PREFIX + f"succeeded v{version}"
+            return
+        if verdict == "failed":
+            yield f" !     v{version} failed to start; the previous release keeps serving."
+            yield STATUS_PREFIX + "failed"
+            return
         yield f" !     v{version} is still starting; follow it with `corral logs --tail -a {app}`."
         yield STATUS_PREFIX + "failed"
 

@@ -379,14 +379,16 @@ class DynoManager:
 
     def _fail(self, app: str, release: Release, names: list[str], problem: str) -> None:
         self.failed[app] = release.version
-        if release.status == "pending":
-            self.store.mark_release_failed(app, release.version)
+        # the reason goes to the log before the verdict to the store: deploys waiting on
+        # the verdict then relay the reason too
         self.log(
             app, "", f"Release {release.name} failed: {problem}; the previous release keeps serving"
         )
         for line in recent(self.settings.logs_dir(app), 10, source="app"):
             if line.dyno in names:
                 self.log(app, line.dyno, f"  {line.message}")
+        if release.status == "pending":
+            self.store.mark_release_failed(app, release.version)
 
     # -- memory and routes ----------------------------------------------------------
 

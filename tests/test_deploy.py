@@ -1,0 +1,137 @@
+"""The deploy pipeline: build, release phase, rollout verdict, one-off runs, serialization."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import textwrap
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from test_dyno_manager import OPTIONS, ManagerThread, backends, wait_until
+
+from corral.config import Settings
+from corral.deploy.pipeline import Deployer
+
+pytestmark = pytest.mark.slow
+
+APP = textwrap.dedent(
+    """
+    import os
+    from flask import Flask
+    app = Flask(__name__)
+
+    @app.get("/")
+    def index():
+        return os.environ.get("GREETING", "v-one")
+    """
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corral_home: Path) -> Settings:
+    home = tmp_path / "home"
+    home.mkdir()
+    (corral_home / "cache").mkdir(exist_ok=True)
+    (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
+    return Settings.load(home)
+
+
+def source(tmp_path: Path, procfile: str = "web: gunicorn app:app\n", app: str = APP) -> Path:
+    directory = tmp_path / f"src-{len(list(tmp_path.iterdir()))}"
+    directory.mkdir()
+    (directory / "requirements.txt").write_text("flask\ngunicorn\n")
+    (directory / "app.py").write_text(app)
+    (directory / "Procfile").write_text(procfile)
+    return directory
+
+
+def test_deploy_streams_build_and_goes_live(settings, tmp_path) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("live")
+        deployer = Deployer(settings, running.store, web_url="http://{app}.test/")
+        lines = list(deployer.deploy_source("live", source(tmp_path), "Deploy abc1234"))
+        assert lines[-1] == "corral-status: succeeded v1", lines
+        assert any(line.startswith("-----> Detected Python app") for line in lines)
+        assert "-----> Launching v1" in lines
+        assert "-----> Released v1: http://live.test/ is live" in lines
+        [(_, port)] = backends(settings, "live")
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "v-one"
+        [build] = running.store.builds("live")
+        assert build.status == "succeeded" and Path(build.log_path).read_text().count("----->")
+        assert running.store.release("live", 1).description == "Deploy abc1234"
+
+
+def test_failing_release_phase_changes_nothing(settings, tmp_path) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("phase")
+        deployer = Deployer(settings, running.store)
+        assert list(deployer.deploy_source("phase", source(tmp_path), "v1"))[-1].endswith("v1")
+        [before] = running.store.dynos("phase")
+        bad = source(tmp_path, "web: gunicorn app:app\nrelease: echo migrating; exit 4\n")
+        lines = list(deployer.deploy_source("phase", bad, "v2"))
+        assert lines[-1] == "corral-status: failed"
+        assert "migrating" in lines
+        assert any("Release command failed (exit status 4)" in line for line in lines)
+        assert [r.version for r in running.store.releases("phase")] == [1]
+        assert [d.pid for d in running.store.dynos("phase")] == [before.pid]
+
+
+def test_app_that_never_listens_fails_and_old_keeps_serving(settings, tmp_path) -> None:
+    options = type(OPTIONS)(boot_timeout=3, grace=5, tick=0.1)
+    with ManagerThread(settings, options) as running:
+        running.store.create_app("stuck")
+        deployer = Deployer(settings, running.store)
+        list(deployer.deploy_source("stuck", source(tmp_path), "v1"))
+        lines = list(deployer.deploy_source("stuck", source(tmp_path, "web: sleep 600\n"), "v2"))
+        assert lines[-1] == "corral-status: failed"
+        assert any("did not pass the health check" in line for line in lines)
+        assert running.store.current_release("stuck").version == 1
+        [(_, port)] = backends(settings, "stuck")
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+
+
+def test_run_streams_output_and_exit_code(settings, tmp_path) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("oneoff")
+        running.store.set_config("oneoff", {"GREETING": "hi"})
+        deployer = Deployer(settings, running.store)
+        list(deployer.deploy_source("oneoff", source(tmp_path), "v1"))
+        script = "import os, flask; print(flask.__name__, os.environ['GREETING'], os.environ['DYNO']); raise SystemExit(3)"
+        lines = list(deployer.run("oneoff", ["python", "-c", script]))
+        assert lines[0].startswith("flask hi run.") and lines[-1] == "corral-exit: 3"
+        assert list(deployer.run("oneoff", ["no-such-program"]))[-1] == "corral-exit: 127"
+
+
+def test_uploaded_tarball_with_escaping_member_is_refused(settings, tmp_path) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("upload")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            info = tarfile.TarInfo("../../escape.py")
+            archive.addfile(info, io.BytesIO(b""))
+        buffer.seek(0)
+        lines = list(Deployer(settings, running.store).build_tarball("upload", buffer))
+        assert lines[-1] == "corral-status: failed"
+        assert "outside the source directory" in lines[0]
+        assert running.store.releases("upload") == []
+
+
+def test_deploys_of_one_app_wait_for_each_other(settings, tmp_path) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("queue")
+        deployer = Deployer(settings, running.store)
+        slow = source(tmp_path, "web: gunicorn app:app\nrelease: sleep 2\n")
+        outputs: list[list[str]] = []
+        first = threading.Thread(
+            target=lambda: outputs.append(list(deployer.deploy_source("queue", slow, "one")))
+        )
+        first.start()
+        wait_until(lambda: running.store.builds("queue"), what="first build started")
+        second = list(deployer.deploy_source("queue", source(tmp_path), "two"))
+        first.join()
+        assert any("Another deploy of queue is in progress" in line for line in second)
+        assert outputs[0][-1] == "corral-status: succeeded v1"
+        assert second[-1] == "corral-status: succeeded v2"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_dyno_manager import OPTIONS, ManagerThread, backends, wait_until
 
 from corral.config import Settings
 from corral.deploy.pipeline import Deployer
+from test_dyno_manager import OPTIONS, ManagerThread, backends, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,10 @@ def test_run_streams_output_and_exit_code(settings, tmp_path) -> None:
         running.store.set_config("oneoff", {"GREETING": "hi"})
         deployer = Deployer(settings, running.store)
         list(deployer.deploy_source("oneoff", source(tmp_path), "v1"))
-        script = "import os, flask; print(flask.__name__, os.environ['GREETING'], os.environ['DYNO']); raise SystemExit(3)"
+        script = (
+            "import os, flask; print(flask.__name__, os.environ['GREETING'], "
+            "os.environ['DYNO']); raise SystemExit(3)"
+        )
         lines = list(deployer.run("oneoff", ["python", "-c", script]))
         assert lines[0].startswith("flask hi run.") and lines[-1] == "corral-exit: 3"
         assert list(deployer.run("oneoff", ["no-such-program"]))[-1] == "corral-exit: 127"

@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -149,10 +150,23 @@ class Platform:
                     self.processes[name] = (proc, port)
                     done.append(f"adopted {name} (pid {proc.pid})")
                     continue
+            if name == "router":
+                self._check_port_free()
             self.processes[name] = (self._start(name, commands[name]), port)
             done.append(f"started {name} (pid {self.processes[name][0].pid})")
         self._save_state()
         return done
+
+    def _check_port_free(self) -> None:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.options.host, self.options.port))
+            except OSError as exc:
+                raise UserError(
+                    f"Cannot listen on {self.options.host}:{self.options.port} "
+                    f"({exc.strerror}); stop what uses it or pass --bind HOST:PORT."
+                ) from None
 
     def _start(self, name: str, command: list[str]) -> dynos.DynoProcess:
         spec = dynos.DynoSpec(

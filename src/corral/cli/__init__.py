@@ -5,7 +5,21 @@ from __future__ import annotations
 import click
 
 from corral import __version__
-from corral.cli import build, local, new
+from corral.cli import (
+    apps,
+    auth,
+    build,
+    config,
+    deploy,
+    domains,
+    git,
+    local,
+    logs,
+    new,
+    ps,
+    releases,
+    server,
+)
 from corral.cli.common import run_cli
 
 
@@ -15,7 +29,21 @@ def cli() -> None:
     """Heroku-style git push hosting for Python web apps, on a machine you own."""
 
 
-for _module in (build, new, local):
+for _module in (
+    build,
+    new,
+    local,
+    server,
+    auth,
+    apps,
+    git,
+    config,
+    releases,
+    ps,
+    logs,
+    domains,
+    deploy,
+):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -1,0 +1,93 @@
+"""Apps: create, list, show, delete, maintenance mode.
+
+Deleting an app removes it from the store at once; the dyno manager then stops its dynos
+and forgets them, and only after that are the app's files (slugs, repository, logs) removed,
+so no dyno runs from a deleted slug.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
+
+from corral.api import context
+from corral.api.errors import BadRequest
+from corral.api.formation import dyno_json
+from corral.api.objects import app_json, domain_json, formation_json, json_body, release_json
+from corral.build.source import remove_tree
+from corral.store import App, Conflict
+
+__all__ = ["apps_blueprint"]
+
+apps_blueprint = Blueprint("apps", __name__)
+
+
+def _app_json(app: App) -> dict[str, Any]:
+    return app_json(app, context.domain(), context.router_port())
+
+
+@apps_blueprint.get("/apps")
+def list_apps() -> ResponseReturnValue:
+    """Every app, by name."""
+    return jsonify([_app_json(app) for app in context.store().list_apps()])
+
+
+@apps_blueprint.post("/apps")
+def create_app() -> ResponseReturnValue:
+    """Create an app with the given name, or a random one."""
+    name = json_body().get("name")
+    if name is not None and not isinstance(name, str):
+        raise BadRequest('"name" must be a string, such as {"name": "hello"}.')
+    app = context.store().create_app(name)
+    return jsonify(_app_json(app)), 201
+
+
+@apps_blueprint.get("/apps/<app>")
+def show_app(app: str) -> ResponseReturnValue:
+    """The app with its current release, formation, dynos and domains."""
+    store = context.store()
+    record = store.get_app(app)
+    release = store.current_release(app)
+    body = _app_json(record)
+    body["release"] = None if release is None else release_json(release)
+    body["formation"] = [formation_json(entry, release) for entry in store.formation(app)]
+    body["dynos"] = [dyno_json(dyno) for dyno in store.dynos(app)]
+    body["domains"] = [domain_json(domain) for domain in store.domains(app)]
+    return jsonify(body)
+
+
+@apps_blueprint.delete("/apps/<app>")
+def delete_app(app: str) -> ResponseReturnValue:
+    """Delete the app, wait for its dynos to stop, then remove its files."""
+    store = context.store()
+    store.get_app(app)
+    pending = [release for release in store.releases(app) if release.status == "pending"]
+    if pending:
+        raise Conflict(
+            f"{app} is being deployed ({pending[0].name} is in progress); "
+            "delete it when the deploy has finished."
+        )
+    store.delete_app(app)
+    deadline = time.monotonic() + current_app.config["CORRAL_DELETE_WAIT"]
+    while store.dynos(app) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if store.dynos(app):
+        current_app.logger.warning(
+            "dynos of deleted app %s are still stopping; removing its files anyway", app
+        )
+    settings = context.settings()
+    remove_tree(settings.apps_dir / app)
+    remove_tree(settings.logs_dir(app))
+    return "", 204
+
+
+@apps_blueprint.put("/apps/<app>/maintenance")
+def set_maintenance(app: str) -> ResponseReturnValue:
+    """Turn maintenance mode on or off."""
+    enabled = json_body().get("enabled")
+    if not isinstance(enabled, bool):
+        raise BadRequest('Give "enabled" as true or false, such as {"enabled": true}.')
+    return jsonify(_app_json(context.store().set_maintenance(app, enabled)))

@@ -1,0 +1,119 @@
+"""The formation (how many dynos of each type) and the dynos the manager observes.
+
+Scaling only writes the desired counts; the dyno manager starts and stops dynos to match.
+A running dyno's memory and CPU are measured over its whole process tree.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psutil
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from corral.api import context
+from corral.api.errors import BadRequest
+from corral.api.objects import formation_json, iso, json_body
+from corral.runtime.dyno import DynoProcess
+from corral.store import Dyno
+
+__all__ = ["CpuSampler", "dyno_json", "formation_blueprint"]
+
+formation_blueprint = Blueprint("formation", __name__)
+
+
+class CpuSampler:
+    """CPU use of a process tree since the previous sample (since it started, the first time)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[tuple[int, float], tuple[float, float]] = {}
+
+    def percent(self, dyno: DynoProcess) -> float | None:
+        """Percent of one CPU the dyno's tree used; None if it is gone."""
+        try:
+            root = psutil.Process(dyno.pid)
+            used = _cpu_seconds([root, *root.children(recursive=True)])
+        except psutil.Error:
+            return None
+        now = time.time()
+        key = (dyno.pid, dyno.started_at)
+        with self._lock:
+            then, before = self._last.get(key, (dyno.started_at, 0.0))
+            self._last[key] = (now, used)
+            if len(self._last) > 4096:  # forget dynos long gone
+                self._last = {key: self._last[key]}
+        elapsed = now - then
+        return round(max(used - before, 0.0) / elapsed * 100, 1) if elapsed > 0 else 0.0
+
+
+def _cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+_sampler = CpuSampler()
+
+
+def dyno_json(dyno: Dyno) -> dict[str, Any]:
+    """A ``Dyno`` object; memory and CPU only while its process runs."""
+    rss: int | None = None
+    cpu: float | None = None
+    if dyno.pid is not None and dyno.pid_start_time is not None:
+        process = DynoProcess(dyno.pid, dyno.pid_start_time)
+        if dyno.state in ("starting", "up") and process.alive():
+            rss = process.memory()
+            cpu = _sampler.percent(process)
+    return {
+        "app": dyno.app,
+        "name": dyno.name,
+        "type": dyno.process_type,
+        "release": f"v{dyno.release_version}",
+        "state": dyno.state,
+        "since": iso(dyno.since),
+        "port": dyno.port,
+        "pid": dyno.pid,
+        "restarts": dyno.restarts,
+        "next_restart_at": iso(dyno.next_restart_at),
+        "rss_bytes": rss,
+        "cpu_percent": cpu,
+    }
+
+
+def _formation(app: str) -> list[dict[str, Any]]:
+    store = context.store()
+    release = store.current_release(app)
+    return [formation_json(entry, release) for entry in store.formation(app)]
+
+
+@formation_blueprint.get("/apps/<app>/formation")
+def show_formation(app: str) -> ResponseReturnValue:
+    """One entry per process type of the current release."""
+    return jsonify(_formation(app))
+
+
+@formation_blueprint.patch("/apps/<app>/formation")
+def scale(app: str) -> ResponseReturnValue:
+    """Set dyno counts, e.g. ``{"web": 3, "worker": 1}``."""
+    body = json_body()
+    if not body:
+        raise BadRequest('Give the dyno counts to set, such as {"web": 2}.')
+    context.store().scale(app, body)
+    return jsonify(_formation(app))
+
+
+@formation_blueprint.get("/apps/<app>/dynos")
+def list_dynos(app: str) -> ResponseReturnValue:
+    """The app's dynos as the dyno manager last observed them."""
+    store = context.store()
+    store.get_app(app)
+    return jsonify([dyno_json(dyno) for dyno in store.dynos(app)])

@@ -1,0 +1,105 @@
+"""The JSON shapes of the API's objects (docs/api.md, "Objects") and of request bodies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import request
+
+from corral.api.errors import BadRequest
+from corral.build.slug import load_slug
+from corral.errors import UserError
+from corral.store import App, Build, Domain, FormationEntry, Release, Token
+
+__all__ = [
+    "app_json",
+    "build_json",
+    "domain_json",
+    "formation_json",
+    "iso",
+    "json_body",
+    "release_json",
+    "slug_freeze",
+    "token_json",
+]
+
+
+def iso(timestamp: float | None) -> str | None:
+    """A store timestamp (epoch seconds) as an ISO 8601 UTC string."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object body (``{}`` when empty), or :class:`BadRequest`."""
+    if not request.get_data(cache=True).strip():
+        return {}
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest('The request body must be a JSON object, such as {"name": "hello"}.')
+    return data
+
+
+def app_json(app: App, domain: str, port: int) -> dict[str, Any]:
+    """An ``App`` object."""
+    return {
+        "name": app.name,
+        "created_at": iso(app.created_at),
+        "maintenance": app.maintenance,
+        "web_url": f"http://{app.name}.{domain}:{port}/",
+        "current_release": app.current_release,
+    }
+
+
+def release_json(release: Release) -> dict[str, Any]:
+    """A ``Release`` object: config keys only, never their values."""
+    return {
+        "app": release.app,
+        "version": release.version,
+        "name": release.name,
+        "description": release.description,
+        "status": release.status,
+        "slug_id": release.slug_id,
+        "process_types": dict(release.process_types),
+        "config_keys": sorted(release.config),
+        "created_at": iso(release.created_at),
+    }
+
+
+def slug_freeze(release: Release) -> list[str] | None:
+    """The ``pip freeze`` list recorded in the release's slug, or None if the slug is gone."""
+    try:
+        return list(load_slug(release.slug_path).freeze)
+    except (UserError, OSError, ValueError, TypeError):
+        return None
+
+
+def formation_json(entry: FormationEntry, release: Release | None) -> dict[str, Any]:
+    """A ``Formation`` entry, with the command the current release runs for the type."""
+    command = release.process_types.get(entry.process_type, "") if release else ""
+    return {"type": entry.process_type, "quantity": entry.quantity, "command": command}
+
+
+def domain_json(domain: Domain) -> dict[str, Any]:
+    """A ``Domain`` object."""
+    return {"hostname": domain.hostname, "app": domain.app}
+
+
+def build_json(build: Build) -> dict[str, Any]:
+    """A ``Build`` object."""
+    return {
+        "id": build.id,
+        "app": build.app,
+        "status": build.status,
+        "source_ref": build.source_ref,
+        "slug_id": build.slug_id,
+        "created_at": iso(build.created_at),
+        "finished_at": iso(build.finished_at),
+    }
+
+
+def token_json(token: Token) -> dict[str, Any]:
+    """A token's public part."""
+    return {"id": token.id, "name": token.name, "created_at": iso(token.created_at)}

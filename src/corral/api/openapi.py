@@ -1,0 +1,220 @@
+"""The OpenAPI 3.1 document of the API, built from a declarative table of its operations.
+
+A test checks the table against the app's URL map, so the document cannot drift from the
+routes. The git endpoint is not part of the JSON API and is left out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from corral import __version__
+
+__all__ = ["OPERATIONS", "Operation", "document", "openapi_blueprint", "openapi_path"]
+
+openapi_blueprint = Blueprint("openapi", __name__)
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_TIME = {"type": "string", "format": "date-time"}
+_MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": _object(id=_STR, message=_STR),
+    "Token": _object(id=_STR, name=_STR, created_at=_TIME),
+    "App": _object(
+        name=_STR,
+        created_at=_TIME,
+        maintenance={"type": "boolean"},
+        web_url=_STR,
+        current_release={"type": ["integer", "null"]},
+    ),
+    "Release": _object(
+        app=_STR,
+        version=_INT,
+        name=_STR,
+        description=_STR,
+        status={"enum": ["pending", "succeeded", "failed"]},
+        slug_id=_STR,
+        process_types={"type": "object", "additionalProperties": _STR},
+        config_keys=_list(_STR),
+        created_at=_TIME,
+    ),
+    "Formation": _object(type=_STR, quantity=_INT, command=_STR),
+    "Dyno": _object(
+        app=_STR,
+        name=_STR,
+        type=_STR,
+        release=_STR,
+        state={"enum": ["starting", "up", "crashed", "stopping"]},
+        since=_TIME,
+        port={"type": ["integer", "null"]},
+        pid={"type": ["integer", "null"]},
+        restarts=_INT,
+        next_restart_at=_MAYBE_TIME,
+        rss_bytes={"type": ["integer", "null"]},
+        cpu_percent={"type": ["number", "null"]},
+    ),
+    "Domain": _object(hostname=_STR, app=_STR),
+    "Build": _object(
+        id=_STR,
+        app=_STR,
+        status={"enum": ["pending", "running", "succeeded", "failed"]},
+        source_ref=_STR,
+        slug_id={"type": ["string", "null"]},
+        created_at=_TIME,
+        finished_at=_MAYBE_TIME,
+    ),
+}
+
+_CONFIG = {"type": "object", "additionalProperties": _STR}
+_APP_DETAIL = {
+    "allOf": [
+        _ref("App"),
+        _object(
+            release={"oneOf": [_ref("Release"), {"type": "null"}]},
+            formation=_list(_ref("Formation")),
+            dynos=_list(_ref("Dyno")),
+            domains=_list(_ref("Domain")),
+        ),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path: what it takes and what it answers."""
+
+    method: str
+    path: str
+    summary: str
+    response: dict[str, Any] | str | None = None  # a JSON schema, or a text media type
+    status: int = 200
+    body: dict[str, Any] | str | None = None  # a JSON schema, or a binary media type
+    auth: bool = True
+    query: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+
+_APP = "/api/v1/apps/{app}"
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("get", "/api/v1/health", "Server status", _object(status=_STR, version=_STR),
+              auth=False),
+    Operation("get", "/api/v1/openapi.json", "This document", {"type": "object"}, auth=False),
+    Operation("get", "/api/v1/whoami", "The token in use", _object(token=_ref("Token"))),
+    Operation("get", "/api/v1/apps", "List apps", _list(_ref("App"))),
+    Operation("post", "/api/v1/apps", "Create an app (random name without one)", _ref("App"),
+              201, {"type": "object", "properties": {"name": _STR}}),
+    Operation("get", _APP, "Show an app", _APP_DETAIL),
+    Operation("delete", _APP, "Delete an app, its dynos and files", None, 204),
+    Operation("put", f"{_APP}/maintenance", "Turn maintenance mode on or off", _ref("App"),
+              body=_object(enabled={"type": "boolean"})),
+    Operation("get", f"{_APP}/config", "Config vars", _CONFIG),
+    Operation("patch", f"{_APP}/config", "Set config vars (null unsets)",
+              _object(config=_CONFIG, release={"oneOf": [_ref("Release"), {"type": "null"}]}),
+              body={"type": "object", "additionalProperties": {"type": ["string", "null"]}}),
+    Operation("get", f"{_APP}/releases", "List releases, newest first", _list(_ref("Release"))),
+    Operation("get", f"{_APP}/releases/{{version}}", "Show a release and its pip freeze",
+              {"allOf": [_ref("Release"), _object(freeze=_list(_STR))]}),
+    Operation("post", f"{_APP}/rollback", "Roll back (default: to the previous release)",
+              _ref("Release"), 201, {"type": "object", "properties": {"version": _INT}}),
+    Operation("get", f"{_APP}/formation", "The formation", _list(_ref("Formation"))),
+    Operation("patch", f"{_APP}/formation", "Scale process types", _list(_ref("Formation")),
+              body={"type": "object", "additionalProperties": _INT}),
+    Operation("get", f"{_APP}/dynos", "List dynos", _list(_ref("Dyno"))),
+    Operation("get", f"{_APP}/domains", "List custom domains", _list(_ref("Domain"))),
+    Operation("post", f"{_APP}/domains", "Add a custom domain", _ref("Domain"), 201,
+              _object(hostname=_STR)),
+    Operation("delete", f"{_APP}/domains/{{hostname}}", "Remove a custom domain", None, 204),
+    Operation("get", f"{_APP}/logs", "Recent log lines; tail=1 streams new ones", "text/plain",
+              query=(("n", _INT), ("source", _STR), ("dyno", _STR), ("tail", _INT))),
+    Operation("get", f"{_APP}/freeze", "pip freeze of the current release", "text/plain"),
+    Operation("get", f"{_APP}/builds", "List builds, newest first", _list(_ref("Build"))),
+    Operation("post", f"{_APP}/builds", "Deploy a gzipped source tarball (streams output)",
+              "text/plain", body="application/gzip"),
+    Operation("post", f"{_APP}/run", "Run a one-off command (streams output)", "text/plain",
+              body=_object(command=_list(_STR))),
+)  # fmt: skip
+
+_ERRORS = {
+    "400": "Malformed request",
+    "401": "Missing or wrong token",
+    "404": "No such app, release or domain",
+    "409": "Conflicts with the current state",
+    "422": "Invalid value",
+}
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask rule (``/apps/<app>``, ``<int:n>``) as an OpenAPI path (``/apps/{app}``)."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def _content(spec: dict[str, Any] | str) -> dict[str, Any]:
+    if isinstance(spec, str):
+        return {spec: {"schema": {"type": "string"}}}
+    return {"application/json": {"schema": spec}}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": _STR}
+        for name in re.findall(r"{([^}]+)}", op.path)
+    ]
+    params += [{"name": name, "in": "query", "schema": schema} for name, schema in op.query]
+    answer: dict[str, Any] = {"description": op.summary}
+    if op.response is not None:
+        answer["content"] = _content(op.response)
+    responses: dict[str, Any] = {str(op.status): answer}
+    if op.auth:
+        error = {"content": _content(_ref("Error"))}
+        responses |= {code: {"description": text, **error} for code, text in _ERRORS.items()}
+    spec: dict[str, Any] = {"summary": op.summary, "responses": responses}
+    if params:
+        spec["parameters"] = params
+    if op.body is not None:
+        spec["requestBody"] = {"required": True, "content": _content(op.body)}
+    if not op.auth:
+        spec["security"] = []
+    return spec
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "corral API", "version": __version__},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"token": []}],
+    }
+
+
+@openapi_blueprint.get("/openapi.json")
+def openapi_json() -> ResponseReturnValue:
+    """The OpenAPI document."""
+    return jsonify(document())

@@ -1,0 +1,56 @@
+"""Releases: list them, show one with its ``pip freeze``, roll back to one."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from corral.api import context
+from corral.api.errors import BadRequest
+from corral.api.objects import json_body, release_json, slug_freeze
+from corral.store import NotFound
+
+__all__ = ["releases_blueprint"]
+
+releases_blueprint = Blueprint("releases", __name__)
+
+
+def _version(value: object) -> int | None:
+    """``3`` from ``3``, ``"3"`` or ``"v3"``; None if it is none of those."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        digits = value.strip().removeprefix("v")
+        if digits.isdigit():
+            return int(digits)
+    return None
+
+
+@releases_blueprint.get("/apps/<app>/releases")
+def list_releases(app: str) -> ResponseReturnValue:
+    """Every release of the app, newest first."""
+    return jsonify([release_json(release) for release in context.store().releases(app)])
+
+
+@releases_blueprint.get("/apps/<app>/releases/<version>")
+def show_release(app: str, version: str) -> ResponseReturnValue:
+    """One release, with the packages its slug froze."""
+    number = _version(version)
+    if number is None:
+        context.store().get_app(app)
+        raise NotFound(f"{version!r} is not a release of {app}; give a version such as 3 or v3.")
+    release = context.store().release(app, number)
+    return jsonify({**release_json(release), "freeze": slug_freeze(release) or []})
+
+
+@releases_blueprint.post("/apps/<app>/rollback")
+def rollback(app: str) -> ResponseReturnValue:
+    """A new release restoring an older one's slug and config (default: the previous)."""
+    raw = json_body().get("version")
+    version = None if raw is None else _version(raw)
+    if raw is not None and version is None:
+        raise BadRequest(f'"version" must be a release number such as 3, not {raw!r}.')
+    release = context.store().rollback(app, version)
+    return jsonify(release_json(release)), 201

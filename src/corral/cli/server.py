@@ -1,0 +1,52 @@
+"""``corral server``: run the platform (API and dashboard, dyno manager, router)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from corral.config import Settings
+from corral.errors import UserError
+from corral.runtime.dyno_manager import ManagerOptions
+from corral.server import ServerOptions, run_server
+
+
+def _parse_bind(bind: str) -> tuple[str, int]:
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--bind {bind!r} is not HOST:PORT; pass e.g. --bind 127.0.0.1:8080.")
+    return host or "127.0.0.1", int(port)
+
+
+@click.command("server")
+@click.option(
+    "--home", type=click.Path(path_type=Path), help="corral's home (default: $CORRAL_HOME)."
+)
+@click.option("--bind", default="127.0.0.1:8080", show_default=True, help="Router address.")
+@click.option("--domain", default="localhost", show_default=True, help="Apps are <app>.<domain>.")
+@click.option("--boot-timeout", default=60.0, show_default=True, help="Seconds to pass health.")
+@click.option("--grace", default=30.0, show_default=True, help="Seconds between SIGTERM and KILL.")
+@click.option("--memory-quota", default=512, show_default=True, help="MB per dyno before warnings.")
+def server(
+    home: Path | None,
+    bind: str,
+    domain: str,
+    boot_timeout: float,
+    grace: float,
+    memory_quota: int,
+) -> None:
+    """Run the platform: API and dashboard, dyno manager and router, on one port."""
+    host, port = _parse_bind(bind)
+    options = ServerOptions(
+        host=host,
+        port=port,
+        domain=domain,
+        manager=ManagerOptions(
+            boot_timeout=boot_timeout, grace=grace, memory_quota=memory_quota << 20
+        ),
+    )
+    run_server(Settings.load(home), options, say=click.echo)
+
+
+COMMANDS = [server]

@@ -50,16 +50,19 @@ def ensure_repo(settings: Settings, app: str) -> Path:
 
 
 def backend_environ(settings: Settings, app: str, rest: str, request_env: dict) -> dict[str, str]:
-    """The CGI environment for ``git http-backend`` (explicit: nothing else leaks in)."""
-    env = {
-        "GIT_PROJECT_ROOT": str(settings.apps_dir),
-        "GIT_HTTP_EXPORT_ALL": "1",
-        "PATH_INFO": f"/{app}/repo.git/{rest}",
-        "REMOTE_USER": "corral",
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": os.environ.get("HOME", "/"),
-        "CORRAL_HOME": str(settings.home),
-    }
+    """The CGI environment for ``git http-backend`` and, through it, the deploy hook.
+
+    It starts from the platform's own environment, which the build needs (proxies, CA
+    bundles, pyenv), minus git's repository variables; only named request values are added.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "HTTP_"))}
+    env.update(
+        GIT_PROJECT_ROOT=str(settings.apps_dir),
+        GIT_HTTP_EXPORT_ALL="1",
+        PATH_INFO=f"/{app}/repo.git/{rest}",
+        REMOTE_USER="corral",
+        CORRAL_HOME=str(settings.home),
+    )
     for key in (
         "REQUEST_METHOD",
         "QUERY_STRING",
@@ -74,9 +77,6 @@ def backend_environ(settings: Settings, app: str, rest: str, request_env: dict) 
             env[key] = str(request_env[key])
     if "HTTP_GIT_PROTOCOL" in env:
         env["GIT_PROTOCOL"] = env["HTTP_GIT_PROTOCOL"]
-    for key in ("CORRAL_DOMAIN", "CORRAL_ROUTER_PORT", "PYENV_ROOT", "CORRAL_DEFAULT_PYTHON"):
-        if key in os.environ:
-            env[key] = os.environ[key]
     return env
 
 

@@ -1,0 +1,153 @@
+"""``git:remote`` and the git credential helper, plus :func:`resolve_app` for every ``-a`` option.
+
+The credential helper hands git the token at push time, so it never lands in .git/config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from corral.cli.client import ApiClient, Credentials, app_path, git_url
+from corral.errors import UserError
+
+__all__ = [
+    "COMMANDS",
+    "add_remote",
+    "app_from_remote",
+    "in_work_tree",
+    "remove_remote",
+    "resolve_app",
+]
+
+DEFAULT_REMOTE = "corral"
+_REMOTE_APP = re.compile(r"/git/([^/]+?)\.git/?$")
+
+
+def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+
+
+def in_work_tree(cwd: Path | None = None) -> bool:
+    """Whether ``cwd`` (default: the current directory) is inside a git work tree."""
+    try:
+        result = _git("rev-parse", "--is-inside-work-tree", cwd=cwd)
+    except FileNotFoundError:
+        return False
+    return result.returncode == 0 and result.stdout.strip() == "true"
+
+
+def app_from_remote(remote: str = DEFAULT_REMOTE, cwd: Path | None = None) -> str | None:
+    """The app the ``remote`` of the repository at ``cwd`` pushes to, if it is a corral remote."""
+    try:
+        result = _git("remote", "get-url", remote, cwd=cwd)
+    except FileNotFoundError:
+        return None
+    if result.returncode != 0:
+        return None
+    match = _REMOTE_APP.search(result.stdout.strip())
+    return match.group(1) if match else None
+
+
+def resolve_app(app_option: str | None, cwd: Path | None = None) -> str:
+    """The app a command acts on: ``-a``, else ``$CORRAL_APP``, else the ``corral`` git remote."""
+    app = app_option or os.environ.get("CORRAL_APP") or app_from_remote(cwd=cwd)
+    if not app:
+        raise UserError(
+            "No app given; pass -a APP or run inside a repository with a corral remote "
+            "(corral git:remote -a APP)."
+        )
+    return app
+
+
+def _helper_command() -> str:
+    # The interpreter running corral now, so the helper works without `corral` on PATH.
+    return f"!{shlex.quote(sys.executable)} -m corral git:credential"
+
+
+def add_remote(server: str, app: str, remote: str = DEFAULT_REMOTE, cwd: Path | None = None) -> str:
+    """Point ``remote`` at the app's repository and register the credential helper for it."""
+    url = git_url(server, app)
+    if _git("remote", "get-url", remote, cwd=cwd).returncode == 0:
+        result = _git("remote", "set-url", remote, url, cwd=cwd)
+    else:
+        result = _git("remote", "add", remote, url, cwd=cwd)
+    if result.returncode != 0:
+        raise UserError(f"Could not set git remote {remote}: {result.stderr.strip()}")
+    key = f"credential.{server.rstrip('/')}.helper"
+    # An empty value first resets helpers inherited from global config for this URL.
+    _git("config", "--local", "--unset-all", key, cwd=cwd)
+    _git("config", "--local", "--add", key, "", cwd=cwd)
+    _git("config", "--local", "--add", key, _helper_command(), cwd=cwd)
+    return url
+
+
+def remove_remote(remote: str, cwd: Path | None = None) -> None:
+    """Remove ``remote`` from the repository at ``cwd`` (nothing happens when it is missing)."""
+    _git("remote", "remove", remote, cwd=cwd)
+
+
+@click.command("git:remote")
+@click.option("-a", "--app", help="App to push to (default: $CORRAL_APP or the corral remote).")
+@click.option("-r", "--remote", default=DEFAULT_REMOTE, show_default=True, help="Remote name.")
+def git_remote(app: str | None, remote: str) -> None:
+    """Add (or update) a git remote that pushes to APP on the corral server."""
+    if not in_work_tree():
+        raise UserError("Not inside a git repository; run `git init` first, or cd into one.")
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        api.get(app_path(name))  # a clear "no such app" before touching the repository
+        url = add_remote(api.server, name, remote)
+    click.echo(f"set git remote {remote} to {url}")
+
+
+def _host_key(protocol: str, host: str) -> tuple[str, str]:
+    protocol = protocol.lower()
+    host = host.lower()
+    default = {"http": ":80", "https": ":443"}.get(protocol)
+    if default and host.endswith(default):
+        host = host[: -len(default)]
+    return protocol, host
+
+
+def _read_request() -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in sys.stdin:
+        line = line.rstrip("\r\n")
+        if not line:
+            break
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key] = value
+    return fields
+
+
+@click.command("git:credential", hidden=True)
+@click.argument("action")
+def git_credential(action: str) -> None:
+    """Git credential helper: answer ``get`` with the token for the corral server."""
+    request = _read_request()
+    if action != "get":
+        return  # store/erase: the token lives in corral's credentials, not in git's
+    try:
+        credentials = Credentials.load()
+    except UserError:
+        return  # not logged in: stay silent so git can ask elsewhere
+    server = urlsplit(credentials.server)
+    wanted = _host_key(server.scheme, server.netloc.rpartition("@")[2])
+    asked = _host_key(request.get("protocol", ""), request.get("host", ""))
+    if asked != wanted:
+        return
+    sys.stdout.write(f"username=corral\npassword={credentials.token}\n")
+
+
+COMMANDS = [git_remote, git_credential]

@@ -1,0 +1,77 @@
+"""``logs``: an app's recent log lines, or a live tail with ``--tail``."""
+
+from __future__ import annotations
+
+import re
+import sys
+import zlib
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from corral.cli.client import APP_OPTION, ApiClient, app_path
+from corral.cli.git import resolve_app
+
+_LINE = re.compile(r"(?P<time>\S+) (?P<source>[a-z]+)(?:\[(?P<dyno>[^\]]+)\])?: (?P<rest>.*)")
+_SOURCE_STYLE = {"router": "magenta", "corral": "bold blue", "build": "cyan"}
+_DYNO_STYLES = ("green", "yellow", "cyan", "blue", "bright_green", "bright_yellow", "bright_cyan")
+
+
+def styled(line: str) -> Text:
+    """One Heroku-style log line with its ``source[dyno]`` prefix coloured (stable per dyno)."""
+    match = _LINE.fullmatch(line)
+    if not match:
+        return Text(line)
+    source, dyno = match["source"], match["dyno"]
+    prefix = f"{source}[{dyno}]" if dyno else source
+    if source in _SOURCE_STYLE:
+        style = _SOURCE_STYLE[source]
+    else:
+        style = _DYNO_STYLES[zlib.crc32(prefix.encode()) % len(_DYNO_STYLES)]
+    text = Text(match["time"] + " ", style="dim")
+    text.append(prefix + ":", style=style)
+    text.append(" " + match["rest"])
+    return text
+
+
+@click.command("logs")
+@APP_OPTION
+@click.option("-t", "--tail", is_flag=True, help="Keep streaming new lines until Ctrl-C.")
+@click.option(
+    "-n",
+    "--num",
+    "num",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="How many recent lines to show.",
+)
+@click.option(
+    "-s",
+    "--source",
+    type=click.Choice(["app", "router", "corral", "build"]),
+    help="Only lines from this source.",
+)
+@click.option("-d", "--dyno", help="Only lines from this dyno (web.1) or process type (web).")
+def logs(app: str | None, tail: bool, num: int, source: str | None, dyno: str | None) -> None:
+    """Show the app's logs: dynos, router and platform lines, merged by time."""
+    name = resolve_app(app)
+    params: dict[str, str | int] = {"n": num}
+    if source:
+        params["source"] = source
+    if dyno:
+        params["dyno"] = dyno
+    if tail:
+        params["tail"] = 1
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        with ApiClient.load() as api:
+            for line in api.stream("GET", app_path(name, "logs"), params=params):
+                console.print(styled(line))
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how a tail ends
+
+
+COMMANDS = [logs]

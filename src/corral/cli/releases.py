@@ -1,0 +1,129 @@
+"""``releases``, ``releases:info``, ``rollback`` and ``freeze``: an app's release history."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from corral.cli.client import (
+    APP_OPTION,
+    JSON_OPTION,
+    ApiClient,
+    action,
+    ago,
+    app_path,
+    console,
+    echo_json,
+)
+from corral.cli.git import resolve_app
+from corral.errors import UserError
+
+
+def parse_version(text: str) -> int:
+    """``v3`` or ``3`` as the release number 3; anything else is a UserError."""
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise UserError(
+            f"{text!r} is not a release version; pass one like v3 (see `corral releases`)."
+        )
+    return int(digits)
+
+
+_STATUS_STYLE = {"succeeded": "green", "failed": "red", "pending": "yellow"}
+
+
+@click.command("releases")
+@APP_OPTION
+@click.option(
+    "-n",
+    "--num",
+    "limit",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="How many releases to show, newest first.",
+)
+@JSON_OPTION
+def releases_list(app: str | None, limit: int, as_json: bool) -> None:
+    """List the app's releases, newest first."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        releases = (api.get(app_path(name, "releases")) or [])[:limit]
+    if as_json:
+        echo_json(releases)
+        return
+    if not releases:
+        console.print(
+            f"{name} has no releases yet; deploy with `git push corral main`.", markup=False
+        )
+        return
+    console.print(f"=== {name} Releases", style="bold", markup=False)
+    table = Table("version", "description", "status", "created", box=None, header_style="bold")
+    for release in releases:
+        status = release.get("status") or ""
+        table.add_row(
+            f"[bold]{escape(release.get('name') or 'v' + str(release['version']))}[/]",
+            escape(release.get("description") or ""),
+            f"[{_STATUS_STYLE.get(status, 'default')}]{escape(status)}[/]",
+            ago(release.get("created_at")),
+        )
+    console.print(table)
+
+
+@click.command("releases:info")
+@APP_OPTION
+@click.argument("version")
+@JSON_OPTION
+def releases_info(app: str | None, version: str, as_json: bool) -> None:
+    """Show one release: its slug, process types, config keys and packages."""
+    name = resolve_app(app)
+    number = parse_version(version)
+    with ApiClient.load() as api:
+        release = api.get(app_path(name, "releases", str(number)))
+    if as_json:
+        echo_json(release)
+        return
+    console.print(
+        f"=== Release {release.get('name') or number} of {name}", style="bold", markup=False
+    )
+    table = Table.grid(padding=(0, 2))
+    processes = release.get("process_types") or {}
+    rows = [
+        ("Description", release.get("description") or ""),
+        ("Status", release.get("status") or ""),
+        ("Slug", release.get("slug_id") or "-"),
+        ("Created", f"{release.get('created_at', '')} ({ago(release.get('created_at'))})"),
+        ("Config keys", ", ".join(release.get("config_keys") or []) or "-"),
+        ("Packages", str(len(release.get("freeze") or []))),
+    ]
+    rows += [(f"Process {kind}", command) for kind, command in processes.items()]
+    for label, value in rows:
+        table.add_row(f"[bold]{label}[/]", escape(str(value)))
+    console.print(table)
+
+
+@click.command("rollback")
+@APP_OPTION
+@click.argument("version", required=False)
+def rollback(app: str | None, version: str | None) -> None:
+    """Roll back to release VERSION (default: the one before the current), as a new release."""
+    name = resolve_app(app)
+    body = {"version": parse_version(version)} if version else {}
+    target = f"v{body['version']}" if body else "the previous release"
+    with ApiClient.load() as api, action(f"Rolling back {name} to {target}") as done:
+        release = api.post(app_path(name, "rollback"), json=body)
+        done.append(release.get("name") or f"v{release['version']}")
+
+
+@click.command("freeze")
+@APP_OPTION
+def freeze(app: str | None) -> None:
+    """Print the pip freeze list of the current release."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        text = api.get(app_path(name, "freeze")) or ""
+    click.echo(text.rstrip("\n") if isinstance(text, str) else "\n".join(text))
+
+
+COMMANDS = [releases_list, releases_info, rollback, freeze]

@@ -1,0 +1,79 @@
+"""The CLI's pure helpers: argument parsing, marker lines, relative times and log colouring."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from corral.cli.client import ago, git_url, normalize_server
+from corral.cli.config import joined, parse_assignments
+from corral.cli.deploy import stream_until_marker
+from corral.cli.logs import styled
+from corral.cli.ps import parse_scale
+from corral.cli.releases import parse_version
+from corral.errors import UserError
+
+
+def test_assignments_split_on_the_first_equals_sign() -> None:
+    assert parse_assignments(("A=1", "B=x=y", "C=")) == {"A": "1", "B": "x=y", "C": ""}
+    for bad in ("FOO", "=value"):
+        with pytest.raises(UserError, match=f"'{re.escape(bad)}' is not KEY=value"):
+            parse_assignments((bad,))
+
+
+def test_names_are_joined_like_a_sentence() -> None:
+    assert [joined(n) for n in (["A"], ["A", "B"], ["A", "B", "C"])] == [
+        "A",
+        "A and B",
+        "A, B and C",
+    ]
+
+
+def test_scale_arguments_are_type_equals_count() -> None:
+    assert parse_scale(("web=3", "worker=0", "clock_2=1")) == {"web": 3, "worker": 0, "clock_2": 1}
+    for bad in ("web", "web=-1", "web=1.5", "Web=1", "web+1"):
+        with pytest.raises(UserError, match="is not TYPE=QUANTITY"):
+            parse_scale((bad,))
+
+
+def test_versions_accept_v_prefix() -> None:
+    assert parse_version("v3") == parse_version("3") == 3
+    for bad in ("v", "v0", "three", "-1"):
+        with pytest.raises(UserError, match="is not a release version"):
+            parse_version(bad)
+
+
+def test_only_a_final_marker_line_is_held_back(capsys: pytest.CaptureFixture[str]) -> None:
+    marker = re.compile(r"corral-exit: (\d+)")
+    found = stream_until_marker(["a", "corral-exit: 1", "b", "corral-exit: 2"], marker)
+    assert found is not None and found.group(1) == "2"
+    assert capsys.readouterr().out == "a\ncorral-exit: 1\nb\n"
+    assert stream_until_marker(["a", "corral-exit: 1", "b"], marker) is None
+
+
+def test_relative_times() -> None:
+    now = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+    assert ago("2026-11-24T09:59:30+00:00", now) == "30s ago"
+    assert ago("2026-11-24T09:58:00Z", now) == "2m ago"
+    assert ago("2026-11-24T07:00:00+00:00", now) == "3h ago"
+    assert ago("2026-11-20T10:00:00+00:00", now) == "4d ago"
+    assert ago(None, now) == ""
+
+
+def test_server_urls_get_a_scheme_and_lose_the_trailing_slash() -> None:
+    assert normalize_server("127.0.0.1:8080/") == "http://127.0.0.1:8080"
+    assert (
+        git_url("https://corral.example.com", "hello") == "https://corral.example.com/git/hello.git"
+    )
+    with pytest.raises(UserError, match="is not a server URL"):
+        normalize_server("ftp://x")
+
+
+def test_log_prefix_is_coloured_and_the_text_kept() -> None:
+    line = "2026-11-24T10:00:00.000001+00:00 app[web.1]: hello [not markup]"
+    text = styled(line)
+    assert text.plain == line
+    assert any(span.style and "dim" not in str(span.style) for span in text.spans)
+    assert styled("not a log line").plain == "not a log line"

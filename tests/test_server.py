@@ -1,0 +1,306 @@
+"""`corral server` end to end: real server process, real router, real git pushes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+APP = """import os
+from flask import Flask
+app = Flask(__name__)
+
+@app.get("/")
+def index():
+    return os.environ.get("GREETING", "hello {version}")
+"""
+
+
+@dataclass
+class Server:
+    """A running `corral server` and what a user of it needs."""
+
+    home: Path
+    port: int
+    process: subprocess.Popen
+    env: dict[str, str]
+
+    @property
+    def token(self) -> str:
+        return (self.home / "admin-token").read_text().strip()
+
+    @property
+    def api(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"http://localhost:{self.port}/api/v1",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
+
+    def app_get(self, app: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.port}/", headers={"Host": f"{app}.localhost"})
+
+    def git_url(self, app: str, token: str | None = None) -> str:
+        return f"http://corral:{token or self.token}@localhost:{self.port}/git/{app}.git"
+
+
+def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "corral", "server", "--home", str(home),
+         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"http://localhost:{port}/api/v1/health", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("corral server did not come up")
+
+
+def platform_pids(home: Path) -> set[int]:
+    """Every process running from this server's home (shims, dynos, API, router)."""
+    pids = set()
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            environ = proc.info["environ"] or {}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if str(home) in cmdline or environ.get("CORRAL_HOME") == str(home):
+            pids.add(proc.pid)
+    return pids
+
+
+@pytest.fixture
+def server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
+    home = tmp_path / "home"
+    home.mkdir()
+    (corral_home / "cache").mkdir(exist_ok=True)
+    (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
+    port = free_port()
+    env = {**os.environ, "CORRAL_CREDENTIALS": str(tmp_path / "credentials.json")}
+    env.pop("CORRAL_HOME", None)
+    running = Server(home, port, start_server(home, port, env), env)
+    try:
+        yield running
+    finally:
+        os.kill(running.process.pid, signal.SIGTERM)
+        running.process.wait(timeout=60)
+        gone = time.monotonic() + 20
+        while platform_pids(home) and time.monotonic() < gone:
+            time.sleep(0.1)
+        leftover = platform_pids(home)
+        described = [" ".join(psutil.Process(pid).cmdline()) for pid in leftover]
+        for pid in leftover:
+            os.kill(pid, signal.SIGKILL)
+        assert not leftover, f"the server left processes behind: {described}"
+
+
+def git(
+    repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo, capture_output=True, text=True, check=check, timeout=300, env=env,
+    )  # fmt: skip
+
+
+def make_repo(tmp_path: Path, server: Server, app: str, version: str = "v1") -> Path:
+    repo = tmp_path / f"repo-{app}"
+    repo.mkdir()
+    (repo / "requirements.txt").write_text("flask\ngunicorn\n")
+    (repo / "app.py").write_text(APP.replace("{version}", version))
+    (repo / "Procfile").write_text("web: gunicorn app:app\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", version)
+    git(repo, "remote", "add", "corral", server.git_url(app))
+    return repo
+
+
+def test_first_start_writes_a_private_token_and_credentials(server: Server, tmp_path) -> None:
+    assert (server.home / "admin-token").stat().st_mode & 0o777 == 0o600
+    creds = tmp_path / "credentials.json"
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert json.loads(creds.read_text()) == {
+        "server": f"http://localhost:{server.port}",
+        "token": server.token,
+    }
+    assert server.token not in (server.home / "corral.db").read_bytes().decode("latin-1")
+
+
+def test_push_deploys_then_config_redeploy_and_rollback(server: Server, tmp_path) -> None:
+    assert server.api.post("/apps", json={"name": "hello"}).status_code == 201
+    repo = make_repo(tmp_path, server, "hello")
+    push = git(repo, "push", "corral", "main")
+    assert "remote: -----> Released v1" in push.stderr, push.stderr
+    assert server.app_get("hello").text == "hello v1"
+    server.api.patch("/apps/hello/config", json={"GREETING": "howdy"}).raise_for_status()
+    deadline = time.monotonic() + 30
+    while server.app_get("hello").text != "howdy":
+        assert time.monotonic() < deadline, "config change never served"
+        time.sleep(0.1)
+    (repo / "app.py").write_text(APP.replace("{version}", "v2"))
+    git(repo, "commit", "-qam", "v2")
+    git(repo, "push", "corral", "main")
+    server.api.patch("/apps/hello/config", json={"GREETING": None}).raise_for_status()
+    deadline = time.monotonic() + 30
+    while server.app_get("hello").text != "hello v2":
+        assert time.monotonic() < deadline, "v2 never served"
+        time.sleep(0.1)
+    rollback = server.api.post("/apps/hello/rollback", json={"version": 1})
+    assert rollback.json()["description"] == "Rollback to v1"
+    deadline = time.monotonic() + 30
+    while server.app_get("hello").text != "hello v1":
+        assert time.monotonic() < deadline, "rollback never served"
+        time.sleep(0.1)
+
+
+def test_failed_build_rejects_the_push_and_keeps_serving(server: Server, tmp_path) -> None:
+    server.api.post("/apps", json={"name": "keep"}).raise_for_status()
+    repo = make_repo(tmp_path, server, "keep")
+    git(repo, "push", "corral", "main")
+    (repo / "requirements.txt").write_text("flask\nno-such-package-corral-e2e\n")
+    git(repo, "commit", "-qam", "broken")
+    push = git(repo, "push", "corral", "main", check=False)
+    assert push.returncode != 0
+    assert "pre-receive hook declined" in push.stderr
+    assert "Push rejected: the deploy failed, nothing changed." in push.stderr
+    assert server.app_get("keep").text == "hello v1"
+    assert [r["name"] for r in server.api.get("/apps/keep/releases").json()] == ["v1"]
+
+
+def test_wrong_token_and_other_branches_are_refused(server: Server, tmp_path) -> None:
+    server.api.post("/apps", json={"name": "guarded"}).raise_for_status()
+    repo = make_repo(tmp_path, server, "guarded")
+    git(repo, "remote", "set-url", "corral", server.git_url("guarded", token="wrong"))
+    push = git(repo, "push", "corral", "main", check=False)
+    assert push.returncode != 0 and "Authentication failed" in push.stderr
+    git(repo, "remote", "set-url", "corral", server.git_url("guarded"))
+    git(repo, "checkout", "-qb", "feature")
+    push = git(repo, "push", "corral", "feature", check=False)
+    assert push.returncode != 0
+    assert "git push corral feature:main" in push.stderr
+    push = git(repo, "push", "corral", "main", check=False)
+    assert push.returncode == 0, push.stderr
+    unknown = git(repo, "push", server.git_url("nope"), "main", check=False)
+    assert unknown.returncode != 0
+
+
+def test_kill_9_of_the_server_keeps_apps_serving_and_adopts_them(server: Server, tmp_path) -> None:
+    server.api.post("/apps", json={"name": "sturdy"}).raise_for_status()
+    git(make_repo(tmp_path, server, "sturdy"), "push", "corral", "main")
+    [before] = server.api.get("/apps/sturdy/dynos").json()
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    assert server.app_get("sturdy").text == "hello v1"  # the router and dyno live on
+    server.process = start_server(server.home, server.port, server.env)
+    # the API answering proves little (it was adopted too): wait for the manager's word
+    adopted = f"Adopted running process (pid {before['pid']})"
+    deadline = time.monotonic() + 30
+    while adopted not in server.api.get("/apps/sturdy/logs", params={"source": "corral"}).text:
+        assert time.monotonic() < deadline, "the new server never adopted web.1"
+        time.sleep(0.1)
+    [after] = server.api.get("/apps/sturdy/dynos").json()
+    assert (after["pid"], after["state"]) == (before["pid"], "up")
+    assert server.app_get("sturdy").text == "hello v1"
+
+
+def corral(server: Server, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI, with the credentials `corral server` wrote on its first start."""
+    return subprocess.run(
+        [sys.executable, "-m", "corral", *args],
+        cwd=cwd, env=server.env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_the_cli_drives_a_whole_app_lifecycle(server: Server, tmp_path) -> None:
+    repo = tmp_path / "cli-app"
+    repo.mkdir()
+    (repo / "requirements.txt").write_text("flask\ngunicorn\n")
+    (repo / "app.py").write_text(APP.replace("{version}", "v1"))
+    (repo / "Procfile").write_text("web: gunicorn app:app\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v1")
+
+    created = corral(server, repo, "apps:create", "lifecycle")
+    assert created.returncode == 0, created.stderr
+    assert "lifecycle" in corral(server, repo, "apps").stdout
+    # authenticated by corral's credential helper, with the credentials the server wrote
+    push = git(repo, "push", "corral", "main", env=server.env)
+    assert "Released v1" in push.stderr, push.stderr
+    assert server.app_get("lifecycle").text == "hello v1"
+
+    config = corral(server, repo, "config:set", "GREETING=from config")
+    assert config.returncode == 0, config.stderr
+    deadline = time.monotonic() + 30
+    while server.app_get("lifecycle").text != "from config":
+        assert time.monotonic() < deadline, "config:set never reached the app"
+        time.sleep(0.1)
+    assert corral(server, repo, "config:get", "GREETING").stdout.strip() == "from config"
+    corral(server, repo, "config:unset", "GREETING")
+
+    (repo / "app.py").write_text(APP.replace("{version}", "v2"))
+    git(repo, "commit", "-qam", "v2")
+    git(repo, "push", "corral", "main", env=server.env)
+    deadline = time.monotonic() + 30
+    while server.app_get("lifecycle").text != "hello v2":
+        assert time.monotonic() < deadline, "v2 never served"
+        time.sleep(0.1)
+    releases = corral(server, repo, "releases", "--json")
+    versions = [r["name"] for r in json.loads(releases.stdout)]
+    assert versions[0] == "v4" and len(versions) == 4
+
+    rollback = corral(server, repo, "rollback", "v1")
+    assert rollback.returncode == 0, rollback.stderr
+    deadline = time.monotonic() + 30
+    while server.app_get("lifecycle").text != "hello v1":
+        assert time.monotonic() < deadline, "rollback never served the old code"
+        time.sleep(0.1)
+
+    run = corral(
+        server, repo, "run", "--", "python", "-c", "import flask; print(flask.__version__)"
+    )
+    assert run.returncode == 0, run.stderr
+    # (Flask 3.1 warns that __version__ is deprecated; the version is the last line)
+    assert run.stdout.strip().splitlines()[-1].startswith("3.")
+    failing = corral(server, repo, "run", "--", "python", "-c", "raise SystemExit(7)")
+    assert failing.returncode == 7
+
+    dynos = server.api.get("/apps/lifecycle/dynos").json()
+    pids = [d["pid"] for d in dynos]
+    destroyed = corral(server, repo, "apps:destroy", "lifecycle", "--confirm", "lifecycle")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert not any(psutil.pid_exists(pid) and _running(pid) for pid in pids)
+    assert not (server.home / "apps" / "lifecycle").exists()
+    assert not (server.home / "logs" / "lifecycle").exists()
+    missing = corral(server, repo, "apps:info", "-a", "lifecycle")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -265,3 +265,41 @@ def test_a_new_manager_adopts_running_dynos(settings, tmp_path) -> None:
         assert (after.pid, after.state) == (before.pid, "up")
         [(_, port)] = backends(settings, "adopt")
         assert get(port).status_code == 200
+
+
+def test_restart_rolls_web_without_downtime_and_stop_brings_dynos_back(
+    settings, running, tmp_path
+) -> None:
+    store = running.store
+    store.create_app("again")
+    deploy(settings, store, tmp_path, "again", "web: gunicorn app:app\nworker: sleep 600\n")
+    wait_until(lambda: backends(settings, "again"))
+    store.scale("again", {"worker": 1})
+    wait_until(lambda: len(store.dynos("again")) == 2, what="web and worker")
+    old = {d.name: d.pid for d in store.dynos("again")}
+    store.request_dynos("again", "restart")
+    failures = 0
+    deadline = time.monotonic() + 30
+    while {d.name: d.pid for d in store.dynos("again")}.get("web.1") == old["web.1"]:
+        assert time.monotonic() < deadline, "web.1 never restarted"
+        [(_, port)] = backends(settings, "again") or [("", 0)]
+        try:
+            failures += get(port).status_code != 200 if port else 0
+        except httpx.TransportError:
+            failures += 1
+    assert failures == 0
+    wait_until(
+        lambda: (
+            {d.name: d.pid for d in store.dynos("again")}.get("worker.1")
+            not in (None, old["worker.1"])
+        ),
+        what="worker restarted",
+    )
+    worker = next(d for d in store.dynos("again") if d.name == "worker.1")
+    store.request_dynos("again", "stop", "worker.1")
+    wait_until(
+        lambda: any(d.name == "worker.1" and d.pid != worker.pid for d in store.dynos("again")),
+        what="worker.1 back after ps:stop",
+    )
+    with pytest.raises(Exception, match="neither a dyno nor a process type"):
+        store.request_dynos("again", "restart", "clock")

@@ -117,3 +117,23 @@ def list_dynos(app: str) -> ResponseReturnValue:
     store = context.store()
     store.get_app(app)
     return jsonify([dyno_json(dyno) for dyno in store.dynos(app)])
+
+
+@formation_blueprint.post("/apps/<app>/dynos/restart")
+def restart_dynos(app: str) -> ResponseReturnValue:
+    """Ask the dyno manager to restart dynos: all, one process type or one dyno."""
+    return _dyno_request(app, "restart")
+
+
+@formation_blueprint.post("/apps/<app>/dynos/stop")
+def stop_dynos(app: str) -> ResponseReturnValue:
+    """Ask the dyno manager to stop dynos; those in the formation are started again."""
+    return _dyno_request(app, "stop")
+
+
+def _dyno_request(app: str, action: str) -> ResponseReturnValue:
+    target = json_body().get("target")
+    if target is not None and not isinstance(target, str):
+        raise BadRequest('Give the target as a string, such as {"target": "web"}.')
+    context.store().request_dynos(app, action, target)
+    return jsonify({"app": app, "action": action, "target": target}), 202

@@ -35,6 +35,9 @@ from corral.store.models import Dyno, Release
 
 #: Process types that are not dynos: ``release`` runs once per deploy.
 NOT_DYNOS = frozenset({"release"})
+#: Seconds between taking a web dyno out of the route table and stopping it: longer than
+#: the router's reload interval (0.2 s), so no request is routed to a closing dyno.
+ROUTE_SETTLE = 1.0
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,9 @@ class DynoManager:
         for name in list(self.dynos):
             if name not in apps:
                 await self._remove_app(name)
+        for app, action, target in self.store.take_dyno_requests():
+            if app in apps:
+                self._handle_request(app, action, target)
         for app in apps:
             if app in self.rollouts and self.rollouts[app].done():
                 self.rollouts.pop(app).result()
@@ -221,6 +227,31 @@ class DynoManager:
                 running[name] = self._start(app, name, release, restarts=r.row.restarts)
             elif r.row.state == "starting":
                 self._check_boot(r)
+
+    def _handle_request(self, app: str, action: str, target: str | None) -> None:
+        """``ps:restart`` / ``ps:stop``: web restarts roll over with zero downtime."""
+        running = self.dynos.get(app, {})
+        chosen = [
+            name
+            for name in running
+            if target is None or name == target or name.rsplit(".", 1)[0] == target
+        ]
+        current = self.store.current_release(app)
+        rolling = (
+            action == "restart"
+            and target in (None, "web")
+            and app not in self.rollouts
+            and current is not None
+            and any(name.startswith("web.") for name in chosen)
+        )
+        if rolling:
+            self.log(app, "", f"Restarting web dynos of {current.name} with zero downtime")
+            self.rollouts[app] = asyncio.create_task(self._rollout(app, current, current))
+            chosen = [name for name in chosen if not name.startswith("web.")]
+        verb = "Restarting" if action == "restart" else "Stopping"
+        for name in chosen:
+            self.log(app, name, f"{verb} (requested by ps:{action})")
+            self._drain(running.pop(name))
 
     # -- single dynos ---------------------------------------------------------------
 
@@ -306,12 +337,21 @@ class DynoManager:
             self._set_state(r, "up")
 
     def _drain(self, r: Running, grace: float | None = None) -> None:
-        """Stop ``r`` in the background (SIGTERM, grace, SIGKILL) and forget its row."""
-        task = asyncio.create_task(self._stop(r, self.options.grace if grace is None else grace))
+        """Stop ``r`` in the background (SIGTERM, grace, SIGKILL) and forget its row.
+
+        A web dyno that was serving first leaves the route table: the SIGTERM waits until
+        the router has reloaded it, so no request is sent to a closed listener.
+        """
+        settle = ROUTE_SETTLE if r.row.port and r.row.state == "up" else 0.0
+        grace = self.options.grace if grace is None else grace
+        task = asyncio.create_task(self._stop(r, grace, settle=settle))
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
 
-    async def _stop(self, r: Running, grace: float, forget: bool = True) -> None:
+    async def _stop(self, r: Running, grace: float, forget: bool = True, settle: float = 0) -> None:
+        if settle:
+            self._write_routes({a.name: a for a in self.store.list_apps()})
+            await asyncio.sleep(settle)
         if r.process is not None and not r.exited():
             self.log(r.row.app, r.row.name, "Stopping process with SIGTERM")
             await dynos.stop(r.process, grace, r.popen)

@@ -7,8 +7,10 @@ manager has stopped them and called :meth:`DynosMixin.delete_dyno`.
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from corral.store._db import Database
+from corral.store.errors import NotFound
 from corral.store.models import Dyno
 
 _STATES = ("starting", "up", "crashed", "stopping")
@@ -66,6 +68,40 @@ class DynosMixin(Database):
             else:
                 rows = conn.execute("SELECT * FROM dynos WHERE app = ?", (app,)).fetchall()
         return sorted((_dyno_from_row(row) for row in rows), key=_order)
+
+    def request_dynos(self, app: str, action: str, target: str | None = None) -> None:
+        """Ask the manager to ``restart`` or ``stop`` dynos: all, one type, or one dyno."""
+        if action not in ("restart", "stop"):
+            raise ValueError(f"unknown dyno action {action!r}")
+        with self._write() as conn:
+            row = conn.execute("SELECT 1 FROM apps WHERE name = ?", (app,)).fetchone()
+            if row is None:
+                raise NotFound(f"There is no app named {app}; see `corral apps`.")
+            if target is not None:
+                names = {
+                    r["name"] for r in conn.execute("SELECT name FROM dynos WHERE app = ?", (app,))
+                }
+                types = {name.rsplit(".", 1)[0] for name in names}
+                if target not in names | types:
+                    raise NotFound(
+                        f"{target} is neither a dyno nor a process type running in {app}; "
+                        "see `corral ps`."
+                    )
+            conn.execute(
+                "INSERT INTO dyno_requests (app, action, target, requested_at) VALUES (?, ?, ?, ?)",
+                (app, action, target, time.time()),
+            )
+
+    def take_dyno_requests(self) -> list[tuple[str, str, str | None]]:
+        """The pending restart/stop requests as (app, action, target), oldest first; clears them."""
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT id, app, action, target FROM dyno_requests ORDER BY id"
+            ).fetchall()
+            conn.execute(
+                "DELETE FROM dyno_requests WHERE id <= ?", (rows[-1]["id"] if rows else 0,)
+            )
+        return [(row["app"], row["action"], row["target"]) for row in rows]
 
     def delete_dyno(self, app: str, name: str) -> bool:
         """Forget a dyno the manager has stopped; ``False`` if it was not recorded."""

@@ -92,8 +92,19 @@ CREATE TABLE tokens (
 );
 """
 
+# v2: restart and stop requests from `ps:restart` / `ps:stop`, consumed by the dyno manager.
+_V2 = """
+CREATE TABLE dyno_requests (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    app          TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+    action       TEXT NOT NULL CHECK (action IN ('restart', 'stop')),
+    target       TEXT,
+    requested_at REAL NOT NULL
+);
+"""
+
 #: Ordered migrations; the database's ``user_version`` counts how many have been applied.
-MIGRATIONS: list[str] = [_V1]
+MIGRATIONS: list[str] = [_V1, _V2]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

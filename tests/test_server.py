@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -304,3 +305,36 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_redeploy_under_load_fails_no_request(server: Server, tmp_path) -> None:
+    server.api.post("/apps", json={"name": "busy"}).raise_for_status()
+    repo = make_repo(tmp_path, server, "busy")
+    git(repo, "push", "corral", "main")
+    results: list[int | str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(headers={"Host": "busy.localhost"}, timeout=10) as client:
+            while not stop.is_set() and len(results) < 5000:
+                try:
+                    results.append(client.get(f"http://127.0.0.1:{server.port}/").status_code)
+                except httpx.TransportError as exc:
+                    results.append(type(exc).__name__)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        for version in ("v2", "v3"):
+            (repo / "app.py").write_text(APP.replace("{version}", version))
+            git(repo, "commit", "-qam", version)
+            git(repo, "push", "corral", "main")
+        deadline = time.monotonic() + 30
+        while len(results) < 500 or server.app_get("busy").text != "hello v3":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    failed = [r for r in results if r != 200]
+    assert len(results) >= 500 and failed == [], f"{len(failed)} of {len(results)} failed"

@@ -117,6 +117,8 @@ class DynoManager:
         #: app -> a release version whose rollout failed; not retried until a newer one.
         self.failed: dict[str, int] = {}
         self._draining: set[asyncio.Task[None]] = set()
+        #: app -> the dynos a rollout is booting (not in ``dynos`` until cutover).
+        self.booting: dict[str, dict[str, Running]] = {}
         self._routes: RouteTable | None = None
 
     # -- logging -------------------------------------------------------------------
@@ -365,9 +367,16 @@ class DynoManager:
         """Stop every dyno (a clean shutdown of the platform; ``kill -9`` leaves them)."""
         for task in self.rollouts.values():
             task.cancel()
-        everything = [r for running in self.dynos.values() for r in running.values()]
+        await asyncio.gather(*self.rollouts.values(), return_exceptions=True)
+        everything = [
+            r for group in (self.dynos, self.booting) for running in group.values()
+            for r in running.values()
+        ]  # fmt: skip
         await asyncio.gather(*(self._stop(r, grace) for r in everything))
+        while self._draining:  # dynos already on their way out
+            await asyncio.gather(*list(self._draining), return_exceptions=True)
         self.dynos.clear()
+        self.booting.clear()
 
     # -- rollouts -------------------------------------------------------------------
 
@@ -375,11 +384,23 @@ class DynoManager:
         """Boot ``release``'s web dynos beside the old ones, switch when healthy, drain old."""
         wanted = self._wanted(app, release, first_deploy=current is None)
         web = [name for name in wanted if name.startswith("web.")]
+        fresh: dict[str, Running] = {}
+        self.booting[app] = fresh
+        try:
+            await self._boot_and_switch(app, release, web, fresh)
+        finally:
+            self.booting.pop(app, None)
+
+    async def _boot_and_switch(
+        self, app: str, release: Release, web: list[str], fresh: dict[str, Running]
+    ) -> None:
         path = health_path(release.slug_path)
         try:
             # Not in the store yet: the old dynos keep their names (and rows) until cutover.
-            fresh = {name: self._start(app, name, release, record=False) for name in web}
+            for name in web:
+                fresh[name] = self._start(app, name, release, record=False)
         except (UserError, OSError) as exc:
+            await asyncio.gather(*(self._stop(r, grace=5) for r in fresh.values()))
             self._fail(app, release, [], f"could not start its dynos ({exc})")
             return
         problem = await self._await_healthy(fresh.values(), path)

@@ -61,10 +61,14 @@ class ManagerThread:
         self.stop = asyncio.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None
+        #: False to leave the dynos running when the loop ends (a kill -9 of the platform).
+        self.stop_dynos = True
 
     def _run(self) -> None:
         try:
             self.loop.run_until_complete(self.manager.run(self.stop))
+            if self.stop_dynos:  # in the manager's own loop, as `corral server` does
+                self.loop.run_until_complete(self.manager.stop_all(grace=5))
         except BaseException as exc:  # surfaced by the test through .error
             self.error = exc
 
@@ -73,15 +77,18 @@ class ManagerThread:
         self.thread.start()
         return self
 
+    def _end(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(timeout=60)
+
     def abandon(self) -> None:
         """Stop the loop but leave the dynos running, like a `kill -9` of the platform."""
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(timeout=30)
+        self.stop_dynos = False
+        self._end()
 
     def __exit__(self, *exc: object) -> None:
         _THREADS.remove(self)
-        self.abandon()
-        asyncio.run(self.manager.stop_all(grace=5))
+        self._end()
         assert self.error is None, self.error
 
 

@@ -1,0 +1,175 @@
+"""Deploy benchmark: git push to serving, first deploy and code-only redeploys, and zero
+downtime under load.
+
+Run: ``.venv/bin/python bench/deploy.py [--runs 5] [--redeploys 20]``. It starts a real
+``corral server`` on a free loopback port in a temporary home and pushes a Flask +
+gunicorn app with real git. Times run from the start of ``git push`` until the router
+serves the new code (medians over ``--runs``; first deploys each use a new app, so
+they include building a new environment from a warm cache). Then it keeps a request
+loop running through the router during ``--redeploys`` code-only redeploys and counts
+failed requests (the target is 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+APP = """import os
+from flask import Flask
+app = Flask(__name__)
+
+@app.get("/")
+def index():
+    return "{marker}"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args],
+        cwd=repo, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+
+
+class Bench:
+    """A `corral server` in a temporary home, and helpers to push to it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        env = {**os.environ, "CORRAL_CREDENTIALS": str(root / "credentials.json")}
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "corral", "server", "--home", str(root / "home"),
+             "--bind", f"127.0.0.1:{self.port}", "--grace", "5"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://localhost:{self.port}/api/v1/health").raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("corral server did not start") from None
+                time.sleep(0.1)
+        token = (root / "home" / "admin-token").read_text().strip()
+        self.token = token
+        self.api = httpx.Client(
+            base_url=f"http://localhost:{self.port}/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    def new_app(self, name: str) -> Path:
+        self.api.post("/apps", json={"name": name}).raise_for_status()
+        repo = self.root / name
+        repo.mkdir()
+        (repo / "requirements.txt").write_text("flask>=3,<4\ngunicorn>=22\n")
+        (repo / "Procfile").write_text("web: gunicorn app:app\n")
+        (repo / "app.py").write_text(APP.format(marker="start"))
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "start")
+        url = f"http://corral:{self.token}@localhost:{self.port}/git/{name}.git"
+        git(repo, "remote", "add", "corral", url)
+        return repo
+
+    def serves(self, app: str, marker: str) -> bool:
+        try:
+            response = httpx.get(
+                f"http://127.0.0.1:{self.port}/", headers={"Host": f"{app}.localhost"}
+            )
+        except httpx.TransportError:
+            return False
+        return response.text == marker
+
+    def push_until_served(self, repo: Path, marker: str) -> float:
+        """Commit ``marker`` as the app's answer; seconds from push to serving it."""
+        (repo / "app.py").write_text(APP.format(marker=marker))
+        git(repo, "commit", "-qam", marker)
+        started = time.perf_counter()
+        git(repo, "push", "-q", "corral", "main")
+        while not self.serves(repo.name, marker):
+            if time.perf_counter() - started > 120:
+                raise SystemExit(f"{marker} was never served")
+            time.sleep(0.01)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        os.kill(self.server.pid, signal.SIGTERM)
+        self.server.wait(timeout=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--redeploys", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="corral-bench-deploy-") as tmp:
+        bench = Bench(Path(tmp))
+        try:
+            warm = bench.new_app("warmup")  # fills the installer cache
+            bench.push_until_served(warm, "warm")
+            first = [
+                bench.push_until_served(bench.new_app(f"first{i}"), f"first-{i}")
+                for i in range(args.runs)
+            ]
+            repo = bench.new_app("redeploy")
+            bench.push_until_served(repo, "r0")
+            redeploy = [bench.push_until_served(repo, f"r{i + 1}") for i in range(args.runs)]
+
+            results: list[object] = []
+            stop = threading.Event()
+
+            def load() -> None:
+                with httpx.Client(headers={"Host": "redeploy.localhost"}, timeout=10) as client:
+                    while not stop.is_set() and len(results) < 200_000:
+                        try:
+                            results.append(
+                                client.get(f"http://127.0.0.1:{bench.port}/").status_code
+                            )
+                        except httpx.TransportError as exc:
+                            results.append(type(exc).__name__)
+
+            thread = threading.Thread(target=load)
+            thread.start()
+            under_load = [bench.push_until_served(repo, f"load-{i}") for i in range(args.redeploys)]
+            stop.set()
+            thread.join()
+        finally:
+            bench.close()
+    failed = [r for r in results if r != 200]
+    print(f"corral deploy benchmark (git push -> served through the router), {args.runs} runs")
+    print(
+        f"  first deploy (new app, warm cache)   median {statistics.median(first):5.2f} s"
+        f"   (range {min(first):.2f}-{max(first):.2f})"
+    )
+    print(
+        f"  code-only redeploy                   median {statistics.median(redeploy):5.2f} s"
+        f"   (range {min(redeploy):.2f}-{max(redeploy):.2f})"
+    )
+    loaded = statistics.median(under_load)
+    print(f"  {args.redeploys} redeploys under load       median {loaded:5.2f} s")
+    print(f"  requests during them                 {len(results)} sent, {len(failed)} failed")
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from corral.cli.client import Credentials, credentials_path
 from corral.config import Settings
 from corral.errors import UserError
 from corral.router.table import AppRoute, Backend
@@ -46,18 +47,11 @@ class ServerOptions:
         return f"http://{self.domain}:{self.port}"
 
 
-def credentials_path() -> Path:
-    """Where the CLI keeps its server URL and token (the same rule as the CLI's)."""
-    override = os.environ.get("CORRAL_CREDENTIALS")
-    if override:
-        return Path(override)
-    return Path.home() / ".config" / "corral" / "credentials.json"
-
-
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # os.open's mode is filtered by the umask
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)
@@ -70,7 +64,7 @@ def ensure_admin_token(settings: Settings, store: Store, url: str) -> tuple[Path
         return token_file, False
     _, secret = store.create_token("admin")
     _write_private(token_file, secret + "\n")
-    _write_private(credentials_path(), json.dumps({"server": url, "token": secret}) + "\n")
+    Credentials(server=url, token=secret).save()
     return token_file, True
 
 

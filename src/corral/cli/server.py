@@ -8,8 +8,6 @@ import click
 
 from corral.config import Settings
 from corral.errors import UserError
-from corral.runtime.dyno_manager import ManagerOptions
-from corral.server import ServerOptions, run_server
 
 
 def _parse_bind(bind: str) -> tuple[str, int]:
@@ -37,6 +35,10 @@ def server(
     memory_quota: int,
 ) -> None:
     """Run the platform: API and dashboard, dyno manager and router, on one port."""
+    # imported here: the platform's modules are heavy, and other commands never need them
+    from corral.runtime.dyno_manager import ManagerOptions
+    from corral.server import ServerOptions, run_server
+
     host, port = _parse_bind(bind)
     options = ServerOptions(
         host=host,

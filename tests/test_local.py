@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -112,6 +113,7 @@ def test_port_in_use_is_named_with_its_process() -> None:
 
 FLASK_APP = """\
 import os
+import re
 
 from flask import Flask
 
@@ -494,3 +496,27 @@ def test_local_run_works_for_an_app_with_nothing_to_serve(
     result = corral(["local:run", "python", "job.py"], app, environ)
     assert result.returncode == 0, result.stderr
     assert "ran six" in result.stdout
+
+
+def test_new_app_runs_with_corral_local_and_passes_its_own_tests(
+    tmp_path: Path, environ: dict[str, str], start_local: Callable[..., Local]
+) -> None:
+    created = corral(["new", "demo", "--no-git"], tmp_path, environ)
+    assert created.returncode == 0, created.stderr
+    app = tmp_path / "demo"
+    (app / ".env").write_text("GREETING=Hello from .env\n")
+    port = free_port()
+    local = start_local(["-p", str(port)], app)
+    page = local.get(f"http://127.0.0.1:{port}/")
+    assert page.status_code == 200 and "Hello from .env" in page.text
+    api = local.get(f"http://127.0.0.1:{port}/api/hello")
+    assert api.json()["message"] == "Hello from .env" and api.json()["dyno"] == "web.1"
+    css = re.search(r'href="(/[^"]*bootstrap[^"]*\.css)"', page.text)
+    assert css, "the page links no locally served Bootstrap CSS"
+    response = local.get(f"http://127.0.0.1:{port}{css.group(1)}")
+    assert response.status_code == 200 and "text/css" in response.headers["content-type"]
+    os.killpg(local.popen.pid, signal.SIGTERM)
+    local.wait()
+    tests = corral(["local:run", "pytest", "-q"], app, environ)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "passed" in tests.stdout

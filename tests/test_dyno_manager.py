@@ -310,3 +310,24 @@ def test_restart_rolls_web_without_downtime_and_stop_brings_dynos_back(
     )
     with pytest.raises(Exception, match="neither a dyno nor a process type"):
         store.request_dynos("again", "restart", "clock")
+
+
+def test_dyno_far_over_its_memory_quota_is_restarted(settings, tmp_path) -> None:
+    options = ManagerOptions(boot_timeout=20, grace=2, tick=0.1, memory_quota=70 * 1024 * 1024)
+    with ManagerThread(settings, options) as running:
+        store = running.store
+        store.create_app("hungry")
+        hog = "python -c \"import time; x = b'x' * (200 << 20); time.sleep(600)\""
+        deploy(settings, store, tmp_path, "hungry", f"web: gunicorn app:app\nhog: {hog}\n")
+        wait_until(lambda: backends(settings, "hungry"))
+        store.scale("hungry", {"hog": 1})
+        wait_until(lambda: any(d.name == "hog.1" for d in store.dynos("hungry")), what="hog.1")
+        first = next(d for d in store.dynos("hungry") if d.name == "hog.1")
+
+        def restarted() -> bool:
+            hog1 = [d for d in store.dynos("hungry") if d.name == "hog.1"]
+            return bool(hog1) and hog1[0].pid != first.pid
+
+        wait_until(restarted, timeout=60, what="hog.1 restarted for its memory")
+        messages = [line.message for line in recent(settings.logs_dir("hungry"), dyno="hog.1")]
+        assert any(m.startswith("Error R15 (Memory quota vastly exceeded)") for m in messages)

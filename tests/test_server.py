@@ -338,3 +338,32 @@ def test_redeploy_under_load_fails_no_request(server: Server, tmp_path) -> None:
         thread.join(timeout=30)
     failed = [r for r in results if r != 200]
     assert len(results) >= 500 and failed == [], f"{len(failed)} of {len(results)} failed"
+
+
+def test_deploy_freeze_force_and_empty_pushes(server: Server, tmp_path) -> None:
+    source = tmp_path / "tarred"
+    source.mkdir()
+    (source / "requirements.txt").write_text("flask\ngunicorn\n")
+    (source / "app.py").write_text(APP.replace("{version}", "from a tarball"))
+    (source / "Procfile").write_text("web: gunicorn app:app\n")
+    assert corral(server, tmp_path, "apps:create", "tarred").returncode == 0
+    deployed = corral(server, tmp_path, "deploy", str(source), "-a", "tarred")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "Released v1" in deployed.stdout
+    assert server.app_get("tarred").text == "hello from a tarball"
+    freeze = corral(server, tmp_path, "freeze", "-a", "tarred")
+    assert any(line.startswith("flask==") for line in freeze.stdout.splitlines())
+
+    server.api.post("/apps", json={"name": "forced"}).raise_for_status()
+    repo = make_repo(tmp_path, server, "forced")
+    git(repo, "push", "corral", "main")
+    empty = git(repo, "push", "corral", "main")
+    assert "Everything up-to-date" in empty.stderr
+    git(repo, "reset", "-q", "--hard", "HEAD")
+    (repo / "app.py").write_text(APP.replace("{version}", "rewritten"))
+    git(repo, "commit", "-q", "--amend", "-am", "rewritten history")
+    refused = git(repo, "push", "corral", "main", check=False)
+    assert refused.returncode != 0 and "non-fast-forward" in refused.stderr + refused.stdout
+    forced = git(repo, "push", "--force", "corral", "main")
+    assert "Released v2" in forced.stderr
+    assert server.app_get("forced").text == "hello rewritten"

@@ -6,6 +6,7 @@ import io
 import tarfile
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -138,3 +139,31 @@ def test_deploys_of_one_app_wait_for_each_other(settings, tmp_path) -> None:
         assert any("Another deploy of queue is in progress" in line for line in second)
         assert outputs[0][-1] == "corral-status: succeeded v1"
         assert second[-1] == "corral-status: succeeded v2"
+
+
+def test_builds_wait_for_a_free_slot_when_every_core_is_building(settings, tmp_path) -> None:
+    import fcntl
+    import os
+
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("slot")
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        held = []
+        for i in range(os.cpu_count() or 1):  # other builds occupy every slot
+            handle = open(settings.run_dir / f"build-slot-{i}.lock", "a")  # noqa: SIM115
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            held.append(handle)
+        lines: list[str] = []
+        deployer = Deployer(settings, running.store)
+        worker = threading.Thread(
+            target=lambda: lines.extend(deployer.deploy_source("slot", source(tmp_path), "v1"))
+        )
+        worker.start()
+        wait_until(lambda: running.store.builds("slot"), what="the build to be recorded")
+        time.sleep(0.5)  # it must still be waiting: no slot is free
+        assert not any(line.startswith("-----> Detected") for line in lines)
+        for handle in held:
+            handle.close()
+        worker.join(timeout=120)
+        assert "-----> Waiting for a free build slot" in lines
+        assert lines[-1] == "corral-status: succeeded v1"

@@ -367,3 +367,40 @@ def test_deploy_freeze_force_and_empty_pushes(server: Server, tmp_path) -> None:
     forced = git(repo, "push", "--force", "corral", "main")
     assert "Released v2" in forced.stderr
     assert server.app_get("forced").text == "hello rewritten"
+
+
+def test_ps_scale_restart_and_logs_through_the_cli(server: Server, tmp_path) -> None:
+    server.api.post("/apps", json={"name": "scaled"}).raise_for_status()
+    repo = make_repo(tmp_path, server, "scaled")
+    git(repo, "push", "corral", "main")
+    scaled = corral(server, repo, "ps:scale", "web=2")
+    assert scaled.returncode == 0, scaled.stderr
+
+    def web_up() -> list[dict]:
+        out = corral(server, repo, "ps", "--json").stdout
+        return [d for d in json.loads(out) if d["type"] == "web" and d["state"] == "up"]
+
+    deadline = time.monotonic() + 30
+    while len(web_up()) != 2:
+        assert time.monotonic() < deadline, "web=2 never came up"
+        time.sleep(0.2)
+    assert all(d["rss_bytes"] > 0 for d in web_up())
+    before = {d["name"]: d["pid"] for d in web_up()}
+    restart = corral(server, repo, "ps:restart", "web")
+    assert restart.returncode == 0, restart.stderr
+    deadline = time.monotonic() + 30
+    while {d["name"]: d["pid"] for d in web_up()}.keys() != before.keys() or any(
+        d["pid"] == before[d["name"]] for d in web_up()
+    ):
+        assert time.monotonic() < deadline, "ps:restart never replaced the web dynos"
+        time.sleep(0.2)
+    server.app_get("scaled")
+    deadline = time.monotonic() + 10
+    logs = ""
+    while "status=200" not in logs:
+        assert time.monotonic() < deadline, logs
+        logs = corral(server, repo, "logs", "--source", "router", "-n", "5").stdout
+        time.sleep(0.2)
+    assert "method=GET" in logs and "dyno=web." in logs
+    unknown = corral(server, repo, "ps:restart", "clock")
+    assert unknown.returncode == 1 and "neither a dyno nor a process type" in unknown.stderr

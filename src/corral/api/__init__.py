@@ -1,4 +1,4 @@
-"""corral's API: a Flask app serving the JSON API under ``/api/v1`` over the store.
+"""corral's API: a Flask app serving the JSON API under ``/api/v1`` and the dashboard at ``/``.
 
 The API only writes desired state to the store; the dyno manager converges the machine
 to it. Build the app with :func:`create_app`; gunicorn serves :mod:`corral.api.wsgi`.
@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
 from corral import __version__
-from corral.api import auth, errors
+from corral.api import auth, dashboard, errors
 from corral.api.apps import apps_blueprint
 from corral.api.config import config_blueprint
 from corral.api.context import StoreHandle
@@ -72,4 +72,5 @@ def create_app(
         deploys_blueprint,
     ):
         app.register_blueprint(blueprint, url_prefix=API_PREFIX)
+    dashboard.install(app)
     return app

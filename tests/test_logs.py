@@ -68,3 +68,14 @@ def test_follow_sees_new_lines_new_files_and_rotation(tmp_path: Path) -> None:
     assert "before" not in seen
     assert seen[-1] == "last"
     assert seen == [f"line {i} " + "x" * 40 for i in range(6)] + ["last"]
+
+
+def test_platform_lines_rotate_by_size_and_are_still_read(tmp_path: Path) -> None:
+    for i in range(40):
+        append_line(
+            tmp_path, "corral", LogLine(timestamp(), "corral", "web.1", f"n{i:02d}"), max_bytes=600
+        )
+    assert (tmp_path / "corral.log.1").exists()
+    assert (tmp_path / "corral.log").stat().st_size < 600 + 100
+    messages = [line.message for line in recent(tmp_path, n=1000)]
+    assert messages[-1] == "n39" and messages == sorted(messages)

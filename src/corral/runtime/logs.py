@@ -163,11 +163,19 @@ def follow(
             time.sleep(interval)
 
 
-def append_line(log_dir: Path, name: str, line: LogLine) -> None:
-    """Append one line to ``log_dir/name.log`` (platform and router lines)."""
+#: Size at which a log file is rotated to ``.1`` (one old file is kept).
+MAX_LOG_BYTES = 5 * 1024 * 1024
+
+
+def append_line(log_dir: Path, name: str, line: LogLine, *, max_bytes: int = MAX_LOG_BYTES) -> None:
+    """Append one line to ``log_dir/name.log``, rotating it to ``.1`` past ``max_bytes``."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log_dir / f"{name}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    path = log_dir / f"{name}.log"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, (str(line) + "\n").encode("utf-8", "replace"))
+        size = os.fstat(fd).st_size
     finally:
         os.close(fd)
+    if size >= max_bytes:
+        os.replace(path, path.with_name(path.name + ".1"))

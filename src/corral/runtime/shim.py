@@ -23,8 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-#: Size at which a dyno's log file is rotated to ``.1`` (one old file is kept).
-MAX_LOG_BYTES = 5 * 1024 * 1024
+from corral.runtime.logs import MAX_LOG_BYTES
 
 
 def timestamp() -> str:

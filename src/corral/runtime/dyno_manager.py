@@ -150,8 +150,8 @@ class DynoManager:
         # A pending release left by a platform that died mid-deploy would block config
         # changes forever; it is retried as a rollout only if still newest.
         for app in self.store.list_apps():
-            for release in self.store.releases(app.name):
-                if release.status == "pending" and app.name not in self.rollouts:
+            for release in self.store.pending_releases(app.name):
+                if app.name not in self.rollouts:
                     current = self.store.current_release(app.name)
                     if current is not None and release.version < current.version:
                         self.store.mark_release_failed(app.name, release.version)
@@ -192,8 +192,8 @@ class DynoManager:
 
     async def _reconcile(self, app: str) -> None:
         current = self.store.current_release(app)
-        pending = [r for r in self.store.releases(app) if r.status == "pending"]
-        target = pending[0] if pending else current  # releases() is newest first
+        pending = self.store.pending_releases(app)  # newest first
+        target = pending[0] if pending else current
         if target is None:
             return
         running = self.dynos.setdefault(app, {})

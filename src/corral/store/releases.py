@@ -109,6 +109,16 @@ class ReleasesMixin(Database):
             ).fetchall()
         return [release_from_row(row) for row in rows]
 
+    def pending_releases(self, app: str) -> list[Release]:
+        """The releases of ``app`` still waiting for their rollout, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM releases WHERE app = ? AND status = 'pending'"
+                " ORDER BY version DESC",
+                (app,),
+            ).fetchall()
+        return [release_from_row(row) for row in rows]
+
     def release(self, app: str, version: int) -> Release:
         """Release ``version`` of ``app``, or :class:`NotFound`."""
         with self._read() as conn:

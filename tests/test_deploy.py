@@ -14,6 +14,7 @@ import pytest
 
 from corral.config import Settings
 from corral.deploy.pipeline import Deployer
+from corral.runtime.logs import recent
 from test_dyno_manager import OPTIONS, ManagerThread, backends, wait_until
 
 pytestmark = pytest.mark.slow
@@ -62,6 +63,8 @@ def test_deploy_streams_build_and_goes_live(settings, tmp_path) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/").text == "v-one"
         [build] = running.store.builds("live")
         assert build.status == "succeeded" and Path(build.log_path).read_text().count("----->")
+        built = [line.message for line in recent(settings.logs_dir("live"), source="build")]
+        assert "-----> Launching v1" in built
         assert running.store.release("live", 1).description == "Deploy abc1234"
 
 

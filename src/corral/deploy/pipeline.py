@@ -28,7 +28,8 @@ from corral.config import Settings
 from corral.deploy.tarball import extract
 from corral.errors import UserError
 from corral.runtime.environ import process_environ
-from corral.runtime.logs import follow
+from corral.runtime.logs import LogLine, append_line, follow
+from corral.runtime.shim import timestamp
 from corral.store import Store
 
 STATUS_PREFIX = "corral-status: "
@@ -113,10 +114,13 @@ class Deployer:
         log_path = self.settings.builds_dir / f"{record.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as log:
+            app_logs = self.settings.logs_dir(app)
 
             def emit(line: str) -> Iterator[str]:
                 log.write(line + "\n")
                 log.flush()
+                # the app's log too, so `corral logs --source build` shows the latest builds
+                append_line(app_logs, "build", LogLine(timestamp(), "build", "", line))
                 yield line
 
             self.store.update_build(record.id, status="running", log_path=log_path)

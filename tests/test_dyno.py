@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from conftest import free_port
+from conftest import free_port, wait_until
 from corral.runtime import dyno as dynos
 
 
@@ -19,13 +19,6 @@ def spec(tmp_path: Path, command: str, port: int | None = None) -> dynos.DynoSpe
     if port:
         env["PORT"] = str(port)
     return dynos.DynoSpec("hello", "web.1", command, tmp_path, env, port)
-
-
-def wait_until(condition, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_dyno_serves_passes_health_check_and_stops_gracefully(tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 
+from conftest import wait_until
 from corral.runtime.shim import LogWriter
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00 (\w+)\[([\w.]+)\]: (.*)$")
@@ -30,13 +30,6 @@ def start_shim(tmp_path: Path, script: str, dyno: str = "web.1") -> subprocess.P
 def log_lines(tmp_path: Path, dyno: str = "web.1") -> list[tuple[str, str, str]]:
     text = (tmp_path / "logs" / f"{dyno}.log").read_text()
     return [LINE.match(line).groups() for line in text.splitlines()]  # type: ignore[union-attr]
-
-
-def wait_until(condition, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_lines_are_stamped_tagged_and_status_recorded(tmp_path: Path) -> None:

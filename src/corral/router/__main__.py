@@ -27,19 +27,27 @@ def _parse_bind(bind: str) -> tuple[str, int]:
 
 
 class _StdoutLog:
-    """Log lines to stdout, flushed within 0.1 s: a busy router makes few write calls."""
+    """Log lines to stdout, written together within 0.1 s: a busy router makes few write calls.
+
+    Lines are held here rather than in ``sys.stdout``'s buffer, which ``PYTHONUNBUFFERED``
+    (or a terminal) would turn into one system call per line.
+    """
 
     def __init__(self) -> None:
         self._flush_scheduled = False
+        self._pending: list[str] = []
 
     def __call__(self, app: str, line: str) -> None:
-        sys.stdout.write(f"{app or '-'} router: {line}\n")
+        self._pending.append(f"{app or '-'} router: {line}\n")
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(0.1, self.flush)
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self._pending:
+            sys.stdout.write("".join(self._pending))
+            self._pending.clear()
         sys.stdout.flush()
 
 
@@ -85,6 +93,9 @@ async def _serve(router: Router, host: str, port: int) -> None:
     print(f"router listening on http://{host}:{bound}", file=sys.stderr, flush=True)
     await stop.wait()
     await router.close()
+    flush = getattr(router.log, "flush", None)
+    if flush is not None:
+        flush()
     sys.stdout.flush()
 
 

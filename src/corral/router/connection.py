@@ -5,12 +5,11 @@ Forwarding a routed request to a dyno lives in :mod:`corral.router.forward`.
 
 from __future__ import annotations
 
-import asyncio
+import os
 import re
-import uuid
 from typing import TYPE_CHECKING
 
-from corral.router.exchange import READ_SIZE, ClientGone, Exchange
+from corral.router.exchange import ClientGone, Exchange
 from corral.router.forward import forward
 from corral.router.heads import page_head_bytes
 from corral.router.http1 import (
@@ -21,9 +20,10 @@ from corral.router.http1 import (
     RequestHead,
     RequestParser,
 )
-from corral.router.pages import FAILURES, logfmt, render_page
+from corral.router.pages import FAILURES, logfmt_value, render_page
 
 if TYPE_CHECKING:
+    from corral.router.channel import Channel
     from corral.router.proxy import Router
 
 __all__ = ["ClientConnection"]
@@ -36,20 +36,41 @@ _REASONS |= {414: "URI Too Long", 431: "Request Header Fields Too Large"}
 _REASONS |= {503: "Service Unavailable"}
 
 
+class _RequestIds:
+    """Random (version 4) UUIDs in hex, cut from one ``os.urandom`` call per 256 of them."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def __call__(self) -> bytes:
+        if self._at >= len(self._pool):
+            self._pool = os.urandom(16 * 256)
+            self._at = 0
+        raw = bytearray(self._pool[self._at : self._at + 16])
+        self._at += 16
+        raw[6] = raw[6] & 0x0F | 0x40  # version 4
+        raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+        return raw.hex().encode()
+
+
+_new_request_id = _RequestIds()
+
+
 class ClientConnection:
     """Serves the requests of one client connection, one after another."""
 
-    def __init__(
-        self, router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, router: Router, channel: Channel) -> None:
         self.router = router
-        self.reader = reader
-        self.writer = writer
-        self.loop = asyncio.get_running_loop()
+        #: One channel both reads and writes; two names keep the stream-like call sites.
+        self.reader = self.writer = channel
+        self.loop = channel.loop
         self.parser = RequestParser(router.limits)
-        peer = writer.get_extra_info("peername")
+        peer = channel.get_extra_info("peername")
         self.client_ip = str(peer[0]) if peer else ""
-        port = router.forwarded_port or writer.get_extra_info("sockname")[1]
+        self.client_ip_bytes = self.client_ip.encode()
+        self._fwd = logfmt_value(self.client_ip, quoted=True)
+        port = router.forwarded_port or channel.get_extra_info("sockname")[1]
         self.port = str(port).encode()
         #: The current request's body has been read completely from the client.
         self.body_done = True
@@ -97,11 +118,9 @@ class ClientConnection:
             if self.parser.in_head and deadline is None:
                 deadline = self.loop.time() + self.router.timeouts.header
             if deadline is not None:
-                async with asyncio.timeout_at(deadline):
-                    data = await self.reader.read(READ_SIZE)
+                data = await self.reader.read(deadline)
             else:
-                async with asyncio.timeout(self.router.timeouts.keepalive):
-                    data = await self.reader.read(READ_SIZE)
+                data = await self.reader.read(self.loop.time() + self.router.timeouts.keepalive)
             if not data:
                 return None
             self.parser.feed(data)
@@ -111,8 +130,7 @@ class ClientConnection:
         events = self.parser.events
         while not events:
             try:
-                async with asyncio.timeout(self.router.timeouts.idle):
-                    data = await self.reader.read(READ_SIZE)
+                data = await self.reader.read(self.loop.time() + self.router.timeouts.idle)
             except (TimeoutError, ConnectionError) as exc:
                 # Said as the client's doing, so it is never mistaken for the dyno's.
                 raise ClientGone("client stalled or reset during the request body") from exc
@@ -132,7 +150,7 @@ class ClientConnection:
         rid = head.request_id
         if rid is not None and _SANE_REQUEST_ID.fullmatch(rid):
             return rid
-        return uuid.uuid4().hex.encode()
+        return _new_request_id()
 
     async def _serve(self, exchange: Exchange) -> bool:
         """Route one request; True if the connection stays open for the next."""
@@ -175,7 +193,7 @@ class ClientConnection:
         """Answer a request the router cannot parse or accept, then close the connection."""
         if exchange is None:
             empty = RequestHead(b"-", b"-", "1.1", [], False, False, False, False, None, "", None)
-            exchange = Exchange(empty, uuid.uuid4().hex.encode(), self.loop.time())
+            exchange = Exchange(empty, _new_request_id(), self.loop.time())
         exchange.head.keep_alive = False
         await self.fail(exchange, _BAD_INPUT.get(exc.status, "bad_request"), reason=exc.reason)
 
@@ -190,21 +208,15 @@ class ClientConnection:
         else:
             at = "at=info"
         head = exchange.head
-        # Only the fields a client controls go through logfmt's quoting: this runs per request.
-        fields = logfmt(
-            {
-                "method": head.method.decode("latin-1"),
-                "path": head.url.decode("latin-1"),
-                "host": head.host,
-                "request_id": exchange.request_id.decode(),
-                "fwd": self.client_ip,
-                "dyno": exchange.dyno,
-            }
-        )
+        # The logfmt of pages.logfmt, unrolled: this runs per request. A request id is
+        # always plain (a sane client id or our hex); ``fwd`` is always quoted.
         connect = round(exchange.connect * 1000)
         service = round((now - exchange.service_start) * 1000)
         line = (
-            f"{at} {fields} connect={connect}ms service={service}ms status={exchange.status} "
-            f"bytes={exchange.sent} protocol={self.router.proto_name}"
+            f"{at} method={logfmt_value(head.method.decode('latin-1'))}"
+            f" path={logfmt_value(head.url.decode('latin-1'))} host={logfmt_value(head.host)}"
+            f" request_id={exchange.request_id.decode()} fwd={self._fwd}"
+            f" dyno={logfmt_value(exchange.dyno)} connect={connect}ms service={service}ms"
+            f" status={exchange.status} bytes={exchange.sent} protocol={self.router.proto_name}"
         )
         self.router.log(exchange.app, line)

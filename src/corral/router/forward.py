@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from corral.router.exchange import READ_SIZE, ClientGone, Exchange
+from corral.router.channel import Channel
+from corral.router.exchange import ClientGone, Exchange
 from corral.router.heads import request_head_bytes, response_head_bytes
 from corral.router.http1 import (
     BODY,
@@ -42,14 +43,14 @@ async def forward(client: ClientConnection, exchange: Exchange, route: AppRoute)
     request = request_head_bytes(
         head,
         request_id=exchange.request_id,
-        client_ip=client.client_ip.encode(),
+        client_ip=client.client_ip_bytes,
         proto=router.proto,
         port=client.port,
     )
     conn = await _connect(client, exchange, route)
     if conn is None:
         return await client.fail(exchange, "refused")
-    parser = ResponseParser(head_request=head.method == b"HEAD")
+    parser = conn.response_parser(head_request=head.method == b"HEAD")
     pump: asyncio.Task[None] | None = None
     try:
         if not head.has_body:
@@ -61,7 +62,7 @@ async def forward(client: ClientConnection, exchange: Exchange, route: AppRoute)
                 # A pooled connection the dyno closed while idle: one retry on a fresh one.
                 conn.close()
                 conn = await router.pool.connect(conn.backend, timeout=router.timeouts.connect)
-                parser = ResponseParser(head_request=head.method == b"HEAD")
+                parser = conn.response_parser(head_request=head.method == b"HEAD")
                 response = await _send_and_await_head(client, conn, request, parser, head.version)
         else:
             conn.writer.write(request)
@@ -132,12 +133,16 @@ async def _send_and_await_head(
     version: str,
 ) -> ResponseHead:
     conn.writer.write(request)
-    async with asyncio.timeout(client.router.timeouts.request):
-        return await _await_head(client, conn, parser, version)
+    deadline = client.loop.time() + client.router.timeouts.request
+    return await _await_head(client, conn, parser, version, deadline)
 
 
 async def _await_head(
-    client: ClientConnection, conn: BackendConnection, parser: ResponseParser, client_version: str
+    client: ClientConnection,
+    conn: BackendConnection,
+    parser: ResponseParser,
+    client_version: str,
+    deadline: float | None = None,
 ) -> ResponseHead:
     """The final response head; interim 1xx responses are passed on to the client."""
     events = parser.events
@@ -155,7 +160,7 @@ async def _await_head(
                 lines = [b"HTTP/1.1 %d %s\r\n" % (payload.status, payload.reason)]
                 lines += [b"%s: %s\r\n" % header for header in payload.headers]
                 client.writer.write(b"".join(lines) + b"\r\n")
-        data = await conn.reader.read(READ_SIZE)
+        data = await conn.reader.read(deadline)
         if not data:
             raise _NoResponse
         parser.feed(data)
@@ -251,6 +256,7 @@ async def _relay_response(
     writer = client.writer
     reader = conn.reader
     idle = client.router.timeouts.idle
+    loop = client.loop
     done = _take_body(parser, out, chunked)
     while True:
         data = b"".join(out)
@@ -262,8 +268,7 @@ async def _relay_response(
             break
         await writer.drain()
         out = []
-        async with asyncio.timeout(idle):
-            data = await reader.read(READ_SIZE)
+        data = await reader.read(loop.time() + idle)
         if data:
             parser.feed(data)
             done = _take_body(parser, out, chunked)
@@ -310,10 +315,10 @@ async def _tunnel(
         conn.close()
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _copy(reader: Channel, writer: Channel) -> None:
     """Copy bytes until EOF, then half-close the other side."""
     try:
-        while data := await reader.read(READ_SIZE):
+        while data := await reader.read():
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof() and not writer.is_closing():

@@ -6,7 +6,7 @@ bodies on each side; ``X-Forwarded-*``, ``X-Request-Id`` and ``Via`` are added.
 
 from __future__ import annotations
 
-from corral.router.http1 import Headers, RequestHead, ResponseHead
+from corral.router.http1 import RequestHead, ResponseHead
 
 __all__ = ["page_head_bytes", "request_head_bytes", "response_head_bytes"]
 
@@ -45,13 +45,10 @@ _PROTECTED = frozenset({b"host", b"content-type", b"authorization", b"cookie"})
 VIA = b"1.1 corral"
 
 
-def _connection_tokens(headers: Headers) -> frozenset[bytes]:
+def _connection_tokens(head: RequestHead | ResponseHead) -> frozenset[bytes]:
     """Extra hop-by-hop headers a ``Connection`` header names (RFC 9110 7.6.1)."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return frozenset(tokens - _PROTECTED)
+    tokens = head.connection
+    return tokens - _PROTECTED if tokens else tokens
 
 
 def request_head_bytes(
@@ -62,7 +59,7 @@ def request_head_bytes(
     forwarded_for: list[bytes] = []
     via: list[bytes] = []
     upgrade = b""
-    dropped = _connection_tokens(head.headers)
+    dropped = _connection_tokens(head)
     for name, value in head.headers:
         lname = name.lower()
         if lname in _REQUEST_SKIP:
@@ -106,7 +103,7 @@ def response_head_bytes(
     """The head to send the client; ``framing`` is its Content-Length/Transfer-Encoding line."""
     parts = [b"HTTP/1.1 %d %s\r\n" % (head.status, head.reason)]
     upgrade = head.status == 101
-    dropped = _connection_tokens(head.headers)
+    dropped = _connection_tokens(head)
     for name, value in head.headers:
         lname = name.lower()
         if (lname in _RESPONSE_SKIP and not (upgrade and lname in (b"connection", b"upgrade"))) or (

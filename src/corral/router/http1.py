@@ -69,6 +69,8 @@ class RequestHead:
     content_length: bytes | None
     host: str
     request_id: bytes | None
+    #: The lower-cased tokens of its ``Connection`` headers.
+    connection: frozenset[bytes] = frozenset()
 
 
 @dataclass(slots=True)
@@ -83,18 +85,43 @@ class ResponseHead:
     close_delimited: bool
     chunked: bool
     content_length: bytes | None
+    #: The lower-cased tokens of its ``Connection`` headers.
+    connection: frozenset[bytes] = frozenset()
 
 
-def _framing(headers: Headers) -> tuple[bool, bytes | None]:
-    chunked = False
-    length = None
-    for name, value in headers:
-        lname = name.lower()
-        if lname == b"transfer-encoding":
-            chunked = value.strip().lower().endswith(b"chunked")
-        elif lname == b"content-length":
-            length = value.strip()
-    return chunked, length
+_NO_TOKENS: frozenset[bytes] = frozenset()
+
+
+class _Scan:
+    """What one pass over a head's headers finds (the router looks at each header once)."""
+
+    __slots__ = ("chunked", "connection", "host", "length", "lengths", "request_id")
+
+    def __init__(self, headers: Headers) -> None:
+        chunked = False
+        length = request_id = None
+        host = ""
+        lengths: set[bytes] = set()
+        connection: list[bytes] = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"host":
+                host = value.decode("latin-1")
+            elif lname == b"content-length":
+                length = value.strip()
+                lengths.add(length)
+            elif lname == b"transfer-encoding":
+                chunked = value.strip().lower().endswith(b"chunked")
+            elif lname == b"connection":
+                connection += (t.strip().lower() for t in value.split(b","))
+            elif lname == b"x-request-id":
+                request_id = value
+        self.chunked = chunked
+        self.length = length
+        self.lengths = lengths
+        self.host = host
+        self.request_id = request_id
+        self.connection = frozenset(connection) if connection else _NO_TOKENS
 
 
 class RequestParser:
@@ -164,20 +191,10 @@ class RequestParser:
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser = self._parser
-        host = ""
-        request_id = None
-        lengths = set()
-        for name, value in self._headers:
-            lname = name.lower()
-            if lname == b"host":
-                host = value.decode("latin-1")
-            elif lname == b"x-request-id":
-                request_id = value
-            elif lname == b"content-length":
-                lengths.add(value.strip())
-        if len(lengths) > 1:  # httptools refuses these too; say so ourselves regardless
+        scan = _Scan(self._headers)
+        if len(scan.lengths) > 1:  # httptools refuses these too; say so ourselves regardless
             raise BadRequest(400, "Conflicting Content-Length")
-        chunked, length = _framing(self._headers)
+        chunked, length = scan.chunked, scan.length
         upgrade = parser.should_upgrade()
         self.events.append(
             (
@@ -192,8 +209,9 @@ class RequestParser:
                     has_body=not upgrade and (chunked or (length not in (None, b"0"))),
                     chunked=chunked,
                     content_length=length,
-                    host=host,
-                    request_id=request_id,
+                    host=scan.host,
+                    request_id=scan.request_id,
+                    connection=scan.connection,
                 ),
             )
         )
@@ -220,6 +238,19 @@ class ResponseParser:
         self.done = False
         #: Some response bytes arrived (so a retry on another connection is unsafe).
         self.started = False
+
+    def reuse(self, *, head_request: bool) -> bool:
+        """Start over for the next exchange on the same connection; False if it cannot.
+
+        Only after a response httptools itself saw end (not a HEAD response's, whose body
+        it still expects), so its state is back at the start of a message.
+        """
+        if not self.done or self._head_request or self._close_delimited or self.events:
+            return False
+        self._head_request = head_request
+        self._status = 0
+        self.done = self.started = False
+        return True
 
     def feed(self, data: bytes) -> None:
         """Parse ``data`` from the backend; raise :class:`BadResponse` if it is not HTTP."""
@@ -256,7 +287,8 @@ class ResponseParser:
     def on_headers_complete(self) -> None:
         parser = self._parser
         status = self._status = parser.get_status_code()
-        chunked, length = _framing(self._headers)
+        scan = _Scan(self._headers)
+        chunked, length = scan.chunked, scan.length
         bodyless = status < 200 or status in (204, 304) or self._head_request
         close_delimited = not bodyless and not chunked and length is None
         self._close_delimited = close_delimited
@@ -271,6 +303,7 @@ class ResponseParser:
                     close_delimited=close_delimited,
                     chunked=chunked,
                     content_length=length,
+                    connection=scan.connection,
                 ),
             )
         )

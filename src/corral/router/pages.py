@@ -10,7 +10,7 @@ import html
 import re
 from dataclasses import dataclass
 
-__all__ = ["FAILURES", "Failure", "logfmt", "render_page"]
+__all__ = ["FAILURES", "Failure", "logfmt", "logfmt_value", "render_page"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,11 @@ _PLAIN = re.compile(r'[^\x00-\x20\x7f"\\]+')
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def logfmt_value(text: str, *, quoted: bool = False) -> str:
+    """``text`` as a logfmt value: quoted when it needs it, or always with ``quoted``."""
+    return _quote(text) if quoted or not _PLAIN.fullmatch(text) else text
 
 
 def logfmt(pairs: dict[str, object], *, quoted: tuple[str, ...] = ("fwd", "desc")) -> str:

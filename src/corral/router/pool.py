@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from corral.router.channel import Channel
+from corral.router.http1 import ResponseParser
 from corral.router.table import AppRoute, Backend
 
 __all__ = ["BackendConnection", "BackendPool", "RoundRobin"]
@@ -13,17 +15,23 @@ __all__ = ["BackendConnection", "BackendPool", "RoundRobin"]
 class BackendConnection:
     """One TCP connection to a web dyno."""
 
-    __slots__ = ("backend", "idle_since", "reader", "reused", "writer")
+    __slots__ = ("_parser", "backend", "idle_since", "reader", "reused", "writer")
 
-    def __init__(
-        self, backend: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, backend: Backend, channel: Channel) -> None:
         self.backend = backend
-        self.reader = reader
-        self.writer = writer
+        #: One channel both reads and writes; two names keep the stream-like call sites.
+        self.reader = self.writer = channel
         self.idle_since = 0.0
         #: Taken from the pool: it may have been closed by the dyno while idle.
         self.reused = False
+        self._parser: ResponseParser | None = None
+
+    def response_parser(self, *, head_request: bool) -> ResponseParser:
+        """A parser for the next response: the last one's, when it ended cleanly."""
+        parser = self._parser
+        if parser is None or not parser.reuse(head_request=head_request):
+            parser = self._parser = ResponseParser(head_request=head_request)
+        return parser
 
     def usable(self) -> bool:
         """Still open, with nothing unexpected waiting to be read."""
@@ -60,9 +68,12 @@ class BackendPool:
 
     async def connect(self, backend: Backend, *, timeout: float) -> BackendConnection:
         """A new connection to ``backend``, bypassing the pool."""
+        loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(backend.host, backend.port)
-        return BackendConnection(backend, reader, writer)
+            _, channel = await loop.create_connection(
+                lambda: Channel(loop), backend.host, backend.port
+            )
+        return BackendConnection(backend, channel)
 
     def release(self, conn: BackendConnection) -> None:
         """Give back a connection whose last response was read completely."""
@@ -93,6 +104,9 @@ class RoundRobin:
     def order(self, route: AppRoute) -> list[Backend]:
         """The app's backends in the order to try them, starting at its next turn."""
         backends = route.backends
+        if len(backends) == 1:  # nothing to rotate; as before, a later change restarts at 0
+            self._state.pop(route.app, None)
+            return [backends[0]]
         state = self._state.get(route.app)
         start = state[1] if state is not None and state[0] == backends else 0
         count = len(backends)

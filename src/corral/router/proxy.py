@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from corral.router.channel import Channel
 from corral.router.connection import ClientConnection
 from corral.router.http1 import Limits
 from corral.router.pool import BackendPool, RoundRobin
@@ -71,8 +72,9 @@ class Router:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Start listening; returns the bound port."""
-        self._server = await asyncio.start_server(
-            self._accept, host, port, backlog=1024, reuse_address=True
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _ClientChannel(self, loop), host, port, backlog=1024, reuse_address=True
         )
         return self._server.sockets[0].getsockname()[1]
 
@@ -98,12 +100,23 @@ class Router:
             await self._server.wait_closed()
             self._server = None
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._clients.add(task)
+    async def _accept(self, channel: Channel) -> None:
         try:
-            await ClientConnection(self, reader, writer).run()
+            await ClientConnection(self, channel).run()
         finally:
-            self._clients.discard(task)
-            writer.close()
+            channel.close()
+
+
+class _ClientChannel(Channel):
+    """A client connection: once made, a task serves its requests."""
+
+    def __init__(self, router: Router, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.router = router
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        task = self.loop.create_task(self.router._accept(self))
+        clients = self.router._clients
+        clients.add(task)
+        task.add_done_callback(clients.discard)

@@ -113,8 +113,7 @@ class ReleasesMixin(Database):
         """The releases of ``app`` still waiting for their rollout, newest first."""
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT * FROM releases WHERE app = ? AND status = 'pending'"
-                " ORDER BY version DESC",
+                "SELECT * FROM releases WHERE app = ? AND status = 'pending' ORDER BY version DESC",
                 (app,),
             ).fetchall()
         return [release_from_row(row) for row in rows]

@@ -1,0 +1,192 @@
+"""One TCP connection as an :class:`asyncio.Protocol` with awaitable reads and writes.
+
+It replaces the StreamReader/StreamWriter pair on the router's hot path: a read is one
+future, and read deadlines share one timer per connection (re-armed only when it fires
+early) instead of a timeout object and a timer per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from corral.router.exchange import READ_SIZE
+
+__all__ = ["Channel"]
+
+# Reading from the socket pauses while more than this much is buffered unread.
+_HIGH_WATER = 2 * READ_SIZE
+
+
+class Channel(asyncio.Protocol):
+    """Buffered reads with optional deadlines, writes with flow control, for one socket."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._eof = False
+        self._lost = False
+        self._exc: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._read_paused = False
+        self._write_paused = False
+        self._drainers: list[asyncio.Future[None]] = []
+
+    # -- protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer.append(data)
+        self._buffered += len(data)
+        self._wake()
+        if self._buffered > _HIGH_WATER and not self._read_paused and self.transport is not None:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return True  # keep the transport open: the other way may still have bytes to write
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = self._eof = True
+        if exc is not None:
+            self._exc = exc
+        self._wake()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for waiter in self._drainers:
+            if not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+        self._drainers.clear()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for waiter in self._drainers:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drainers.clear()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- reading
+
+    async def read(self, deadline: float | None = None) -> bytes:
+        """Up to ``READ_SIZE`` buffered bytes, waiting for some; ``b""`` at EOF.
+
+        Raises ``TimeoutError`` if nothing arrives by ``deadline`` (a ``loop.time()``), and
+        the connection's error if it was lost to one.
+        """
+        if not self._buffer:
+            if self._exc is not None:
+                raise self._exc
+            if self._eof:
+                return b""
+            waiter = self._waiter = self.loop.create_future()
+            if deadline is not None:
+                self._deadline = deadline
+                if self._timer is None or self._timer_at > deadline:
+                    self._arm(deadline)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                self._deadline = None
+            if not self._buffer:
+                if self._exc is not None:
+                    raise self._exc
+                return b""
+        return self._take()
+
+    def _take(self) -> bytes:
+        buffer = self._buffer
+        data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
+        buffer.clear()
+        if len(data) > READ_SIZE:
+            buffer.append(data[READ_SIZE:])
+            data = data[:READ_SIZE]
+            self._buffered = len(buffer[0])
+        else:
+            self._buffered = 0
+        if self._read_paused and self._buffered <= READ_SIZE and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        waiter = self._waiter
+        if deadline is None or waiter is None or waiter.done():
+            return
+        if deadline > self._timer_at:  # the deadline moved on since the timer was set
+            self._arm(deadline)
+            return
+        self._waiter = None
+        waiter.set_exception(TimeoutError())
+
+    def at_eof(self) -> bool:
+        """The other side closed and everything it sent has been read."""
+        return self._eof and not self._buffer
+
+    # -- writing
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is below its high-water mark."""
+        if self._exc is not None:
+            raise self._exc
+        if self.transport is None or self.transport.is_closing():
+            await asyncio.sleep(0)  # let connection_lost run, as StreamWriter.drain does
+        if self._lost:
+            raise ConnectionResetError("Connection lost")
+        if not self._write_paused:
+            return
+        waiter = self.loop.create_future()
+        self._drainers.append(waiter)
+        await waiter
+
+    def is_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def can_write_eof(self) -> bool:
+        return self.transport is not None and self.transport.can_write_eof()
+
+    def write_eof(self) -> None:
+        self.transport.write_eof()  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if self.transport is None:
+            return default
+        return self.transport.get_extra_info(name, default)

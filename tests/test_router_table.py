@@ -127,3 +127,19 @@ def test_error_pages_escape_what_the_client_sent() -> None:
 def test_logfmt_quotes_values_that_need_it() -> None:
     line = logfmt({"at": "error", "desc": "Request timeout", "path": "/a b", "fwd": "1.2.3.4"})
     assert line == 'at=error desc="Request timeout" path="/a b" fwd="1.2.3.4"'
+
+
+def test_router_log_files_rotate_by_size(tmp_path) -> None:
+    import asyncio
+
+    from corral.router.__main__ import _AppLogs
+
+    async def write_lines() -> None:
+        logs = _AppLogs(tmp_path, max_bytes=500)
+        for i in range(30):
+            logs("hello", f"at=info n={i}")
+            logs.flush()
+
+    asyncio.run(write_lines())
+    assert (tmp_path / "hello" / "router.log.1").exists()
+    assert (tmp_path / "hello" / "router.log").stat().st_size < 500 + 200

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import TextIO
 
 from corral.router.proxy import Router, Timeouts
 from corral.router.table import TableFile
+from corral.runtime.logs import MAX_LOG_BYTES
 
 __all__ = ["main", "run_router"]
 
@@ -55,11 +57,13 @@ class _AppLogs:
     """Log lines to ``DIR/<app>/router.log``, stamped, flushed within 0.1 s.
 
     Files stay open (one per app) so a busy router makes few system calls; lines of
-    requests that matched no app go to ``DIR/_unrouted/router.log``.
+    requests that matched no app go to ``DIR/_unrouted/router.log``. A file is rotated to
+    ``.1`` at a flush once it passes ``max_bytes``, like every other log of the app.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
         self.root = root
+        self.max_bytes = max_bytes
         self._files: dict[str, TextIO] = {}
         self._flush_scheduled = False
 
@@ -82,6 +86,11 @@ class _AppLogs:
             if not (self.root / name).is_dir():  # the app was destroyed
                 handle.close()
                 del self._files[name]
+            elif handle.tell() >= self.max_bytes:
+                handle.close()
+                path = self.root / name / "router.log"
+                os.replace(path, path.with_name("router.log.1"))
+                del self._files[name]  # reopened by the next line
 
 
 async def _serve(router: Router, host: str, port: int) -> None:

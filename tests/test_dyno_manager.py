@@ -312,11 +312,12 @@ def test_restart_rolls_web_without_downtime_and_stop_brings_dynos_back(
         store.request_dynos("again", "restart", "clock")
 
 
-def test_dyno_far_over_its_memory_quota_is_restarted(settings, tmp_path) -> None:
-    options = ManagerOptions(boot_timeout=20, grace=2, tick=0.1, memory_quota=70 * 1024 * 1024)
+def test_dyno_far_over_its_apps_memory_quota_is_restarted(settings, tmp_path) -> None:
+    options = ManagerOptions(boot_timeout=20, grace=2, tick=0.1)  # platform default: 512 MB
     with ManagerThread(settings, options) as running:
         store = running.store
         store.create_app("hungry")
+        store.set_memory_quota("hungry", 70)  # this app's own quota
         hog = "python -c \"import time; x = b'x' * (200 << 20); time.sleep(600)\""
         deploy(settings, store, tmp_path, "hungry", f"web: gunicorn app:app\nhog: {hog}\n")
         wait_until(lambda: backends(settings, "hungry"))

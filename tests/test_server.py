@@ -404,3 +404,17 @@ def test_ps_scale_restart_and_logs_through_the_cli(server: Server, tmp_path) -> 
     assert "method=GET" in logs and "dyno=web." in logs
     unknown = corral(server, repo, "ps:restart", "clock")
     assert unknown.returncode == 1 and "neither a dyno nor a process type" in unknown.stderr
+
+
+def test_ps_memory_sets_shows_and_refuses_bad_values(server: Server, tmp_path) -> None:
+    assert corral(server, tmp_path, "apps:create", "quota").returncode == 0
+    assert "default" in corral(server, tmp_path, "ps:memory", "-a", "quota").stdout
+    assert corral(server, tmp_path, "ps:memory", "1024", "-a", "quota").returncode == 0
+    assert corral(server, tmp_path, "ps:memory", "-a", "quota").stdout.strip() == "1024 MB"
+    assert server.api.get("/apps/quota").json()["memory_quota_mb"] == 1024
+    bad = corral(server, tmp_path, "ps:memory", "lots", "-a", "quota")
+    assert bad.returncode == 1 and "not a memory quota" in bad.stderr
+    tiny = corral(server, tmp_path, "ps:memory", "1", "-a", "quota")
+    assert tiny.returncode == 1 and "from 16 to 65536" in tiny.stderr
+    assert corral(server, tmp_path, "ps:memory", "default", "-a", "quota").returncode == 0
+    assert server.api.get("/apps/quota").json()["memory_quota_mb"] is None

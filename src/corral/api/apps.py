@@ -84,6 +84,15 @@ def delete_app(app: str) -> ResponseReturnValue:
     return "", 204
 
 
+@apps_blueprint.put("/apps/<app>/memory")
+def set_memory_quota(app: str) -> ResponseReturnValue:
+    """Set the memory quota per dyno in MB; null goes back to the platform's default."""
+    body = json_body()
+    if "megabytes" not in body:
+        raise BadRequest('Give "megabytes" as a number or null, such as {"megabytes": 1024}.')
+    return jsonify(_app_json(context.store().set_memory_quota(app, body["megabytes"])))
+
+
 @apps_blueprint.put("/apps/<app>/maintenance")
 def set_maintenance(app: str) -> ResponseReturnValue:
     """Turn maintenance mode on or off."""

@@ -50,6 +50,7 @@ def app_json(app: App, domain: str, port: int) -> dict[str, Any]:
         "maintenance": app.maintenance,
         "web_url": f"http://{app.name}.{domain}:{port}/",
         "current_release": app.current_release,
+        "memory_quota_mb": app.memory_quota_mb,
     }
 
 

@@ -46,6 +46,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         maintenance={"type": "boolean"},
         web_url=_STR,
         current_release={"type": ["integer", "null"]},
+        memory_quota_mb={"type": ["integer", "null"]},
     ),
     "Release": _object(
         app=_STR,
@@ -126,6 +127,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("delete", _APP, "Delete an app, its dynos and files", None, 204),
     Operation("put", f"{_APP}/maintenance", "Turn maintenance mode on or off", _ref("App"),
               body=_object(enabled={"type": "boolean"})),
+    Operation("put", f"{_APP}/memory", "Set the memory quota per dyno (null: default)",
+              _ref("App"), body=_object(megabytes={"type": ["integer", "null"]})),
     Operation("get", f"{_APP}/config", "Config vars", _CONFIG),
     Operation("patch", f"{_APP}/config", "Set config vars (null unsets)",
               _object(config=_CONFIG, release={"oneOf": [_ref("Release"), {"type": "null"}]}),

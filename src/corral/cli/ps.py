@@ -1,4 +1,4 @@
-"""``ps``, ``ps:scale``, ``ps:restart`` and ``ps:stop``: an app's dynos and formation."""
+"""``ps``, ``ps:scale``, ``ps:restart``, ``ps:stop``, ``ps:memory``: dynos and formation."""
 
 from __future__ import annotations
 
@@ -127,4 +127,32 @@ def ps_stop(app: str | None, target: str) -> None:
     _dyno_action(app, "stop", target)
 
 
-COMMANDS = [ps, ps_scale, ps_restart, ps_stop]
+def parse_memory(text: str) -> int | None:
+    """``1024`` (MB) or ``default``; anything else is a UserError saying what to give."""
+    if text == "default":
+        return None
+    if not text.isdigit():
+        raise UserError(
+            f"{text!r} is not a memory quota; give a number of MB (e.g. 1024) or default."
+        )
+    return int(text)
+
+
+@click.command("ps:memory")
+@APP_OPTION
+@click.argument("megabytes", required=False, metavar="[MB|default]")
+def ps_memory(app: str | None, megabytes: str | None) -> None:
+    """Show or set the memory quota per dyno: over it a warning, over twice it a restart."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        if megabytes is None:
+            quota = api.get(app_path(name)).get("memory_quota_mb")
+            click.echo(f"{quota} MB" if quota else "default (the server's --memory-quota)")
+            return
+        value = parse_memory(megabytes)
+        with action(f"Setting the memory quota of {name}") as done:
+            api.put(app_path(name, "memory"), json={"megabytes": value})
+            done.append(f"{value} MB per dyno" if value else "back to the default")
+
+
+COMMANDS = [ps, ps_scale, ps_restart, ps_stop, ps_memory]

@@ -31,7 +31,7 @@ from corral.runtime.logs import LogLine, append_line, recent
 from corral.runtime.restart import RestartPolicy
 from corral.runtime.shim import timestamp
 from corral.store import Store
-from corral.store.models import Dyno, Release
+from corral.store.models import App, Dyno, Release
 
 #: Process types that are not dynos: ``release`` runs once per deploy.
 NOT_DYNOS = frozenset({"release"})
@@ -178,7 +178,7 @@ class DynoManager:
                 self.rollouts.pop(app).result()
             if app not in self.rollouts:
                 await self._reconcile(app)
-        self._check_memory()
+        self._check_memory(apps)
         self._write_routes(apps)
 
     async def _remove_app(self, app: str) -> None:
@@ -265,7 +265,7 @@ class DynoManager:
                 "PATH": "/usr/local/bin:/usr/bin:/bin",
                 "HOME": os.environ.get("HOME", "/"),
                 "LANG": "C.UTF-8",
-                "WEB_CONCURRENCY": str(web_concurrency(self.options.memory_quota)),
+                "WEB_CONCURRENCY": str(web_concurrency(self.quota(self.store.get_app(app)))),
             },
             config=release.config,
             port=port,
@@ -453,9 +453,15 @@ class DynoManager:
 
     # -- memory and routes ----------------------------------------------------------
 
-    def _check_memory(self) -> None:
-        quota = self.options.memory_quota
-        for running in self.dynos.values():
+    def quota(self, app: App | None) -> int:
+        """Bytes of memory a dyno of ``app`` may use: its own quota, else the platform's."""
+        if app is not None and app.memory_quota_mb:
+            return app.memory_quota_mb << 20
+        return self.options.memory_quota
+
+    def _check_memory(self, apps: dict[str, App]) -> None:
+        for name, running in self.dynos.items():
+            quota = self.quota(apps.get(name))
             for r in list(running.values()):
                 if r.process is None or r.row.state != "up":
                     continue
@@ -476,7 +482,7 @@ class DynoManager:
                     )
                     r.memory_warned = True
 
-    def _write_routes(self, apps: dict) -> None:
+    def _write_routes(self, apps: dict[str, App]) -> None:
         table = RouteTable(
             domain=self.options.domain,
             apps={

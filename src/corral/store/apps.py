@@ -6,7 +6,7 @@ import sqlite3
 import time
 
 from corral.store._db import Database, require_app
-from corral.store.errors import Conflict, NotFound
+from corral.store.errors import Conflict, Invalid, NotFound
 from corral.store.models import App, Domain
 from corral.store.names import random_app_name, validate_app_name, validate_hostname
 
@@ -18,6 +18,7 @@ def app_from_row(row: sqlite3.Row) -> App:
         created_at=row["created_at"],
         maintenance=bool(row["maintenance"]),
         current_release=row["current_release"],
+        memory_quota_mb=row["memory_quota_mb"],
     )
 
 
@@ -69,6 +70,22 @@ class AppsMixin(Database):
         with self._write() as conn:
             require_app(conn, name)
             conn.execute("UPDATE apps SET maintenance = ? WHERE name = ?", (int(enabled), name))
+            return app_from_row(require_app(conn, name))
+
+    def set_memory_quota(self, name: str, megabytes: int | None) -> App:
+        """Set the app's memory quota per dyno (None: back to the platform's default)."""
+        if megabytes is not None and (
+            isinstance(megabytes, bool)
+            or not isinstance(megabytes, int)
+            or not 16 <= megabytes <= 65536
+        ):
+            raise Invalid(
+                f"A memory quota of {megabytes!r} MB is not possible; give a whole number of "
+                "MB from 16 to 65536, or `default`."
+            )
+        with self._write() as conn:
+            require_app(conn, name)
+            conn.execute("UPDATE apps SET memory_quota_mb = ? WHERE name = ?", (megabytes, name))
             return app_from_row(require_app(conn, name))
 
     def add_domain(self, app: str, hostname: str) -> Domain:

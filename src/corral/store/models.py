@@ -35,6 +35,8 @@ class App:
     created_at: float
     maintenance: bool = False
     current_release: int | None = None
+    #: Memory per dyno in MB before R14/R15; None means the platform's default.
+    memory_quota_mb: int | None = None
 
 
 @dataclass(frozen=True)

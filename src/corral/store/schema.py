@@ -103,8 +103,13 @@ CREATE TABLE dyno_requests (
 );
 """
 
+# v3: a memory quota per app (NULL: the platform's default).
+_V3 = """
+ALTER TABLE apps ADD COLUMN memory_quota_mb INTEGER;
+"""
+
 #: Ordered migrations; the database's ``user_version`` counts how many have been applied.
-MIGRATIONS: list[str] = [_V1, _V2]
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import textwrap
@@ -332,3 +333,30 @@ def test_dyno_far_over_its_apps_memory_quota_is_restarted(settings, tmp_path) ->
         wait_until(restarted, timeout=60, what="hog.1 restarted for its memory")
         messages = [line.message for line in recent(settings.logs_dir("hungry"), dyno="hog.1")]
         assert any(m.startswith("Error R15 (Memory quota vastly exceeded)") for m in messages)
+
+
+def test_dynos_left_booting_by_a_dead_platform_are_stopped_and_the_rollout_reruns(
+    settings, tmp_path
+) -> None:
+    options = ManagerOptions(boot_timeout=60, grace=2, tick=0.1)
+    first = ManagerThread(settings, options).__enter__()
+    store = first.store
+    store.create_app("midway")
+    deploy(settings, store, tmp_path, "midway", "web: gunicorn app:app\n")
+    wait_until(lambda: backends(settings, "midway"))
+    deploy(settings, store, tmp_path, "midway", "web: echo booting; sleep 600\n")
+    booting = settings.run_dir / "booting" / "midway.json"
+    wait_until(booting.exists, what="the rollout to record its booting dyno")
+    [orphan] = json.loads(booting.read_text())
+    first.abandon()  # the platform dies mid-rollout
+    _THREADS.remove(first)
+    with ManagerThread(settings, options):
+        wait_until(lambda: _zombie(orphan["pid"]), what="the orphaned dyno to be stopped")
+
+        def booting_again() -> bool:
+            entries = json.loads(booting.read_text()) if booting.exists() else []
+            return bool(entries) and entries[0]["pid"] != orphan["pid"]
+
+        wait_until(booting_again, what="the pending release to be rolled out again")
+        [(_, port)] = backends(settings, "midway")
+        assert get(port).text == "hello from web.1"  # the old release serves throughout

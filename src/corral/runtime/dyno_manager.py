@@ -12,23 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from corral.build.slug import load_slug
 from corral.config import Settings
-from corral.errors import UserError
 from corral.router.table import AppRoute, Backend, RouteTable, save_route_table
 from corral.runtime import dyno as dynos
 from corral.runtime.environ import process_environ
-from corral.runtime.logs import LogLine, append_line, recent
+from corral.runtime.logs import LogLine, append_line
 from corral.runtime.restart import RestartPolicy
+from corral.runtime.rollout import Rollouts
 from corral.runtime.shim import timestamp
 from corral.store import Store
 from corral.store.models import App, Dyno, Release
@@ -83,17 +81,7 @@ def web_concurrency(memory_quota: int) -> int:
     return max(1, min(2 * (os.cpu_count() or 1), memory_quota // (256 * 1024 * 1024)))
 
 
-def health_path(slug_path: Path) -> str | None:
-    """The HTTP path the app declares for health checks in ``app.json``, if any."""
-    try:
-        data = json.loads((slug_path / "app.json").read_text())
-        path = data.get("healthcheck", {}).get("path")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return path if isinstance(path, str) and path.startswith("/") else None
-
-
-class DynoManager:
+class DynoManager(Rollouts):
     """Owns every dyno on this machine; one instance per platform."""
 
     def __init__(
@@ -144,6 +132,7 @@ class DynoManager:
                 self._exited(running)
             elif process is not None:
                 self.log(row.app, row.name, f"Adopted running process (pid {row.pid})")
+        self._stop_orphaned_boots()
         self._fail_stale_pending()
 
     def _fail_stale_pending(self) -> None:
@@ -377,79 +366,6 @@ class DynoManager:
             await asyncio.gather(*list(self._draining), return_exceptions=True)
         self.dynos.clear()
         self.booting.clear()
-
-    # -- rollouts -------------------------------------------------------------------
-
-    async def _rollout(self, app: str, release: Release, current: Release | None) -> None:
-        """Boot ``release``'s web dynos beside the old ones, switch when healthy, drain old."""
-        wanted = self._wanted(app, release, first_deploy=current is None)
-        web = [name for name in wanted if name.startswith("web.")]
-        fresh: dict[str, Running] = {}
-        self.booting[app] = fresh
-        try:
-            await self._boot_and_switch(app, release, web, fresh)
-        finally:
-            self.booting.pop(app, None)
-
-    async def _boot_and_switch(
-        self, app: str, release: Release, web: list[str], fresh: dict[str, Running]
-    ) -> None:
-        path = health_path(release.slug_path)
-        try:
-            # Not in the store yet: the old dynos keep their names (and rows) until cutover.
-            for name in web:
-                fresh[name] = self._start(app, name, release, record=False)
-        except (UserError, OSError) as exc:
-            await asyncio.gather(*(self._stop(r, grace=5) for r in fresh.values()))
-            self._fail(app, release, [], f"could not start its dynos ({exc})")
-            return
-        problem = await self._await_healthy(fresh.values(), path)
-        if problem:
-            await asyncio.gather(*(self._stop(r, grace=5) for r in fresh.values()))
-            self._fail(app, release, list(fresh), problem)
-            return
-        if release.status == "pending":
-            self.store.mark_release_succeeded(app, release.version)
-        old = self.dynos.get(app, {})
-        self.dynos[app] = fresh
-        for r in fresh.values():
-            self._set_state(r, "up")
-        self._write_routes({a.name: a for a in self.store.list_apps()})
-        for r in old.values():
-            self._drain(r)
-        self.failed.pop(app, None)
-        self.log(app, "", f"Release {release.name} is live")
-
-    async def _await_healthy(self, fresh: Iterable[Running], path: str | None) -> str | None:
-        deadline = time.monotonic() + self.options.boot_timeout
-        pending = list(fresh)
-        while pending:
-            for r in list(pending):
-                if r.exited():
-                    return f"{r.row.name} exited while booting"
-                if r.row.port and await dynos.healthy(r.row.port, path, timeout=1):
-                    pending.remove(r)
-            if pending and time.monotonic() > deadline:
-                names = ", ".join(r.row.name for r in pending)
-                return (
-                    f"{names} did not pass the health check within {self.options.boot_timeout:.0f}s"
-                )
-            if pending:
-                await asyncio.sleep(0.05)
-        return None
-
-    def _fail(self, app: str, release: Release, names: list[str], problem: str) -> None:
-        self.failed[app] = release.version
-        # the reason goes to the log before the verdict to the store: deploys waiting on
-        # the verdict then relay the reason too
-        self.log(
-            app, "", f"Release {release.name} failed: {problem}; the previous release keeps serving"
-        )
-        for line in recent(self.settings.logs_dir(app), 10, source="app"):
-            if line.dyno in names:
-                self.log(app, line.dyno, f"  {line.message}")
-        if release.status == "pending":
-            self.store.mark_release_failed(app, release.version)
 
     # -- memory and routes ----------------------------------------------------------
 

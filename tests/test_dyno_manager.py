@@ -358,5 +358,8 @@ def test_dynos_left_booting_by_a_dead_platform_are_stopped_and_the_rollout_rerun
             return bool(entries) and entries[0]["pid"] != orphan["pid"]
 
         wait_until(booting_again, what="the pending release to be rolled out again")
+        [rerun] = json.loads(booting.read_text())
         [(_, port)] = backends(settings, "midway")
         assert get(port).text == "hello from web.1"  # the old release serves throughout
+    # a clean shutdown in the middle of a rollout stops the dyno it was booting too
+    wait_until(lambda: _zombie(rerun["pid"]), timeout=10, what="the booting dyno stopped")

@@ -354,13 +354,14 @@ class DynoManager(Rollouts):
 
     async def stop_all(self, grace: float) -> None:
         """Stop every dyno (a clean shutdown of the platform; ``kill -9`` leaves them)."""
-        for task in self.rollouts.values():
-            task.cancel()
-        await asyncio.gather(*self.rollouts.values(), return_exceptions=True)
+        # taken before cancelling: a cancelled rollout forgets the dynos it was booting
         everything = [
             r for group in (self.dynos, self.booting) for running in group.values()
             for r in running.values()
         ]  # fmt: skip
+        for task in self.rollouts.values():
+            task.cancel()
+        await asyncio.gather(*self.rollouts.values(), return_exceptions=True)
         await asyncio.gather(*(self._stop(r, grace) for r in everything))
         while self._draining:  # dynos already on their way out
             await asyncio.gather(*list(self._draining), return_exceptions=True)

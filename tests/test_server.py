@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -157,24 +157,15 @@ def test_push_deploys_then_config_redeploy_and_rollback(server: Server, tmp_path
     assert "remote: -----> Released v1" in push.stderr, push.stderr
     assert server.app_get("hello").text == "hello v1"
     server.api.patch("/apps/hello/config", json={"GREETING": "howdy"}).raise_for_status()
-    deadline = time.monotonic() + 30
-    while server.app_get("hello").text != "howdy":
-        assert time.monotonic() < deadline, "config change never served"
-        time.sleep(0.1)
+    wait_until(lambda: server.app_get("hello").text == "howdy", 30, "config change never served")
     (repo / "app.py").write_text(APP.replace("{version}", "v2"))
     git(repo, "commit", "-qam", "v2")
     git(repo, "push", "corral", "main")
     server.api.patch("/apps/hello/config", json={"GREETING": None}).raise_for_status()
-    deadline = time.monotonic() + 30
-    while server.app_get("hello").text != "hello v2":
-        assert time.monotonic() < deadline, "v2 never served"
-        time.sleep(0.1)
+    wait_until(lambda: server.app_get("hello").text == "hello v2", 30, "v2 never served")
     rollback = server.api.post("/apps/hello/rollback", json={"version": 1})
     assert rollback.json()["description"] == "Rollback to v1"
-    deadline = time.monotonic() + 30
-    while server.app_get("hello").text != "hello v1":
-        assert time.monotonic() < deadline, "rollback never served"
-        time.sleep(0.1)
+    wait_until(lambda: server.app_get("hello").text == "hello v1", 30, "rollback never served")
 
 
 def test_failed_build_rejects_the_push_and_keeps_serving(server: Server, tmp_path) -> None:
@@ -255,30 +246,29 @@ def test_the_cli_drives_a_whole_app_lifecycle(server: Server, tmp_path) -> None:
 
     config = corral(server, repo, "config:set", "GREETING=from config")
     assert config.returncode == 0, config.stderr
-    deadline = time.monotonic() + 30
-    while server.app_get("lifecycle").text != "from config":
-        assert time.monotonic() < deadline, "config:set never reached the app"
-        time.sleep(0.1)
+    wait_until(
+        lambda: server.app_get("lifecycle").text == "from config",
+        30,
+        "config:set never reached the app",
+    )
     assert corral(server, repo, "config:get", "GREETING").stdout.strip() == "from config"
     corral(server, repo, "config:unset", "GREETING")
 
     (repo / "app.py").write_text(APP.replace("{version}", "v2"))
     git(repo, "commit", "-qam", "v2")
     git(repo, "push", "corral", "main", env=server.env)
-    deadline = time.monotonic() + 30
-    while server.app_get("lifecycle").text != "hello v2":
-        assert time.monotonic() < deadline, "v2 never served"
-        time.sleep(0.1)
+    wait_until(lambda: server.app_get("lifecycle").text == "hello v2", 30, "v2 never served")
     releases = corral(server, repo, "releases", "--json")
     versions = [r["name"] for r in json.loads(releases.stdout)]
     assert versions[0] == "v4" and len(versions) == 4
 
     rollback = corral(server, repo, "rollback", "v1")
     assert rollback.returncode == 0, rollback.stderr
-    deadline = time.monotonic() + 30
-    while server.app_get("lifecycle").text != "hello v1":
-        assert time.monotonic() < deadline, "rollback never served the old code"
-        time.sleep(0.1)
+    wait_until(
+        lambda: server.app_get("lifecycle").text == "hello v1",
+        30,
+        "rollback never served the old code",
+    )
 
     run = corral(
         server, repo, "run", "--", "python", "-c", "import flask; print(flask.__version__)"

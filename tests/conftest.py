@@ -18,6 +18,8 @@ import pytest
 from corral.build.slug import Slug
 from corral.runtime.environ import process_environ
 
+pytest_plugins = ["dashboard_support"]
+
 
 @pytest.fixture(scope="session")
 def corral_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

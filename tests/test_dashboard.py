@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,50 +23,7 @@ from corral.api.dashboard import SECRET_FILE
 from corral.config import Settings
 from corral.runtime.logs import LogLine, append_line
 from corral.store import Dyno, Store
-
-WEB = {"web": "gunicorn app:app"}
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(tmp_path / "home")
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    with Store.for_settings(settings) as opened:
-        yield opened
-
-
-@pytest.fixture
-def app(settings: Settings) -> Flask:
-    flask_app = create_app(settings, domain="corral.test", router_port=9090)
-    flask_app.config["CORRAL_DASHBOARD_HEARTBEAT"] = 0.1
-    return flask_app
-
-
-@pytest.fixture
-def secret(store: Store) -> str:
-    return store.create_token("laptop")[1]
-
-
-def csrf_of(html: str) -> str:
-    match = _CSRF.search(html)
-    assert match, "no CSRF field in the page"
-    return match.group(1)
-
-
-def log_in(client: FlaskClient, secret: str) -> FlaskClient:
-    form = client.get("/login")
-    response = client.post("/login", data={"csrf_token": csrf_of(form.text), "token": secret})
-    assert response.status_code == 302
-    return client
-
-
-@pytest.fixture
-def client(app: Flask, secret: str) -> FlaskClient:
-    return log_in(app.test_client(), secret)
+from dashboard_support import WEB, csrf_of, log_in
 
 
 def stamp(delta: float = 0.0) -> str:
@@ -145,7 +101,7 @@ def test_app_page_shows_dynos_releases_domains_and_recent_logs(
     page = client.get("/apps/hello")
     assert page.status_code == 200
     text = page.text
-    for expected in ["Deploy abc123", "Deploy def456", "www.example.com", "web.2", "5001"]:
+    for expected in ["Deploy abc123", "Deploy def456", "www.example.com", "web.2", "crashed"]:
         assert expected in text
     assert 'badge text-bg-success">up' in text and 'badge text-bg-danger">crashed' in text
     assert "app[web.1]: booted" in text

@@ -475,13 +475,14 @@ def test_tokens_are_stored_hashed(store: Store, db_path: Path) -> None:
 # --- concurrency -----------------------------------------------------------------------
 
 
-def _write_releases(db_path: str, start: threading.Event, count: int) -> None:
+def _write_releases(db_path: str, start: threading.Event, count: int, writer: int) -> None:
     with Store.open(db_path) as own:
         start.wait(30)
         for index in range(count):
             deploy(own, "busy", f"slug-{index}")
             if index % 3 == 0:
-                own.set_config("busy", {"LAST": str(index)})
+                # unique per writer: a value equal to the current one would make no release
+                own.set_config("busy", {"LAST": f"{writer}-{index}"})
 
 
 def test_release_versions_are_unique_under_concurrent_writers(db_path: Path) -> None:
@@ -491,8 +492,8 @@ def test_release_versions_are_unique_under_concurrent_writers(db_path: Path) -> 
     start = context.Event()
     writers, per_writer = 4, 12
     processes = [
-        context.Process(target=_write_releases, args=(str(db_path), start, per_writer))
-        for _ in range(writers)
+        context.Process(target=_write_releases, args=(str(db_path), start, per_writer, writer))
+        for writer in range(writers)
     ]
     for process in processes:
         process.start()
@@ -562,3 +563,39 @@ def test_a_store_inherited_across_fork_reconnects(store: Store) -> None:
     child.join(30)
     assert child.exitcode == 0
     assert [app.name for app in store.list_apps()] == ["from-child", "parent"]
+
+
+def test_app_summaries_tell_status_release_and_dynos_in_one_read(store: Store) -> None:
+    for name in ("busy", "down", "idle", "live"):
+        store.create_app(name)
+    deploy(store, "live", "s1")
+    deploy(store, "down", "s1")
+    deploy(store, "busy", "s1")
+    store.create_release("busy", "s2", Path("/slugs/s2"), WEB, "Deploy 2", status="pending")
+    for app, name, state in [
+        ("live", "web.1", "up"),
+        ("live", "web.2", "up"),
+        ("down", "web.1", "crashed"),
+    ]:
+        store.upsert_dyno(Dyno(app, name, "web", 1, None, None, None, state, since=1.0))
+    summaries = {summary.app.name: summary for summary in store.app_summaries()}
+    assert list(summaries) == ["busy", "down", "idle", "live"]
+    assert {name: s.status for name, s in summaries.items()} == {
+        "busy": "deploying", "down": "crashed", "idle": "idle", "live": "up",
+    }  # fmt: skip
+    assert summaries["live"].dynos == {"web": {"up": 2}}
+    assert summaries["live"].release.version == 1 and summaries["idle"].release is None
+    assert store.app_summary("down").status == "crashed"
+    with pytest.raises(NotFound):
+        store.app_summary("ghost")
+
+
+def test_a_running_build_counts_as_deploying_until_marked_failed(store: Store) -> None:
+    store.create_app("hello")
+    build = store.create_build("hello", "abc")
+    store.update_build(build.id, status="running")
+    assert store.app_summary("hello").status == "deploying"
+    assert store.fail_unfinished_builds() == 1
+    assert store.get_build(build.id).status == "failed"
+    assert store.app_summary("hello").status == "idle"
+    assert store.fail_unfinished_builds() == 0

@@ -163,6 +163,9 @@ class Platform:
                 ) from None
 
     def _start(self, name: str, command: list[str]) -> dynos.DynoProcess:
+        if name == "api":
+            # builds run in the API's workers: those the store calls unfinished died with it
+            self.store.fail_unfinished_builds()
         spec = dynos.DynoSpec(
             app=PLATFORM_APP,
             name=name,

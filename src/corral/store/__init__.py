@@ -31,12 +31,14 @@ from corral.store.models import (
     ReleaseStatus,
     Token,
 )
+from corral.store.overview import AppSummary, OverviewMixin
 from corral.store.releases import ReleasesMixin
 from corral.store.tokens import TokensMixin
 
 __all__ = [
     "DB_FILENAME",
     "App",
+    "AppSummary",
     "Build",
     "BuildStatus",
     "Conflict",
@@ -56,7 +58,15 @@ __all__ = [
 DB_FILENAME = "corral.db"
 
 
-class Store(AppsMixin, ReleasesMixin, FormationMixin, BuildsMixin, DynosMixin, TokensMixin):
+class Store(
+    AppsMixin,
+    ReleasesMixin,
+    FormationMixin,
+    BuildsMixin,
+    DynosMixin,
+    TokensMixin,
+    OverviewMixin,
+):
     """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""
 
     @classmethod

@@ -117,6 +117,20 @@ class BuildsMixin(Database):
             ).fetchall()
         return [_build_from_row(row) for row in rows]
 
+    def fail_unfinished_builds(self) -> int:
+        """Mark builds still pending or running as failed; returns how many.
+
+        Builds run inside the API's processes, so when a fresh API starts, any build the
+        store still calls unfinished was cut short with the old one.
+        """
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE builds SET status = 'failed', finished_at = ?"
+                " WHERE status IN ('pending', 'running')",
+                (time.time(),),
+            )
+            return cursor.rowcount
+
 
 def _str_or_none(path: Path | None) -> str | None:
     return None if path is None else str(path)

@@ -1,18 +1,34 @@
-"""Router benchmark: requests/s and latency of a gunicorn dyno, direct vs through the router.
+"""Router benchmark: a gunicorn dyno served direct vs through the router, in the same run.
 
 Run: ``.venv/bin/python bench/router.py [--runs 5] [--connections 32] [--requests 20000]
 [--worker-class sync|gthread]``. It starts a hello-world WSGI app under ``gunicorn -w 2``
 (gunicorn comes from corral's ``test`` extra), the router as its own process
-(``python -m corral.router``) in front of it, and a keep-alive load generator in another
-process. Direct and routed runs alternate; the figures are medians of ``--runs`` runs each,
-so a busy machine slows both sides alike. Targets: router >= 70% of direct throughput,
-p99 added <= 2 ms.
+(``python -m corral.router``) in front of it, and each load run in a process of its own.
+
+Two phases, direct and routed runs alternating in each, figures the medians of ``--runs``
+runs per side, so a busy machine slows both sides alike:
+
+1. saturation: ``--connections`` closed-loop keep-alive connections send as fast as they
+   are answered. Its figure is throughput, router/direct (target >= 70%). Its latencies are
+   printed too, but at saturation latency is just connections / throughput, so they mostly
+   restate the throughput lost.
+2. paced: an open-loop load at a fixed rate, ``--paced-load`` (default 50%) of the direct
+   side's median saturation throughput, the same rate for both sides, for at most
+   ``--paced-seconds`` and ``--requests`` requests. Each request's latency runs from the
+   time the schedule said to send it to the end of its response, so a request queued behind
+   a slow one is charged the wait (no coordinated omission). Its figure is the latency
+   the router adds, router - direct, at p50 and p99 (target p99 <= 2 ms).
+
+Clients keep connections alive where the server allows: the router does, ``gunicorn -k
+sync`` answers ``Connection: close``, so direct requests each include a new connection,
+as they would for any client of that server.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -33,23 +49,30 @@ def app(environ, start_response):
 """
 
 
-# -- load generator (runs in its own process) -----------------------------------------------
+# -- load generators (each run in its own process) ------------------------------------------
 
 
-async def _worker(
-    port: int, request: bytes, stop_at: float, budget: list[int], latencies: list[float]
-) -> int:
-    """One client connection sending ``request`` until the shared budget or time runs out."""
-    errors = 0
-    reader = writer = None
-    while budget[0] > 0 and time.perf_counter() < stop_at:
-        budget[0] -= 1
-        started = time.perf_counter()
+class _Client:
+    """One keep-alive client connection; it reconnects when the server closes."""
+
+    def __init__(self, port: int, request: bytes) -> None:
+        self.port = port
+        self.request = request
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def exchange(self) -> bool:
+        """Send the request and read the whole response; True if it was a 200."""
+        close = True
         try:
-            if writer is None:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
+            if self.writer is None:
+                await self.connect()
+            assert self.reader is not None and self.writer is not None
+            self.writer.write(self.request)
+            head = await self.reader.readuntil(b"\r\n\r\n")
             length = 0
             close = False
             for line in head.split(b"\r\n")[1:]:
@@ -59,39 +82,105 @@ async def _worker(
                     length = int(value)
                 elif name == b"connection" and value.strip().lower() == b"close":
                     close = True
-            await reader.readexactly(length)
-            if not head.startswith(b"HTTP/1.1 200"):
-                errors += 1
+            await self.reader.readexactly(length)
+            return head.startswith(b"HTTP/1.1 200")
         except (OSError, asyncio.IncompleteReadError):
-            errors += 1
             close = True
-        latencies.append(time.perf_counter() - started)
-        if close and writer is not None:
-            writer.close()
-            writer = reader = None
-    if writer is not None:
-        writer.close()
-    return errors
+            return False
+        finally:
+            if close:
+                self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
 
 
-async def _load(port: int, host: str, connections: int, requests: int, seconds: float) -> dict:
-    request = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+def _summary(latencies: list[float], errors: int, elapsed: float, **extra: float) -> dict:
+    latencies.sort()
+    count = len(latencies)
+    return {
+        "requests": count,
+        "errors": errors,
+        "rps": count / elapsed,
+        "p50_ms": latencies[count // 2] * 1000 if count else float("nan"),
+        "p99_ms": latencies[int(count * 0.99)] * 1000 if count else float("nan"),
+        **extra,
+    }
+
+
+async def _saturate(port: int, request: bytes, connections: int, requests: int, seconds: float):
+    """Closed loop: each connection sends its next request as soon as it has an answer."""
     budget = [requests]
     latencies: list[float] = []
+    errors = [0]
     started = time.perf_counter()
     stop_at = started + seconds
-    errors = await asyncio.gather(
-        *(_worker(port, request, stop_at, budget, latencies) for _ in range(connections))
+
+    async def connection() -> None:
+        client = _Client(port, request)
+        while budget[0] > 0 and time.perf_counter() < stop_at:
+            budget[0] -= 1
+            sent = time.perf_counter()
+            if not await client.exchange():
+                errors[0] += 1
+            latencies.append(time.perf_counter() - sent)
+        client.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return _summary(latencies, errors[0], time.perf_counter() - started)
+
+
+async def _pace(
+    port: int, request: bytes, connections: int, rate: float, requests: int, seconds: float
+):
+    """Open loop: request ``i`` is due at ``i / rate``; its latency counts from then."""
+    due_times: asyncio.Queue[float] = asyncio.Queue()
+    latencies: list[float] = []
+    errors = [0]
+
+    async def connection() -> None:
+        client = _Client(port, request)
+        await client.connect()
+        while True:
+            due = await due_times.get()
+            ok = await client.exchange()
+            latencies.append(time.perf_counter() - due)
+            errors[0] += not ok
+            due_times.task_done()
+
+    workers = [asyncio.ensure_future(connection()) for _ in range(connections)]
+    await asyncio.sleep(0.2)  # let every connection open before the clock starts
+    count = min(requests, int(rate * seconds))
+    start = time.perf_counter()
+    for i in range(count):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        due_times.put_nowait(due)
+    scheduled = time.perf_counter() - start
+    # Bounded: what is still unanswered 10 s after the last send is reported as such.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(due_times.join(), timeout=10)
+    for worker in workers:
+        worker.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    answered = len(latencies)
+    return _summary(
+        latencies, errors[0], scheduled, offered=count / scheduled, unanswered=count - answered
     )
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": sum(errors),
-        "rps": len(latencies) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-    }
+
+
+def _loadgen(spec: dict) -> dict:
+    request = f"GET / HTTP/1.1\r\nHost: {spec['host']}\r\n\r\n".encode()
+    port, connections = spec["port"], spec["connections"]
+    if spec["rate"]:
+        load = _pace(port, request, connections, spec["rate"], spec["requests"], spec["seconds"])
+    else:
+        load = _saturate(port, request, connections, spec["requests"], spec["seconds"])
+    return asyncio.run(load)
 
 
 # -- orchestration --------------------------------------------------------------------------
@@ -139,34 +228,72 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _run_load(port: int, host: str, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--loadgen", str(port), host]
-    command += [str(args.connections), str(args.requests), str(args.seconds)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=args.seconds + 30)
+def _run_load(port: int, connections: int, requests: int, seconds: float, rate: float = 0) -> dict:
+    """One load run in a fresh process (``rate`` 0: saturation, else paced at ``rate``/s)."""
+    spec = {"port": port, "host": "hello.localhost", "connections": connections}
+    spec |= {"requests": requests, "seconds": seconds, "rate": rate}
+    command = [sys.executable, __file__, "--loadgen", json.dumps(spec)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     if result.returncode != 0:
         raise SystemExit(result.stderr)
     return json.loads(result.stdout)
 
 
+def _phase(name: str, targets: dict[str, int], runs: int, load) -> dict[str, list[dict]]:
+    """``runs`` runs per side, alternating which side goes first."""
+    results: dict[str, list[dict]] = {side: [] for side in targets}
+    for run in range(runs):
+        order = ("direct", "router") if run % 2 == 0 else ("router", "direct")
+        for side in order:
+            result = load(targets[side])
+            results[side].append(result)
+            extra = f", {result['unanswered']} unanswered" if result.get("unanswered") else ""
+            print(
+                f"{name} run {run + 1} {side:6}: {result['rps']:6.0f} req/s  "
+                f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
+                f"({result['requests']} requests, {result['errors']} errors{extra})",
+                flush=True,
+            )
+    return results
+
+
+def _median(results: dict[str, list[dict]], side: str, key: str) -> float:
+    return statistics.median(r[key] for r in results[side])
+
+
+def _print_sides(results: dict[str, list[dict]]) -> None:
+    for side in ("direct", "router"):
+        print(
+            f"    {side:6}: {_median(results, side, 'rps'):6.0f} req/s  "
+            f"p50 {_median(results, side, 'p50_ms'):6.2f} ms  "
+            f"p99 {_median(results, side, 'p99_ms'):6.2f} ms"
+        )
+
+
+def _load_average() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
-    """Start the dyno and the router, alternate direct and routed runs, print medians."""
+    """Start the dyno and the router, run both phases, print medians and the router's cost."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="runs per side and phase")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--requests", type=int, default=20000, help="per run (upper bound)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per run (upper bound)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per saturation run (bound)")
+    parser.add_argument("--paced-load", type=float, default=0.5, help="of direct throughput")
+    parser.add_argument("--paced-seconds", type=float, default=5.0, help="per paced run")
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
-    parser.add_argument("--loadgen", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
-        port, host, conns, count, seconds = args.loadgen
-        result = asyncio.run(_load(int(port), host, int(conns), int(count), float(seconds)))
-        print(json.dumps(result))
+        print(json.dumps(_loadgen(json.loads(args.loadgen))))
         return
 
     sys.path.insert(0, str(SRC))
     from corral.router.table import AppRoute, Backend, RouteTable, save_route_table
 
+    load_before = _load_average()
     processes = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -188,40 +315,50 @@ def main() -> None:
             _wait_port(dyno_port, processes[0])
             _wait_port(router_port, processes[1])
             targets = {"direct": dyno_port, "router": router_port}
-            results: dict[str, list[dict]] = {"direct": [], "router": []}
-            _run_load(
-                router_port,
-                "hello.localhost",
-                argparse.Namespace(**{**vars(args), "requests": 2000}),
+            _run_load(router_port, args.connections, 2000, args.seconds)  # warm-up
+            saturation = _phase(
+                "saturation",
+                targets,
+                args.runs,
+                lambda port: _run_load(port, args.connections, args.requests, args.seconds),
             )
-            for run in range(args.runs):
-                order = ("direct", "router") if run % 2 == 0 else ("router", "direct")
-                for name in order:
-                    result = _run_load(targets[name], "hello.localhost", args)
-                    results[name].append(result)
-                    print(
-                        f"run {run + 1} {name:6}: {result['rps']:8.0f} req/s  "
-                        f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
-                        f"({result['requests']} requests, {result['errors']} errors)"
-                    )
+            rate = args.paced_load * _median(saturation, "direct", "rps")
+            paced = _phase(
+                "paced",
+                targets,
+                args.runs,
+                lambda port: _run_load(
+                    port, args.connections, args.requests, args.paced_seconds, rate
+                ),
+            )
         finally:
             for process in processes:
                 _stop(process)
 
-    def median(name: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[name])
+    def added(results: dict[str, list[dict]], key: str) -> float:
+        return _median(results, "router", key) - _median(results, "direct", key)
 
-    setup = f"gunicorn -w 2 -k {args.worker_class}, {args.connections} connections"
-    print(f"\n{setup}, medians of {args.runs} runs:")
-    for name in ("direct", "router"):
-        print(
-            f"  {name:6}: {median(name, 'rps'):8.0f} req/s  p50 {median(name, 'p50_ms'):6.2f} ms  "
-            f"p99 {median(name, 'p99_ms'):6.2f} ms"
-        )
-    ratio = median("router", "rps") / median("direct", "rps")
-    added = median("router", "p99_ms") - median("direct", "p99_ms")
-    print(f"  router/direct throughput: {ratio:.0%} (target >= 70%)")
-    print(f"  p99 added by the router: {added:+.2f} ms (target <= 2 ms)")
+    ratio = _median(saturation, "router", "rps") / _median(saturation, "direct", "rps")
+    print(
+        f"\ngunicorn -w 2 -k {args.worker_class}, medians of {args.runs} runs per side, "
+        f"load average {load_before} before, {_load_average()} after (1/5/15 min)"
+    )
+    print(f"  saturation, {args.connections} closed-loop connections:")
+    _print_sides(saturation)
+    print(f"    router/direct throughput: {ratio:.0%} (target >= 70%)")
+    print(
+        f"    latency router - direct: p50 {added(saturation, 'p50_ms'):+.2f} ms, "
+        f"p99 {added(saturation, 'p99_ms'):+.2f} ms (queueing at saturation: follows throughput)"
+    )
+    print(
+        f"  paced, open loop at {rate:.0f} req/s ({args.paced_load:.0%} of direct saturation), "
+        f"latency from each request's scheduled send:"
+    )
+    _print_sides(paced)
+    print(
+        f"    latency added by the router: p50 {added(paced, 'p50_ms'):+.2f} ms, "
+        f"p99 {added(paced, 'p99_ms'):+.2f} ms (target p99 <= 2 ms)"
+    )
 
 
 if __name__ == "__main__":

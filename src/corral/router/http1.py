@@ -140,6 +140,13 @@ class RequestParser:
         self._headers: Headers = []
         self._header_bytes = 0
 
+    def close(self) -> None:
+        """Drop the httptools parser, which refers back to this one, once the connection is done.
+
+        Without this the pair is a reference cycle that only the garbage collector frees.
+        """
+        self._parser = None  # type: ignore[assignment]
+
     @property
     def in_head(self) -> bool:
         """Part of a request head has arrived, but not all of it."""
@@ -251,6 +258,14 @@ class ResponseParser:
         self._status = 0
         self.done = self.started = False
         return True
+
+    def close(self) -> None:
+        """Drop the httptools parser, which refers back to this one, once the connection is done.
+
+        Without this the pair is a reference cycle that only the garbage collector frees: a
+        dyno that closes every connection (``gunicorn -k sync``) would leave one per request.
+        """
+        self._parser = None  # type: ignore[assignment]
 
     def feed(self, data: bytes) -> None:
         """Parse ``data`` from the backend; raise :class:`BadResponse` if it is not HTTP."""

@@ -40,6 +40,9 @@ class BackendConnection:
     def close(self) -> None:
         """Close the connection without waiting."""
         self.writer.close()
+        if self._parser is not None:
+            self._parser.close()
+            self._parser = None
 
 
 class BackendPool:
@@ -67,12 +70,35 @@ class BackendPool:
         return await self.connect(backend, timeout=timeout)
 
     async def connect(self, backend: Backend, *, timeout: float) -> BackendConnection:
-        """A new connection to ``backend``, bypassing the pool."""
+        """A new connection to ``backend``, bypassing the pool.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds. This runs once per request for a
+        dyno that closes every connection, so it does with one timer what ``asyncio.timeout``
+        does with a context object, a timer and three running-loop look-ups.
+        """
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
+        task = asyncio.current_task(loop)
+        assert task is not None
+        cancelling = task.cancelling()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = loop.call_at(loop.time() + timeout, expire)
+        try:
             _, channel = await loop.create_connection(
                 lambda: Channel(loop), backend.host, backend.port
             )
+        except asyncio.CancelledError:
+            # Our own cancellation becomes a timeout; anyone else's goes on as it is.
+            if expired and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            timer.cancel()
         return BackendConnection(backend, channel)
 
     def release(self, conn: BackendConnection) -> None:

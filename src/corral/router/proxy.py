@@ -101,10 +101,12 @@ class Router:
             self._server = None
 
     async def _accept(self, channel: Channel) -> None:
+        client = ClientConnection(self, channel)
         try:
-            await ClientConnection(self, channel).run()
+            await client.run()
         finally:
             channel.close()
+            client.parser.close()
 
 
 class _ClientChannel(Channel):

@@ -18,7 +18,7 @@ import pytest
 from corral.build.slug import Slug
 from corral.runtime.environ import process_environ
 
-pytest_plugins = ["dashboard_support"]
+pytest_plugins = ["dashboard_support", "server_support"]
 
 
 @pytest.fixture(scope="session")

@@ -9,134 +9,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from conftest import free_port, wait_until
+from conftest import wait_until
+from server_support import APP, Server, git, make_repo, start_server
 
 pytestmark = pytest.mark.slow
-
-APP = """import os
-from flask import Flask
-app = Flask(__name__)
-
-@app.get("/")
-def index():
-    return os.environ.get("GREETING", "hello {version}")
-"""
-
-
-@dataclass
-class Server:
-    """A running `corral server` and what a user of it needs."""
-
-    home: Path
-    port: int
-    process: subprocess.Popen
-    env: dict[str, str]
-
-    @property
-    def token(self) -> str:
-        return (self.home / "admin-token").read_text().strip()
-
-    @property
-    def api(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=f"http://localhost:{self.port}/api/v1",
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=30,
-        )
-
-    def app_get(self, app: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.port}/", headers={"Host": f"{app}.localhost"})
-
-    def git_url(self, app: str, token: str | None = None) -> str:
-        return f"http://corral:{token or self.token}@localhost:{self.port}/git/{app}.git"
-
-
-def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "corral", "server", "--home", str(home),
-         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"http://localhost:{port}/api/v1/health", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("corral server did not come up")
-
-
-def platform_pids(home: Path) -> set[int]:
-    """Every process running from this server's home (shims, dynos, API, router)."""
-    pids = set()
-    for proc in psutil.process_iter(["cmdline", "environ"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            environ = proc.info["environ"] or {}
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if str(home) in cmdline or environ.get("CORRAL_HOME") == str(home):
-            pids.add(proc.pid)
-    return pids
-
-
-@pytest.fixture
-def server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
-    home = tmp_path / "home"
-    home.mkdir()
-    (corral_home / "cache").mkdir(exist_ok=True)
-    (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
-    port = free_port()
-    env = {**os.environ, "CORRAL_CREDENTIALS": str(tmp_path / "credentials.json")}
-    env.pop("CORRAL_HOME", None)
-    running = Server(home, port, start_server(home, port, env), env)
-    try:
-        yield running
-    finally:
-        os.kill(running.process.pid, signal.SIGTERM)
-        running.process.wait(timeout=60)
-        gone = time.monotonic() + 20
-        while platform_pids(home) and time.monotonic() < gone:
-            time.sleep(0.1)
-        leftover = platform_pids(home)
-        described = [" ".join(psutil.Process(pid).cmdline()) for pid in leftover]
-        for pid in leftover:
-            os.kill(pid, signal.SIGKILL)
-        assert not leftover, f"the server left processes behind: {described}"
-
-
-def git(
-    repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo, capture_output=True, text=True, check=check, timeout=300, env=env,
-    )  # fmt: skip
-
-
-def make_repo(tmp_path: Path, server: Server, app: str, version: str = "v1") -> Path:
-    repo = tmp_path / f"repo-{app}"
-    repo.mkdir()
-    (repo / "requirements.txt").write_text("flask\ngunicorn\n")
-    (repo / "app.py").write_text(APP.replace("{version}", version))
-    (repo / "Procfile").write_text("web: gunicorn app:app\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", version)
-    git(repo, "remote", "add", "corral", server.git_url(app))
-    return repo
 
 
 def test_first_start_writes_a_private_token_and_credentials(server: Server, tmp_path) -> None:

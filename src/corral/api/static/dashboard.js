@@ -160,7 +160,7 @@
   if (navigator.clipboard) {
     for (const block of document.querySelectorAll(".copyable")) {
       const wrapper = document.createElement("div");
-      wrapper.className = "position-relative";
+      wrapper.className = "position-relative copyable-wrap";
       block.replaceWith(wrapper);
       wrapper.appendChild(block);
       const button = document.createElement("button");

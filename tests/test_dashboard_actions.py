@@ -265,9 +265,16 @@ def test_build_page_shows_the_log_and_links_from_the_release(
     assert client.get("/apps/hello/builds/nope").status_code == 404
 
 
-def test_dynos_fragment_lists_dynos(client: FlaskClient, store: Store, settings: Settings) -> None:
+def test_live_fragment_has_the_status_dynos_and_releases(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
     deployed(store, settings)
-    assert "No dynos running." in client.get("/apps/hello/dynos").text
+    fragment = client.get("/apps/hello/live").text
+    assert "No dynos running." in fragment and 'data-status="idle"' in fragment
     store.upsert_dyno(Dyno("hello", "web.1", "web", 2, None, None, None, "up", since=time.time()))
-    fragment = client.get("/apps/hello/dynos").text
-    assert 'data-dyno="web.1" data-state="up"' in fragment and "<html" not in fragment
+    fragment = client.get("/apps/hello/live").text
+    assert 'data-dyno="web.1" data-state="up"' in fragment and 'data-status="up"' in fragment
+    assert 'data-release="v2"' in fragment and "<html" not in fragment
+    for region in ("app-state", "dynos-live", "releases-live"):
+        assert f'id="{region}"' in fragment
+        assert f'id="{region}" data-live' in client.get("/apps/hello").text

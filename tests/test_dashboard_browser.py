@@ -198,6 +198,12 @@ def test_sign_in_deploy_scale_config_rollback_and_live_logs(
     assert "Installing" in page.locator("#build-log").inner_text()
     shot("build-log")
 
+    # the overview follows changes made elsewhere without a reload
+    page.goto("/")
+    page.wait_for_selector('tr[data-app="shop"] [data-status="up"]')
+    server.api.patch("/apps/shop/formation", json={"web": 0}).raise_for_status()
+    page.wait_for_selector('tr[data-app="shop"] [data-status="idle"]', timeout=30_000)
+
 
 def test_bad_input_is_explained_on_the_page(page, server: Server, tmp_path: Path) -> None:
     sign_in(page, server)

@@ -69,20 +69,15 @@ def _builds_by_slug(builds: list[Build]) -> dict[str, dict[str, Any]]:
 def app_page(app: str) -> ResponseReturnValue:
     """One app: dynos and scaling, releases and rollback, config, domains, live logs."""
     store = context.store()
-    record = store.get_app(app)
-    release = store.current_release(app)
     source, dyno = _log_filters()
     lines = recent(context.settings().logs_dir(app), RECENT_LINES, source=source, dyno=dyno)
-    builds = store.builds(app)
+    live = _live_context(store, app)
+    live["builds"] = live["builds"][:RECENT_BUILDS]
+    current = live.pop("release_record")
     return render_template(
         "app.html",
-        app=app_json(record, context.domain(), context.router_port()),
-        status=store.app_summary(app).status,
-        release=None if release is None else release_json(release),
-        formation=[formation_json(entry, release) for entry in store.formation(app)],
-        releases=[release_json(item) for item in store.releases(app)],
-        builds=[build_json(build) for build in builds[:RECENT_BUILDS]],
-        build_of_slug=_builds_by_slug(builds),
+        **live,
+        formation=[formation_json(entry, current) for entry in store.formation(app)],
         config_keys=sorted(store.config(app)),
         domains=[domain_json(domain) for domain in store.domains(app)],
         git_lines=git_lines(app),
@@ -91,22 +86,33 @@ def app_page(app: str) -> ResponseReturnValue:
         log_sources=LOG_SOURCES,
         log_source=source,
         log_dyno=dyno,
-        **_dynos_context(store, app),
     )
 
 
-def _dynos_context(store: Store, app: str) -> dict[str, Any]:
+@dashboard_blueprint.get("/apps/<app>/live")
+def app_live(app: str) -> ResponseReturnValue:
+    """The parts of the app page that change by themselves (status, dynos, releases), which
+    the page fetches every few seconds."""
+    return render_template("_app_live.html", **_live_context(context.store(), app))
+
+
+def _live_context(store: Store, app: str) -> dict[str, Any]:
+    """What the app page's self-refreshing parts show."""
+    summary = store.app_summary(app)
+    release = summary.release
+    builds = store.builds(app)
     dynos = [dyno_json(dyno) for dyno in store.dynos(app)]
-    names = sorted({d["type"] for d in dynos} | {d["name"] for d in dynos})
-    return {"dynos": dynos, "dyno_names": names}
-
-
-@dashboard_blueprint.get("/apps/<app>/dynos")
-def dynos_fragment(app: str) -> ResponseReturnValue:
-    """The app page's dynos table alone, which the page refreshes every few seconds."""
-    store = context.store()
-    store.get_app(app)
-    return render_template("_dynos.html", **_dynos_context(store, app))
+    return {
+        "app": app_json(summary.app, context.domain(), context.router_port()),
+        "status": summary.status,
+        "release_record": release,
+        "release": None if release is None else release_json(release),
+        "releases": [release_json(item) for item in store.releases(app)],
+        "builds": [build_json(build) for build in builds],
+        "build_of_slug": _builds_by_slug(builds),
+        "dynos": dynos,
+        "dyno_names": sorted({d["type"] for d in dynos} | {d["name"] for d in dynos}),
+    }
 
 
 @dashboard_blueprint.get("/apps/<app>/config/<key>")

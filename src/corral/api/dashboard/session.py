@@ -24,7 +24,7 @@ SECRET_FILE = "dashboard-secret"
 _PUBLIC_ENDPOINTS = frozenset({"dashboard.login_form", "dashboard.login"})
 #: Endpoints fetched by scripts, which get a 401 instead of a redirect to the login form.
 _SCRIPT_ENDPOINTS = frozenset(
-    {"dashboard.log_stream", "dashboard.dynos_fragment", "dashboard.config_value"}
+    {"dashboard.log_stream", "dashboard.app_live", "dashboard.config_value"}
 )
 
 

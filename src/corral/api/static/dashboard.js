@@ -1,7 +1,7 @@
 // The dashboard's few scripts, all optional: every form works without them.
 // - confirmation before submits whose button says data-confirm;
 // - live logs over server-sent events, with source and dyno filters;
-// - the dynos table refreshing itself every few seconds;
+// - status, dynos and releases refreshing themselves every few seconds;
 // - config values fetched only when revealed, and an edit shortcut;
 // - copy buttons on command lines.
 (function () {
@@ -102,20 +102,30 @@
     }
   }
 
-  // -- dynos ----------------------------------------------------------------------------
-  const dynos = document.getElementById("dynos-live");
-  if (dynos && window.fetch) {
+  // -- parts that change by themselves ----------------------------------------------------
+  // The page names a URL (data-live-url) whose answer holds fresh copies of the page's
+  // [data-live] elements, matched by id; one the user is working in is left alone.
+  const liveUrl = document.querySelector("[data-live-url]");
+  if (liveUrl && window.fetch && window.DOMParser) {
     window.setInterval(async function () {
       if (document.visibilityState !== "visible") {
         return;
       }
+      let fresh;
       try {
-        const response = await fetch(dynos.dataset.refresh, { credentials: "same-origin" });
-        if (response.ok) {
-          dynos.innerHTML = await response.text();
+        const response = await fetch(liveUrl.dataset.liveUrl, { credentials: "same-origin" });
+        if (!response.ok) {
+          return;
         }
+        fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       } catch (error) {
-        // the server is restarting: keep the last table and try again next time
+        return; // the server is restarting: keep what is shown and try again next time
+      }
+      for (const region of document.querySelectorAll("[data-live]")) {
+        const copy = fresh.getElementById(region.id);
+        if (copy && !region.contains(document.activeElement)) {
+          region.innerHTML = copy.innerHTML;
+        }
       }
     }, 3000);
   }

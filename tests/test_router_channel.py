@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
+import socket
+import time
+import weakref
 
 import pytest
 
 from corral.router.channel import Channel
 from corral.router.connection import _new_request_id
-from corral.router.http1 import END, HEAD, ResponseParser
+from corral.router.deadlines import TICK, Deadlines
+from corral.router.http1 import END, HEAD, Limits, RequestParser, ResponseParser
+from corral.router.pool import BackendPool
+from corral.router.table import Backend
 
 
 async def _pair() -> tuple[Channel, asyncio.StreamWriter, asyncio.Server]:
@@ -40,8 +47,8 @@ def test_read_deadline_times_out_and_a_later_one_is_not_cut_short() -> None:
         assert loop.time() - started < 0.25
         # The next read outlives the earlier timer and gets the bytes.
         assert await channel.read(loop.time() + 2) == b"late"
-        # A read answered before its deadline leaves its timer set; when that timer fires
-        # during a later read with a later deadline, it moves on instead of timing it out.
+        # A read answered before its deadline clears it: when that time comes during a
+        # later read with a later deadline, the later read goes on waiting.
         peer.write(b"now")
         assert await channel.read(loop.time() + 0.1) == b"now"
         loop.call_later(0.25, peer.write, b"later")
@@ -53,6 +60,64 @@ def test_read_deadline_times_out_and_a_later_one_is_not_cut_short() -> None:
         server.close()
 
     asyncio.run(scenario())
+
+
+def test_deadlines_fire_within_a_tick_after_their_time_and_never_before() -> None:
+    class Target:
+        def __init__(self) -> None:
+            self.fired_at: float | None = None
+
+        def expire(self) -> None:
+            self.fired_at = asyncio.get_running_loop().time()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines()
+        now = loop.time()
+        late, early, cleared = Target(), Target(), Target()
+        deadlines.add(late, now + 0.3)
+        deadlines.add(early, now + 0.1)  # earlier than the one the timer was set for
+        deadlines.remove(cleared, deadlines.add(cleared, now + 0.1))
+        await asyncio.sleep(0.3 + 2 * TICK)
+        assert late.fired_at is not None and early.fired_at is not None
+        assert now + 0.1 <= early.fired_at < now + 0.1 + TICK + 0.05
+        assert now + 0.3 <= late.fired_at < now + 0.3 + TICK + 0.05
+        assert cleared.fired_at is None
+
+    asyncio.run(scenario())
+
+
+def test_backend_connect_gives_up_after_its_timeout() -> None:
+    # A listener whose accept queue is full drops further SYNs: a dyno that never answers.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+
+            async def scenario() -> None:
+                pool = BackendPool()
+                started = time.monotonic()
+                with pytest.raises(TimeoutError):
+                    await pool.connect(Backend("web.1", "127.0.0.1", port), timeout=0.2)
+                assert time.monotonic() - started < 2
+                # Cancelled from outside, a connect says so rather than timing out.
+                task = asyncio.ensure_future(
+                    pool.connect(Backend("web.1", "127.0.0.1", port), timeout=5)
+                )
+                await asyncio.sleep(0.05)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+            asyncio.run(scenario())
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 def test_response_parser_is_reused_only_after_a_clean_end() -> None:
@@ -69,6 +134,23 @@ def test_response_parser_is_reused_only_after_a_clean_end() -> None:
     parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
     parser.events.clear()
     assert not parser.reuse(head_request=False)  # httptools still expects the HEAD's body
+
+
+def test_closed_parsers_are_freed_without_the_garbage_collector() -> None:
+    # A dyno that closes every connection means a parser per request: no cycle may be left.
+    response = ResponseParser(head_request=False)
+    response.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    request = RequestParser(Limits())
+    request.feed(b"GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n")
+    refs = [weakref.ref(response), weakref.ref(request)]
+    response.close()
+    request.close()
+    gc.disable()
+    try:
+        del response, request
+        assert [ref() for ref in refs] == [None, None]
+    finally:
+        gc.enable()
 
 
 def test_request_ids_are_distinct_uuid4_hex() -> None:

@@ -1,8 +1,8 @@
 """One TCP connection as an :class:`asyncio.Protocol` with awaitable reads and writes.
 
 It replaces the StreamReader/StreamWriter pair on the router's hot path: a read is one
-future, and read deadlines share one timer per connection (re-armed only when it fires
-early) instead of a timeout object and a timer per read.
+future, and a read deadline is an entry in the router's :class:`Deadlines` instead of a
+timeout object and a timer.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from corral.router.deadlines import Deadlines
 from corral.router.exchange import READ_SIZE
 
 __all__ = ["Channel"]
@@ -21,8 +22,10 @@ _HIGH_WATER = 2 * READ_SIZE
 class Channel(asyncio.Protocol):
     """Buffered reads with optional deadlines, writes with flow control, for one socket."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: Deadlines | None = None) -> None:
         self.loop = loop
+        #: Where read deadlines are kept: shared by the router's channels, else this one's own.
+        self.deadlines = deadlines if deadlines is not None else Deadlines()
         self.transport: asyncio.Transport | None = None
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -30,9 +33,6 @@ class Channel(asyncio.Protocol):
         self._lost = False
         self._exc: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._deadline: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
         self._read_paused = False
         self._write_paused = False
         self._drainers: list[asyncio.Future[None]] = []
@@ -60,9 +60,6 @@ class Channel(asyncio.Protocol):
         if exc is not None:
             self._exc = exc
         self._wake()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         for waiter in self._drainers:
             if not waiter.done():
                 if exc is None:
@@ -102,15 +99,18 @@ class Channel(asyncio.Protocol):
             if self._eof:
                 return b""
             waiter = self._waiter = self.loop.create_future()
-            if deadline is not None:
-                self._deadline = deadline
-                if self._timer is None or self._timer_at > deadline:
-                    self._arm(deadline)
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-                self._deadline = None
+            if deadline is None:
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+            else:
+                slot = self.deadlines.add(self, deadline)
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+                    self.deadlines.remove(self, slot)
             if not self._buffer:
                 if self._exc is not None:
                     raise self._exc
@@ -132,23 +132,12 @@ class Channel(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
-    def _arm(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self.loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self._deadline
+    def expire(self) -> None:
+        """The deadline of the read in progress passed: it raises ``TimeoutError``."""
         waiter = self._waiter
-        if deadline is None or waiter is None or waiter.done():
-            return
-        if deadline > self._timer_at:  # the deadline moved on since the timer was set
-            self._arm(deadline)
-            return
-        self._waiter = None
-        waiter.set_exception(TimeoutError())
+        if waiter is not None and not waiter.done():
+            self._waiter = None
+            waiter.set_exception(TimeoutError())
 
     def at_eof(self) -> bool:
         """The other side closed and everything it sent has been read."""

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from corral.router.channel import Channel
+from corral.router.deadlines import Deadlines
 from corral.router.http1 import ResponseParser
 from corral.router.table import AppRoute, Backend
 
@@ -45,10 +46,33 @@ class BackendConnection:
             self._parser = None
 
 
+class _ConnectLimit:
+    """The deadline of one connect: cancels the task waiting for it."""
+
+    __slots__ = ("cancelling", "expired", "task")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task = task
+        self.cancelling = task.cancelling()
+        self.expired = False
+
+    def expire(self) -> None:
+        self.expired = True
+        self.task.cancel()
+
+
 class BackendPool:
     """Idle keep-alive connections per backend, reused newest first."""
 
-    def __init__(self, *, max_idle: int = 64, idle_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_idle: int = 64,
+        idle_timeout: float = 30.0,
+        deadlines: Deadlines | None = None,
+    ) -> None:
+        #: Where connect timeouts and the read deadlines of backend connections are kept.
+        self.deadlines = deadlines if deadlines is not None else Deadlines()
         self._idle: dict[tuple[str, int], list[BackendConnection]] = {}
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
@@ -72,33 +96,27 @@ class BackendPool:
     async def connect(self, backend: Backend, *, timeout: float) -> BackendConnection:
         """A new connection to ``backend``, bypassing the pool.
 
-        Raises ``TimeoutError`` after ``timeout`` seconds. This runs once per request for a
-        dyno that closes every connection, so it does with one timer what ``asyncio.timeout``
-        does with a context object, a timer and three running-loop look-ups.
+        Raises ``TimeoutError`` after ``timeout`` seconds: a dyno that closes every
+        connection costs one connect per request, so the timeout is one entry in
+        :attr:`deadlines` rather than ``asyncio.timeout``'s context object and loop timer.
         """
         loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         assert task is not None
-        cancelling = task.cancelling()
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        timer = loop.call_at(loop.time() + timeout, expire)
+        limit = _ConnectLimit(task)
+        slot = self.deadlines.add(limit, loop.time() + timeout)
+        deadlines = self.deadlines
         try:
             _, channel = await loop.create_connection(
-                lambda: Channel(loop), backend.host, backend.port
+                lambda: Channel(loop, deadlines), backend.host, backend.port
             )
         except asyncio.CancelledError:
             # Our own cancellation becomes a timeout; anyone else's goes on as it is.
-            if expired and task.uncancel() <= cancelling:
+            if limit.expired and task.uncancel() <= limit.cancelling:
                 raise TimeoutError from None
             raise
         finally:
-            timer.cancel()
+            self.deadlines.remove(limit, slot)
         return BackendConnection(backend, channel)
 
     def release(self, conn: BackendConnection) -> None:

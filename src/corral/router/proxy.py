@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from corral.router.channel import Channel
 from corral.router.connection import ClientConnection
+from corral.router.deadlines import Deadlines
 from corral.router.http1 import Limits
 from corral.router.pool import BackendPool, RoundRobin
 from corral.router.table import RouteTable
@@ -65,7 +66,9 @@ class Router:
         self.proto_name = proto
         #: The port clients reached, for X-Forwarded-Port (default: the bound port).
         self.forwarded_port = forwarded_port
-        self.pool = BackendPool()
+        #: Every read deadline and connect timeout, kept with one loop timer.
+        self.deadlines = Deadlines()
+        self.pool = BackendPool(deadlines=self.deadlines)
         self.balancer = RoundRobin()
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
@@ -96,6 +99,7 @@ class Router:
             task.cancel()
         await asyncio.gather(*clients, return_exceptions=True)
         self.pool.close()
+        self.deadlines.close()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -113,7 +117,7 @@ class _ClientChannel(Channel):
     """A client connection: once made, a task serves its requests."""
 
     def __init__(self, router: Router, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop)
+        super().__init__(loop, router.deadlines)
         self.router = router
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

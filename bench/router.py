@@ -1,7 +1,7 @@
 """Router benchmark: a gunicorn dyno served direct vs through the router, in the same run.
 
 Run: ``.venv/bin/python bench/router.py [--runs 5] [--connections 32] [--requests 20000]
-[--worker-class sync|gthread]``. It starts a hello-world WSGI app under ``gunicorn -w 2``
+[--worker-class sync|gthread] [--close]``. It starts a hello-world WSGI app under ``gunicorn -w 2``
 (gunicorn comes from corral's ``test`` extra), the router as its own process
 (``python -m corral.router``) in front of it, and each load run in a process of its own.
 
@@ -20,8 +20,10 @@ runs per side, so a busy machine slows both sides alike:
    the router adds, router - direct, at p50 and p99 (target p99 <= 2 ms).
 
 Clients keep connections alive where the server allows: the router does, ``gunicorn -k
-sync`` answers ``Connection: close``, so direct requests each include a new connection,
-as they would for any client of that server.
+sync`` answers ``Connection: close``, so each direct request includes a new connection, as
+it would for any client of that server, and a routed one does not (the router connects to
+the dyno instead). With ``--close`` every request asks for ``Connection: close`` on both
+sides: like for like, each request pays for a new client connection either way.
 """
 
 from __future__ import annotations
@@ -174,7 +176,8 @@ async def _pace(
 
 
 def _loadgen(spec: dict) -> dict:
-    request = f"GET / HTTP/1.1\r\nHost: {spec['host']}\r\n\r\n".encode()
+    close = "Connection: close\r\n" if spec["close"] else ""
+    request = f"GET / HTTP/1.1\r\nHost: {spec['host']}\r\n{close}\r\n".encode()
     port, connections = spec["port"], spec["connections"]
     if spec["rate"]:
         load = _pace(port, request, connections, spec["rate"], spec["requests"], spec["seconds"])
@@ -228,10 +231,12 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _run_load(port: int, connections: int, requests: int, seconds: float, rate: float = 0) -> dict:
+def _run_load(
+    port: int, connections: int, requests: int, seconds: float, rate: float, close: bool
+) -> dict:
     """One load run in a fresh process (``rate`` 0: saturation, else paced at ``rate``/s)."""
     spec = {"port": port, "host": "hello.localhost", "connections": connections}
-    spec |= {"requests": requests, "seconds": seconds, "rate": rate}
+    spec |= {"requests": requests, "seconds": seconds, "rate": rate, "close": close}
     command = [sys.executable, __file__, "--loadgen", json.dumps(spec)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     if result.returncode != 0:
@@ -284,6 +289,7 @@ def main() -> None:
     parser.add_argument("--paced-load", type=float, default=0.5, help="of direct throughput")
     parser.add_argument("--paced-seconds", type=float, default=5.0, help="per paced run")
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
+    parser.add_argument("--close", action="store_true", help="a new connection per request")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
@@ -315,12 +321,14 @@ def main() -> None:
             _wait_port(dyno_port, processes[0])
             _wait_port(router_port, processes[1])
             targets = {"direct": dyno_port, "router": router_port}
-            _run_load(router_port, args.connections, 2000, args.seconds)  # warm-up
+            _run_load(router_port, args.connections, 2000, args.seconds, 0, args.close)  # warm-up
             saturation = _phase(
                 "saturation",
                 targets,
                 args.runs,
-                lambda port: _run_load(port, args.connections, args.requests, args.seconds),
+                lambda port: _run_load(
+                    port, args.connections, args.requests, args.seconds, 0, args.close
+                ),
             )
             rate = args.paced_load * _median(saturation, "direct", "rps")
             paced = _phase(
@@ -328,7 +336,7 @@ def main() -> None:
                 targets,
                 args.runs,
                 lambda port: _run_load(
-                    port, args.connections, args.requests, args.paced_seconds, rate
+                    port, args.connections, args.requests, args.paced_seconds, rate, args.close
                 ),
             )
         finally:
@@ -340,7 +348,8 @@ def main() -> None:
 
     ratio = _median(saturation, "router", "rps") / _median(saturation, "direct", "rps")
     print(
-        f"\ngunicorn -w 2 -k {args.worker_class}, medians of {args.runs} runs per side, "
+        f"\ngunicorn -w 2 -k {args.worker_class}{', --close' if args.close else ''}, "
+        f"medians of {args.runs} runs per side, "
         f"load average {load_before} before, {_load_average()} after (1/5/15 min)"
     )
     print(f"  saturation, {args.connections} closed-loop connections:")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from datetime import UTC, datetime
 
+import click
 import pytest
 
+import corral.cli
+from corral.cli import COMMAND_MODULES, cli
 from corral.cli.client import ago, git_url, normalize_server
 from corral.cli.config import joined, parse_assignments
 from corral.cli.deploy import stream_until_marker
@@ -77,3 +82,15 @@ def test_log_prefix_is_coloured_and_the_text_kept() -> None:
     assert text.plain == line
     assert any(span.style and "dim" not in str(span.style) for span in text.spans)
     assert styled("not a log line").plain == "not a log line"
+
+
+def test_every_command_module_is_listed_for_lazy_loading() -> None:
+    """The lazy command table names exactly the commands the modules define."""
+    defined: dict[str, str] = {}
+    for info in pkgutil.iter_modules(corral.cli.__path__):
+        module = importlib.import_module(f"corral.cli.{info.name}")
+        for command in getattr(module, "COMMANDS", ()):
+            defined[command.name] = info.name
+    assert defined == COMMAND_MODULES
+    ctx = click.Context(cli)
+    assert all(cli.get_command(ctx, name).name == name for name in COMMAND_MODULES)

@@ -25,6 +25,7 @@ from corral.router.pages import FAILURES, logfmt_value, render_page
 if TYPE_CHECKING:
     from corral.router.channel import Channel
     from corral.router.proxy import Router
+    from corral.router.table import AppRoute, RouteTable
 
 __all__ = ["ClientConnection"]
 
@@ -56,6 +57,19 @@ class _RequestIds:
 
 _new_request_id = _RequestIds()
 
+# Methods, hosts and dyno names repeat from request to request: their logfmt is kept, up
+# to a bound, since any client can send new ones.
+_LOGFMT_KEPT: dict[str, str] = {}
+
+
+def _logfmt_cached(text: str) -> str:
+    value = _LOGFMT_KEPT.get(text)
+    if value is None:
+        value = logfmt_value(text)
+        if len(_LOGFMT_KEPT) < 1024:
+            _LOGFMT_KEPT[text] = value
+    return value
+
 
 class ClientConnection:
     """Serves the requests of one client connection, one after another."""
@@ -74,6 +88,10 @@ class ClientConnection:
         self.port = str(port).encode()
         #: The current request's body has been read completely from the client.
         self.body_done = True
+        # The last Host looked up, in which table, and what it found.
+        self._table: RouteTable | None = None
+        self._host = ""
+        self._route: AppRoute | None = None
 
     async def run(self) -> None:
         """Serve requests until the client closes, errs, or either side asks to close."""
@@ -157,7 +175,12 @@ class ClientConnection:
         head = exchange.head
         if head.method == b"CONNECT":
             return await self.fail(exchange, "method", reason="CONNECT")
-        route = self.router.table_source().lookup(head.host)
+        table = self.router.table_source()
+        if table is self._table and head.host == self._host:
+            route = self._route  # keep-alive: the same Host against the same table
+        else:
+            route = table.lookup(head.host)
+            self._table, self._host, self._route = table, head.host, route
         if route is None:
             return await self.fail(exchange, "no_app", host=head.host)
         exchange.app = route.app
@@ -213,10 +236,10 @@ class ClientConnection:
         connect = round(exchange.connect * 1000)
         service = round((now - exchange.service_start) * 1000)
         line = (
-            f"{at} method={logfmt_value(head.method.decode('latin-1'))}"
-            f" path={logfmt_value(head.url.decode('latin-1'))} host={logfmt_value(head.host)}"
+            f"{at} method={_logfmt_cached(head.method.decode('latin-1'))}"
+            f" path={logfmt_value(head.url.decode('latin-1'))} host={_logfmt_cached(head.host)}"
             f" request_id={exchange.request_id.decode()} fwd={self._fwd}"
-            f" dyno={logfmt_value(exchange.dyno)} connect={connect}ms service={service}ms"
+            f" dyno={_logfmt_cached(exchange.dyno)} connect={connect}ms service={service}ms"
             f" status={exchange.status} bytes={exchange.sent} protocol={self.router.proto_name}"
         )
         self.router.log(exchange.app, line)

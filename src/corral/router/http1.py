@@ -92,33 +92,48 @@ class ResponseHead:
 _NO_TOKENS: frozenset[bytes] = frozenset()
 
 
+# The headers _Scan looks at, each to the branch that reads it.
+_HOST, _LENGTH, _ENCODING, _CONNECTION, _REQUEST_ID = range(5)
+_SCANNED = {
+    b"host": _HOST,
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _ENCODING,
+    b"connection": _CONNECTION,
+    b"x-request-id": _REQUEST_ID,
+}
+
+
 class _Scan:
     """What one pass over a head's headers finds (the router looks at each header once)."""
 
-    __slots__ = ("chunked", "connection", "host", "length", "lengths", "request_id")
+    __slots__ = ("chunked", "conflicting_lengths", "connection", "host", "length", "request_id")
 
     def __init__(self, headers: Headers) -> None:
-        chunked = False
+        chunked = conflicting = False
         length = request_id = None
         host = ""
-        lengths: set[bytes] = set()
-        connection: list[bytes] = []
+        connection: list[bytes] | None = None
+        scanned = _SCANNED
         for name, value in headers:
-            lname = name.lower()
-            if lname == b"host":
+            kind = scanned.get(name.lower())
+            if kind is None:
+                continue
+            if kind == _HOST:
                 host = value.decode("latin-1")
-            elif lname == b"content-length":
-                length = value.strip()
-                lengths.add(length)
-            elif lname == b"transfer-encoding":
+            elif kind == _LENGTH:
+                value = value.strip()
+                conflicting = conflicting or (length is not None and value != length)
+                length = value
+            elif kind == _ENCODING:
                 chunked = value.strip().lower().endswith(b"chunked")
-            elif lname == b"connection":
-                connection += (t.strip().lower() for t in value.split(b","))
-            elif lname == b"x-request-id":
+            elif kind == _CONNECTION:
+                tokens = [t.strip().lower() for t in value.split(b",")]
+                connection = tokens if connection is None else connection + tokens
+            else:
                 request_id = value
         self.chunked = chunked
         self.length = length
-        self.lengths = lengths
+        self.conflicting_lengths = conflicting
         self.host = host
         self.request_id = request_id
         self.connection = frozenset(connection) if connection else _NO_TOKENS
@@ -199,7 +214,7 @@ class RequestParser:
         self._in_head = False
         parser = self._parser
         scan = _Scan(self._headers)
-        if len(scan.lengths) > 1:  # httptools refuses these too; say so ourselves regardless
+        if scan.conflicting_lengths:  # httptools refuses these too; say so ourselves regardless
             raise BadRequest(400, "Conflicting Content-Length")
         chunked, length = scan.chunked, scan.length
         upgrade = parser.should_upgrade()

@@ -32,15 +32,7 @@ from corral.store import Dyno, Store
 WEB = {"web": "gunicorn app:app", "worker": "python worker.py"}
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(tmp_path / "home")
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    with Store.for_settings(settings) as opened:
-        yield opened
+# `settings` and `store` come from tests/dashboard_support.py
 
 
 @pytest.fixture

@@ -88,7 +88,8 @@ class ClientConnection:
         self.port = str(port).encode()
         #: The current request's body has been read completely from the client.
         self.body_done = True
-        # The last Host looked up, in which table, and what it found.
+        # The last Host looked up, in which table, and what it found (a table is replaced
+        # when routing changes, never changed in place).
         self._table: RouteTable | None = None
         self._host = ""
         self._route: AppRoute | None = None

@@ -166,3 +166,10 @@ def test_router_follows_table_file_changes(platform: dict) -> None:
     assert _poll_status(url, "hello.localhost", 503).status_code == 503
     save_route_table(table, path)
     assert _poll_status(url, "hello.localhost", 200).status_code == 200
+
+
+def test_router_process_runs_on_uvloop(platform: dict) -> None:
+    # uvloop roughly doubles what one router process carries; it is a dependency, so the
+    # router process must not quietly fall back to asyncio's own loop.
+    lines = (platform["root"] / "router.log").read_text().splitlines()
+    assert any(line.startswith("router listening on") and "(uvloop)" in line for line in lines)

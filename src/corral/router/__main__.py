@@ -103,7 +103,8 @@ async def _serve(router: Router, host: str, port: int) -> None:
     # What start-up made lives as long as the process: out of the collector's way, a full
     # collection (which pauses every request in flight) walks only what requests make.
     gc.freeze()
-    print(f"router listening on http://{host}:{bound}", file=sys.stderr, flush=True)
+    event_loop = type(loop).__module__.partition(".")[0]  # "uvloop" unless it is missing
+    print(f"router listening on http://{host}:{bound} ({event_loop})", file=sys.stderr, flush=True)
     await stop.wait()
     await router.close()
     flush = getattr(router.log, "flush", None)

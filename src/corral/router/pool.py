@@ -74,6 +74,8 @@ class BackendPool:
         #: Where connect timeouts and the read deadlines of backend connections are kept.
         self.deadlines = deadlines if deadlines is not None else Deadlines()
         self._idle: dict[tuple[str, int], list[BackendConnection]] = {}
+        #: The loop the pool's connections belong to, from the first connect until close.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
 
@@ -100,7 +102,9 @@ class BackendPool:
         connection costs one connect per request, so the timeout is one entry in
         :attr:`deadlines` rather than ``asyncio.timeout``'s context object and loop timer.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # asked once: asyncio's look-up makes a system call every time
+            loop = self._loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         assert task is not None
         limit = _ConnectLimit(task)
@@ -132,11 +136,12 @@ class BackendPool:
         idle.append(conn)
 
     def close(self) -> None:
-        """Close every idle connection."""
+        """Close every idle connection (the pool may then serve another loop)."""
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()
         self._idle.clear()
+        self._loop = None
 
 
 class RoundRobin:

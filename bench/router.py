@@ -355,6 +355,9 @@ def main() -> None:
     print(f"  saturation, {args.connections} closed-loop connections:")
     _print_sides(saturation)
     print(f"    router/direct throughput: {ratio:.0%} (target >= 70%)")
+    pairs = zip(saturation["direct"], saturation["router"], strict=True)
+    spread = " ".join(f"{r['rps'] / d['rps']:.0%}" for d, r in pairs)
+    print(f"    router/direct, run by run: {spread}")
     print(
         f"    latency router - direct: p50 {added(saturation, 'p50_ms'):+.2f} ms, "
         f"p99 {added(saturation, 'p99_ms'):+.2f} ms (queueing at saturation: follows throughput)"
@@ -368,6 +371,9 @@ def main() -> None:
         f"    latency added by the router: p50 {added(paced, 'p50_ms'):+.2f} ms, "
         f"p99 {added(paced, 'p99_ms'):+.2f} ms (target p99 <= 2 ms)"
     )
+    pairs = zip(paced["direct"], paced["router"], strict=True)
+    spread = " ".join(f"{r['p99_ms'] - d['p99_ms']:+.2f}" for d, r in pairs)
+    print(f"    p99 added, run by run (how much the machine's noise moves it): {spread} ms")
 
 
 if __name__ == "__main__":

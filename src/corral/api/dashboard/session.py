@@ -95,8 +95,8 @@ def login() -> ResponseReturnValue:
     token = context.store().verify_token(request.form.get("token", "").strip())
     if token is None:
         message = (
-            "That token is not valid. Use the token `corral server` printed "
-            "or one from `corral login`."
+            "That token is not valid. Use the admin token `corral server` printed "
+            "(the file admin-token in its home) or the one `corral login` saved."
         )
         return render_template("login.html", error=message), 401
     session.clear()

@@ -143,8 +143,9 @@ async def _pace(
     errors = [0]
 
     async def connection() -> None:
+        # Connected on its first request, not ahead: a sync worker that accepted an idle
+        # connection would wait on it while requests queue behind it on others.
         client = _Client(port, request)
-        await client.connect()
         while True:
             due = await due_times.get()
             ok = await client.exchange()
@@ -153,7 +154,6 @@ async def _pace(
             due_times.task_done()
 
     workers = [asyncio.ensure_future(connection()) for _ in range(connections)]
-    await asyncio.sleep(0.2)  # let every connection open before the clock starts
     count = min(requests, int(rate * seconds))
     start = time.perf_counter()
     for i in range(count):

@@ -278,3 +278,9 @@ def test_live_fragment_has_the_status_dynos_and_releases(
     for region in ("app-state", "dynos-live", "releases-live"):
         assert f'id="{region}"' in fragment
         assert f'id="{region}" data-live' in client.get("/apps/hello").text
+
+
+def test_paths_that_are_not_app_names_are_404(client: FlaskClient) -> None:
+    for path in ["/apps/..", "/apps/%2E%2E", "/apps/..%2Fetc/live", "/apps/../builds/x"]:
+        response = client.get(path)
+        assert response.status_code == 404, path

@@ -69,9 +69,9 @@ def _builds_by_slug(builds: list[Build]) -> dict[str, dict[str, Any]]:
 def app_page(app: str) -> ResponseReturnValue:
     """One app: dynos and scaling, releases and rollback, config, domains, live logs."""
     store = context.store()
+    live = _live_context(store, app)  # first: it refuses an unknown app before any file is read
     source, dyno = _log_filters()
     lines = recent(context.settings().logs_dir(app), RECENT_LINES, source=source, dyno=dyno)
-    live = _live_context(store, app)
     live["builds"] = live["builds"][:RECENT_BUILDS]
     current = live.pop("release_record")
     return render_template(

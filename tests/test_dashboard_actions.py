@@ -284,3 +284,33 @@ def test_paths_that_are_not_app_names_are_404(client: FlaskClient) -> None:
     for path in ["/apps/..", "/apps/%2E%2E", "/apps/..%2Fetc/live", "/apps/../builds/x"]:
         response = client.get(path)
         assert response.status_code == 404, path
+
+
+def test_destroy_needs_the_name_typed_then_removes_the_app(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    deployed(store, settings)
+    (settings.apps_dir / "hello").mkdir(parents=True)
+    for typed in ["", "hell", "HELLO"]:
+        page = post(client, "/apps/hello/destroy", confirm=typed)
+        assert (
+            flash_of(page.text)
+            == "danger: Type the app&#39;s name, hello, to confirm destroying it."
+        )
+    assert store.get_app("hello")
+    page = post(client, "/apps/hello/destroy", confirm="hello")
+    assert flash_of(page.text).startswith("success: Destroyed hello")
+    assert store.list_apps() == [] and not (settings.apps_dir / "hello").exists()
+    assert 'data-app="hello"' not in page.text
+
+
+def test_destroy_is_refused_while_a_deploy_is_in_progress(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    deployed(store, settings)
+    store.create_release(
+        "hello", "s3", settings.slugs_dir("hello") / "s3", TWO, "Deploy", status="pending"
+    )
+    page = post(client, "/apps/hello/destroy", confirm="hello")
+    assert "is being deployed (v3 is in progress)" in flash_of(page.text)
+    assert store.get_app("hello")

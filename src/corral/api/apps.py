@@ -20,7 +20,7 @@ from corral.api.objects import app_json, domain_json, formation_json, json_body,
 from corral.build.source import remove_tree
 from corral.store import App, Conflict
 
-__all__ = ["apps_blueprint"]
+__all__ = ["apps_blueprint", "destroy_app"]
 
 apps_blueprint = Blueprint("apps", __name__)
 
@@ -62,6 +62,13 @@ def show_app(app: str) -> ResponseReturnValue:
 @apps_blueprint.delete("/apps/<app>")
 def delete_app(app: str) -> ResponseReturnValue:
     """Delete the app, wait for its dynos to stop, then remove its files."""
+    destroy_app(app)
+    return "", 204
+
+
+def destroy_app(app: str) -> None:
+    """Delete ``app`` from the store, wait (boundedly) for the manager to stop its dynos,
+    then remove its repository, slugs and logs. Refused while a deploy is in progress."""
     store = context.store()
     store.get_app(app)
     pending = [release for release in store.releases(app) if release.status == "pending"]
@@ -81,7 +88,6 @@ def delete_app(app: str) -> ResponseReturnValue:
     settings = context.settings()
     remove_tree(settings.apps_dir / app)
     remove_tree(settings.logs_dir(app))
-    return "", 204
 
 
 @apps_blueprint.put("/apps/<app>/memory")

@@ -1,5 +1,5 @@
-"""What the dashboard's forms do: create an app, scale, restart, roll back, change config
-vars and domains, switch maintenance mode.
+"""What the dashboard's forms do: create or destroy an app, scale, restart, roll back,
+change config vars and domains, switch maintenance mode.
 
 Every action is a POST carrying the session's CSRF token (checked before the view runs),
 and answers with a redirect back to the page (303), with a message saying what happened
@@ -14,6 +14,7 @@ from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
+from corral.api.apps import destroy_app
 from corral.api.dashboard.blueprint import dashboard_blueprint
 from corral.errors import UserError
 from corral.store import Release
@@ -163,3 +164,18 @@ def maintenance(app: str) -> ResponseReturnValue:
         return "Maintenance mode is off: the app serves again."
 
     return _act(app, "top", action)
+
+
+@dashboard_blueprint.post("/apps/<app>/destroy")
+def destroy(app: str) -> ResponseReturnValue:
+    """Destroy the app once its name has been typed to confirm."""
+    if _field("confirm") != app:
+        flash(f"Type the app's name, {app}, to confirm destroying it.", "danger")
+        return _back(app, "destroy")
+    try:
+        destroy_app(app)
+    except UserError as exc:
+        flash(exc.message, "danger")
+        return _back(app, "destroy")
+    flash(f"Destroyed {app}: its dynos, releases, config and logs are gone.", "success")
+    return redirect(url_for("dashboard.index"), code=303)

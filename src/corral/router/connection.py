@@ -25,7 +25,6 @@ from corral.router.pages import FAILURES, logfmt_value, render_page
 if TYPE_CHECKING:
     from corral.router.channel import Channel
     from corral.router.proxy import Router
-    from corral.router.table import AppRoute, RouteTable
 
 __all__ = ["ClientConnection"]
 
@@ -38,21 +37,26 @@ _REASONS |= {503: "Service Unavailable"}
 
 
 class _RequestIds:
-    """Random (version 4) UUIDs in hex, cut from one ``os.urandom`` call per 256 of them."""
+    """Random (version 4) UUIDs in hex, made 256 at a time from one ``os.urandom`` call."""
 
     def __init__(self) -> None:
-        self._pool = b""
+        self._hex = b""
         self._at = 0
 
     def __call__(self) -> bytes:
-        if self._at >= len(self._pool):
-            self._pool = os.urandom(16 * 256)
-            self._at = 0
-        raw = bytearray(self._pool[self._at : self._at + 16])
-        self._at += 16
-        raw[6] = raw[6] & 0x0F | 0x40  # version 4
-        raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
-        return raw.hex().encode()
+        at = self._at
+        if at >= len(self._hex):
+            self._refill()
+            at = 0
+        self._at = at + 32
+        return self._hex[at : at + 32]
+
+    def _refill(self) -> None:
+        raw = bytearray(os.urandom(16 * 256))
+        for at in range(0, len(raw), 16):
+            raw[at + 6] = raw[at + 6] & 0x0F | 0x40  # version 4
+            raw[at + 8] = raw[at + 8] & 0x3F | 0x80  # RFC 4122 variant
+        self._hex = raw.hex().encode()
 
 
 _new_request_id = _RequestIds()
@@ -60,6 +64,21 @@ _new_request_id = _RequestIds()
 # Methods, hosts and dyno names repeat from request to request: their logfmt is kept, up
 # to a bound, since any client can send new ones.
 _LOGFMT_KEPT: dict[str, str] = {}
+
+
+# Client addresses repeat too (every connection from one host): text, bytes and logfmt.
+_CLIENT_IPS: dict[str, tuple[str, bytes, str]] = {}
+
+
+def _client_ip(address: str) -> tuple[str, bytes, str]:
+    known = _CLIENT_IPS.get(address)
+    if known is None:
+        text = str(address)
+        known = (text, text.encode(), logfmt_value(text, quoted=True))
+        if len(_CLIENT_IPS) >= 1024:
+            _CLIENT_IPS.clear()
+        _CLIENT_IPS[address] = known
+    return known
 
 
 def _logfmt_cached(text: str) -> str:
@@ -81,18 +100,13 @@ class ClientConnection:
         self.loop = channel.loop
         self.parser = RequestParser(router.limits)
         peer = channel.get_extra_info("peername")
-        self.client_ip = str(peer[0]) if peer else ""
-        self.client_ip_bytes = self.client_ip.encode()
-        self._fwd = logfmt_value(self.client_ip, quoted=True)
-        port = router.forwarded_port or channel.get_extra_info("sockname")[1]
-        self.port = str(port).encode()
+        self.client_ip, self.client_ip_bytes, self._fwd = _client_ip(peer[0] if peer else "")
+        port = router.listen_port
+        if port is None:  # listening on several ports: the one this client reached
+            port = str(channel.get_extra_info("sockname")[1]).encode()
+        self.port = port
         #: The current request's body has been read completely from the client.
         self.body_done = True
-        # The last Host looked up, in which table, and what it found (a table is replaced
-        # when routing changes, never changed in place).
-        self._table: RouteTable | None = None
-        self._host = ""
-        self._route: AppRoute | None = None
 
     async def run(self) -> None:
         """Serve requests until the client closes, errs, or either side asks to close."""
@@ -176,12 +190,7 @@ class ClientConnection:
         head = exchange.head
         if head.method == b"CONNECT":
             return await self.fail(exchange, "method", reason="CONNECT")
-        table = self.router.table_source()
-        if table is self._table and head.host == self._host:
-            route = self._route  # keep-alive: the same Host against the same table
-        else:
-            route = table.lookup(head.host)
-            self._table, self._host, self._route = table, head.host, route
+        route = self.router.route(head.host)
         if route is None:
             return await self.fail(exchange, "no_app", host=head.host)
         exchange.app = route.app

@@ -16,7 +16,7 @@ from corral.router.connection import ClientConnection
 from corral.router.deadlines import Deadlines
 from corral.router.http1 import Limits
 from corral.router.pool import BackendPool, RoundRobin
-from corral.router.table import RouteTable
+from corral.router.table import AppRoute, RouteTable
 
 __all__ = ["Router", "Timeouts"]
 
@@ -72,6 +72,12 @@ class Router:
         self.balancer = RoundRobin()
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
+        #: X-Forwarded-Port when the listening sockets share one port, found once at start.
+        self.listen_port: bytes | None = None
+        # Host header -> route, for the table they were looked up in: clients come and go
+        # but name the same few hosts, so a new connection rarely pays for a look-up.
+        self._routes_table: RouteTable | None = None
+        self._routes: dict[str, AppRoute | None] = {}
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Start listening; returns the bound port."""
@@ -79,7 +85,27 @@ class Router:
         self._server = await loop.create_server(
             lambda: _ClientChannel(self, loop), host, port, backlog=1024, reuse_address=True
         )
+        ports = {sock.getsockname()[1] for sock in self._server.sockets}
+        port = self.forwarded_port or (ports.pop() if len(ports) == 1 else None)
+        self.listen_port = None if port is None else str(port).encode()
         return self._server.sockets[0].getsockname()[1]
+
+    def route(self, host: str) -> AppRoute | None:
+        """The route for a ``Host`` header in the current table, or None if it names no app."""
+        table = self.table_source()
+        if table is not self._routes_table:  # replaced when routing changes, never changed
+            self._routes_table = table
+            self._routes = {}
+        routes = self._routes
+        try:
+            return routes[host]
+        except KeyError:
+            pass
+        route = table.lookup(host)
+        if len(routes) >= 1024:  # any client can send new hosts: keep the cache bounded
+            routes.clear()
+        routes[host] = route
+        return route
 
     async def serve(self, host: str = "127.0.0.1", port: int = 8080) -> None:
         """Listen and serve until cancelled."""
@@ -98,19 +124,22 @@ class Router:
         for task in clients:
             task.cancel()
         await asyncio.gather(*clients, return_exceptions=True)
+        self._clients.clear()  # a task cancelled before it ran never removed itself
         self.pool.close()
         self.deadlines.close()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
 
-    async def _accept(self, channel: Channel) -> None:
+    async def _accept(self, channel: _ClientChannel) -> None:
         client = ClientConnection(self, channel)
         try:
             await client.run()
         finally:
             channel.close()
             client.parser.close()
+            # Rather than a done callback per task: that is one more loop callback each.
+            self._clients.discard(channel.task)  # type: ignore[arg-type]
 
 
 class _ClientChannel(Channel):
@@ -119,10 +148,10 @@ class _ClientChannel(Channel):
     def __init__(self, router: Router, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop, router.deadlines)
         self.router = router
+        self.task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        task = self.loop.create_task(self.router._accept(self))
-        clients = self.router._clients
-        clients.add(task)
-        task.add_done_callback(clients.discard)
+        self.transport = transport  # type: ignore[assignment]
+        # The task first runs at the loop's next turn, after ``task`` is set.
+        self.task = self.loop.create_task(self.router._accept(self))
+        self.router._clients.add(self.task)

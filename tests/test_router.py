@@ -551,6 +551,31 @@ def test_client_that_never_finishes_its_headers_is_dropped_while_others_are_serv
         assert time.monotonic() - started < 3
 
 
+def test_client_that_never_sends_a_byte_is_dropped_after_the_header_timeout(
+    router: RouterThread,
+) -> None:
+    silent = connect(router)
+    with silent:
+        started = time.monotonic()
+        assert get(router).status_code == 200
+        silent.settimeout(5)
+        assert silent.recv(1024) == b""  # dropped after the 0.5 s header timeout, unanswered
+        assert 0.4 < time.monotonic() - started < 3
+
+
+def test_closing_the_router_drops_clients_that_sent_nothing(backends: list[BackendServer]) -> None:
+    running = RouterThread(_table(AppRoute("hello", (backends[0].backend,))))
+    try:
+        silent = connect(running)
+        with silent:
+            assert get(running).status_code == 200  # the silent client has surely been accepted
+            asyncio.run_coroutine_threadsafe(running.router.close(), running.loop).result(5)
+            silent.settimeout(5)
+            assert silent.recv(1024) == b""
+    finally:
+        running.close()
+
+
 def test_expect_100_continue_is_passed_on_before_the_body(router: RouterThread) -> None:
     sock = connect(router)
     with sock:

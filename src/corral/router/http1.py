@@ -127,7 +127,10 @@ class _Scan:
             elif kind == _ENCODING:
                 chunked = value.strip().lower().endswith(b"chunked")
             elif kind == _CONNECTION:
-                tokens = [t.strip().lower() for t in value.split(b",")]
+                if b"," in value:
+                    tokens = [t.strip().lower() for t in value.split(b",")]
+                else:  # the usual one token ("close", "keep-alive", "Upgrade")
+                    tokens = [value.strip().lower()]
                 connection = tokens if connection is None else connection + tokens
             else:
                 request_id = value
@@ -218,25 +221,22 @@ class RequestParser:
             raise BadRequest(400, "Conflicting Content-Length")
         chunked, length = scan.chunked, scan.length
         upgrade = parser.should_upgrade()
-        self.events.append(
-            (
-                HEAD,
-                RequestHead(
-                    method=parser.get_method(),
-                    url=self._url,
-                    version=parser.get_http_version(),
-                    headers=self._headers,
-                    keep_alive=parser.should_keep_alive(),
-                    upgrade=upgrade,
-                    has_body=not upgrade and (chunked or (length not in (None, b"0"))),
-                    chunked=chunked,
-                    content_length=length,
-                    host=scan.host,
-                    request_id=scan.request_id,
-                    connection=scan.connection,
-                ),
-            )
+        # Positional, in field order: keyword arguments cost more per request.
+        head = RequestHead(
+            parser.get_method(),
+            self._url,
+            parser.get_http_version(),
+            self._headers,
+            parser.should_keep_alive(),
+            upgrade,
+            not upgrade and (chunked or (length not in (None, b"0"))),
+            chunked,
+            length,
+            scan.host,
+            scan.request_id,
+            scan.connection,
         )
+        self.events.append((HEAD, head))
 
     def on_body(self, body: bytes) -> None:
         self.events.append((BODY, body))
@@ -322,21 +322,17 @@ class ResponseParser:
         bodyless = status < 200 or status in (204, 304) or self._head_request
         close_delimited = not bodyless and not chunked and length is None
         self._close_delimited = close_delimited
-        self.events.append(
-            (
-                HEAD,
-                ResponseHead(
-                    status=status,
-                    reason=self._reason,
-                    headers=self._headers,
-                    keep_alive=parser.should_keep_alive() and not close_delimited,
-                    close_delimited=close_delimited,
-                    chunked=chunked,
-                    content_length=length,
-                    connection=scan.connection,
-                ),
-            )
+        head = ResponseHead(
+            status,
+            self._reason,
+            self._headers,
+            parser.should_keep_alive() and not close_delimited,
+            close_delimited,
+            chunked,
+            length,
+            scan.connection,
         )
+        self.events.append((HEAD, head))
         if self._head_request and status >= 200:
             # httptools cannot be told a HEAD response has no body: end it here instead.
             self.done = True

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable
 
 from corral.router.channel import Channel
 from corral.router.deadlines import Deadlines
@@ -76,6 +78,7 @@ class BackendPool:
         self._idle: dict[tuple[str, int], list[BackendConnection]] = {}
         #: The loop the pool's connections belong to, from the first connect until close.
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._new_channel: Callable[[], Channel] = Channel  # type: ignore[assignment]
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
 
@@ -105,15 +108,13 @@ class BackendPool:
         loop = self._loop
         if loop is None:  # asked once: asyncio's look-up makes a system call every time
             loop = self._loop = asyncio.get_running_loop()
+            self._new_channel = functools.partial(Channel, loop, self.deadlines)
         task = asyncio.current_task(loop)
         assert task is not None
         limit = _ConnectLimit(task)
         slot = self.deadlines.add(limit, loop.time() + timeout)
-        deadlines = self.deadlines
         try:
-            _, channel = await loop.create_connection(
-                lambda: Channel(loop, deadlines), backend.host, backend.port
-            )
+            _, channel = await loop.create_connection(self._new_channel, backend.host, backend.port)
         except asyncio.CancelledError:
             # Our own cancellation becomes a timeout; anyone else's goes on as it is.
             if limit.expired and task.uncancel() <= limit.cancelling:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from corral.store._db import Database, require_app
+from corral.store._db import Database
 from corral.store.apps import app_from_row
 from corral.store.errors import NotFound
 from corral.store.models import App, Release
@@ -49,32 +49,42 @@ class OverviewMixin(Database):
         """One app's summary, or :class:`NotFound`."""
         for summary in self._summaries(app):
             return summary
-        with self._read() as conn:
-            require_app(conn, app)  # raises NotFound with the usual message
         raise NotFound(f"No app named {app!r}; run `corral apps` to list your apps.")
 
     def _summaries(self, only: str | None) -> list[AppSummary]:
+        # ``only`` narrows every query to one app; None reads them all
+        scope = {"only": only}
         with self._read() as conn:
-            rows = conn.execute("SELECT * FROM apps ORDER BY name").fetchall()
-            apps = [app_from_row(row) for row in rows if only is None or row["name"] == only]
+            apps = [
+                app_from_row(row)
+                for row in conn.execute(
+                    "SELECT * FROM apps WHERE :only IS NULL OR name = :only ORDER BY name", scope
+                )
+            ]
             releases = {
                 row["app"]: release_from_row(row)
                 for row in conn.execute(
                     "SELECT releases.* FROM releases JOIN apps"
                     " ON apps.name = releases.app AND apps.current_release = releases.version"
+                    " WHERE :only IS NULL OR apps.name = :only",
+                    scope,
                 )
             }
             busy = {
                 row[0]
                 for row in conn.execute(
                     "SELECT app FROM releases WHERE status = 'pending'"
+                    " AND (:only IS NULL OR app = :only)"
                     " UNION SELECT app FROM builds WHERE status IN ('pending', 'running')"
+                    " AND (:only IS NULL OR app = :only)",
+                    scope,
                 )
             }
             dynos: dict[str, dict[str, Counter[str]]] = {}
             for row in conn.execute(
                 "SELECT app, process_type, state, COUNT(*) FROM dynos"
-                " GROUP BY app, process_type, state"
+                " WHERE :only IS NULL OR app = :only GROUP BY app, process_type, state",
+                scope,
             ):
                 app, process_type, state, count = row
                 dynos.setdefault(app, {}).setdefault(process_type, Counter())[state] = count

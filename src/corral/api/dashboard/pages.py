@@ -10,7 +10,14 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.dashboard.blueprint import dashboard_blueprint
 from corral.api.formation import dyno_json
-from corral.api.objects import app_json, build_json, domain_json, formation_json, release_json
+from corral.api.objects import (
+    app_json,
+    build_json,
+    domain_json,
+    formation_json,
+    iso,
+    release_json,
+)
 from corral.runtime.logs import recent
 from corral.store import AppSummary, Build, NotFound, Store
 
@@ -39,7 +46,7 @@ def _summary_json(summary: AppSummary) -> dict[str, Any]:
     return {
         **app_json(summary.app, context.domain(), context.router_port()),
         "status": summary.status,
-        "deployed_at": None if release is None else release_json(release)["created_at"],
+        "deployed_at": None if release is None else iso(release.created_at),
         "dynos": {kind: sum(states.values()) for kind, states in sorted(summary.dynos.items())},
     }
 
@@ -144,7 +151,7 @@ def _read_log(build: Build) -> tuple[str, bool]:
 def build_page(app: str, build_id: str) -> ResponseReturnValue:
     """One build's log, as the pusher saw it."""
     store = context.store()
-    store.get_app(app)
+    record = store.get_app(app)
     try:
         build = store.get_build(build_id)
     except NotFound:
@@ -155,7 +162,7 @@ def build_page(app: str, build_id: str) -> ResponseReturnValue:
     releases = [release_json(item) for item in store.releases(app) if item.slug_id == build.slug_id]
     return render_template(
         "build.html",
-        app=app_json(store.get_app(app), context.domain(), context.router_port()),
+        app=app_json(record, context.domain(), context.router_port()),
         build=build_json(build),
         log=text,
         cut=cut,

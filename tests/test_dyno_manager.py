@@ -344,8 +344,10 @@ def test_dynos_left_booting_by_a_dead_platform_are_stopped_and_the_rollout_rerun
     store.create_app("midway")
     deploy(settings, store, tmp_path, "midway", "web: gunicorn app:app\n")
     wait_until(lambda: backends(settings, "midway"))
-    deploy(settings, store, tmp_path, "midway", "web: echo booting; sleep 600\n")
     booting = settings.run_dir / "booting" / "midway.json"
+    # routed means in the store: no longer listed as booting, or a restart would stop it
+    assert not booting.exists()
+    deploy(settings, store, tmp_path, "midway", "web: echo booting; sleep 600\n")
     wait_until(booting.exists, what="the rollout to record its booting dyno")
     [orphan] = json.loads(booting.read_text())
     first.abandon()  # the platform dies mid-rollout

@@ -118,6 +118,9 @@ class Rollouts:
         self.dynos[app] = fresh
         for r in fresh.values():
             self._set_state(r, "up")
+        # In the store now: a platform that dies from here on must adopt them, not stop them.
+        self.booting.pop(app, None)
+        self._booting_file(app).unlink(missing_ok=True)
         self._write_routes({a.name: a for a in self.store.list_apps()})
         for r in old.values():
             self._drain(r)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from corral.build.slug import Slug
+from corral.builder.slug import Slug
 from corral.runtime.environ import process_environ
 
 pytest_plugins = ["dashboard_support", "server_support"]

@@ -22,8 +22,8 @@ from flask.testing import FlaskClient
 from conftest import free_port, wait_for_http
 from corral.api import create_app
 from corral.api.auth import check_basic_auth
-from corral.build.slug import Slug, write_metadata
-from corral.build.source import make_read_only
+from corral.builder.slug import Slug, write_metadata
+from corral.builder.source import make_read_only
 from corral.config import Settings
 from corral.errors import UserError
 from corral.runtime.logs import LogLine, append_line

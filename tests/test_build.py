@@ -12,9 +12,9 @@ import pytest
 from packaging.version import Version
 
 from conftest import run_corral, running_process, wait_for_http
-from corral.build import build
-from corral.build.environment import uv_bin
-from corral.build.python import installed_interpreters
+from corral.builder import build
+from corral.builder.environment import uv_bin
+from corral.builder.python import installed_interpreters
 from corral.config import Settings
 
 FLASK_APP = textwrap.dedent(

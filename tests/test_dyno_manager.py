@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from corral.build import build
+from corral.builder import build
 from corral.config import Settings
 from corral.router.table import load_route_table
 from corral.runtime.dyno_manager import DynoManager, ManagerOptions

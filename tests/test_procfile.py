@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.build.procfile import parse_procfile, process_types
+from corral.builder.procfile import parse_procfile, process_types
 from corral.errors import ProcfileError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from corral.build.python import Interpreter, find_interpreter, python_request
+from corral.builder.python import Interpreter, find_interpreter, python_request
 from corral.errors import BuildError, PythonNotFound
 
 INSTALLED = tuple(

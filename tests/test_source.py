@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.build.source import copy_source, make_read_only, remove_tree
+from corral.builder.source import copy_source, make_read_only, remove_tree
 from corral.errors import BuildError
 
 

@@ -17,7 +17,7 @@ from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.formation import dyno_json
 from corral.api.objects import app_json, domain_json, formation_json, json_body, release_json
-from corral.build.source import remove_tree
+from corral.builder.source import remove_tree
 from corral.store import App, Conflict
 
 __all__ = ["apps_blueprint", "destroy_app"]

@@ -8,7 +8,7 @@ from typing import Any
 from flask import request
 
 from corral.api.errors import BadRequest
-from corral.build.slug import load_slug
+from corral.builder.slug import load_slug
 from corral.errors import UserError
 from corral.store import App, Build, Domain, FormationEntry, Release, Token
 

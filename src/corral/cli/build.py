@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from corral.build import Slug, build
+from corral.builder import Slug, build
 from corral.cli.common import err_console
 from corral.config import Settings
 

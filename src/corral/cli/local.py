@@ -22,9 +22,9 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from corral.build import Slug, build
-from corral.build.log import INDENT
-from corral.build.procfile import process_types
+from corral.builder import Slug, build
+from corral.builder.log import INDENT
+from corral.builder.procfile import process_types
 from corral.cli.common import err_console
 from corral.config import Settings
 from corral.errors import UserError

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from corral.build import Slug, build
-from corral.build.slug import load_slug
+from corral.builder import Slug, build
+from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.deploy.tarball import extract
 from corral.errors import UserError

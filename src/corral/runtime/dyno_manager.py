@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from corral.build.slug import load_slug
+from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.router.table import AppRoute, Backend, RouteTable, save_route_table
 from corral.runtime import dyno as dynos

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from corral.build.slug import Slug
+from corral.builder.slug import Slug
 
 
 def process_environ(

@@ -14,14 +14,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from corral.build.detect import detect
-from corral.build.environment import INSTALLERS, ensure_environment, installer_environ, uv_bin
-from corral.build.log import BuildLog, Emit
-from corral.build.procfile import process_types
-from corral.build.python import find_interpreter, installed_interpreters, python_request
-from corral.build.slug import Slug, write_metadata
-from corral.build.source import copy_source, make_read_only, remove_tree
-from corral.build.steps import (
+from corral.builder.detect import detect
+from corral.builder.environment import INSTALLERS, ensure_environment, installer_environ, uv_bin
+from corral.builder.log import BuildLog, Emit
+from corral.builder.procfile import process_types
+from corral.builder.python import find_interpreter, installed_interpreters, python_request
+from corral.builder.slug import Slug, write_metadata
+from corral.builder.source import copy_source, make_read_only, remove_tree
+from corral.builder.steps import (
     collectstatic,
     install_project,
     missing_programs,

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
-from corral.build.detect import Detection
-from corral.build.log import BuildLog
-from corral.build.python import Interpreter
-from corral.build.source import remove_tree
+from corral.builder.detect import Detection
+from corral.builder.log import BuildLog
+from corral.builder.python import Interpreter
+from corral.builder.source import remove_tree
 from corral.config import Settings
 from corral.errors import BuildError
 

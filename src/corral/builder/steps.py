@@ -7,9 +7,9 @@ import shlex
 import shutil
 from pathlib import Path
 
-from corral.build.detect import Detection
-from corral.build.environment import Environment, run_streaming, uv_bin
-from corral.build.log import BuildLog
+from corral.builder.detect import Detection
+from corral.builder.environment import Environment, run_streaming, uv_bin
+from corral.builder.log import BuildLog
 
 #: Where a slug's own package is installed when the app is itself a package.
 SITE = Path(".corral") / "site"

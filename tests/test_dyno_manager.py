@@ -19,9 +19,9 @@ import pytest
 from corral.builder import build
 from corral.config import Settings
 from corral.router.table import load_route_table
-from corral.runtime.dyno_manager import DynoManager, ManagerOptions
 from corral.runtime.logs import recent
 from corral.runtime.restart import RestartPolicy
+from corral.runtime.supervisor import Supervisor, SupervisorOptions
 from corral.store import Store
 
 pytestmark = pytest.mark.slow
@@ -53,11 +53,11 @@ def wait_until(condition: Callable[[], object], timeout: float = 60, what: str =
 
 
 class ManagerThread:
-    """Runs a DynoManager's loop in a thread, as `corral server` does in its process."""
+    """Runs a Supervisor's loop in a thread, as `corral server` does in its process."""
 
-    def __init__(self, settings: Settings, options: ManagerOptions) -> None:
+    def __init__(self, settings: Settings, options: SupervisorOptions) -> None:
         self.store = Store.for_settings(settings)
-        self.manager = DynoManager(settings, self.store, options)
+        self.manager = Supervisor(settings, self.store, options)
         self.loop = asyncio.new_event_loop()
         self.stop = asyncio.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -103,7 +103,7 @@ def settings(tmp_path: Path, corral_home: Path) -> Settings:
     return Settings.load(home)
 
 
-OPTIONS = ManagerOptions(
+OPTIONS = SupervisorOptions(
     boot_timeout=20, grace=5, tick=0.1, policy=RestartPolicy(first_delay=0.3, reset_after=30)
 )
 
@@ -215,7 +215,7 @@ def test_crash_loop_shows_crashed_with_growing_delays(settings, running, tmp_pat
 
 
 def test_failed_health_check_keeps_the_old_release_serving(settings, tmp_path) -> None:
-    options = ManagerOptions(boot_timeout=3, grace=5, tick=0.1)
+    options = SupervisorOptions(boot_timeout=3, grace=5, tick=0.1)
     with ManagerThread(settings, options) as running:
         store = running.store
         store.create_app("steady")
@@ -314,7 +314,7 @@ def test_restart_rolls_web_without_downtime_and_stop_brings_dynos_back(
 
 
 def test_dyno_far_over_its_apps_memory_quota_is_restarted(settings, tmp_path) -> None:
-    options = ManagerOptions(boot_timeout=20, grace=2, tick=0.1)  # platform default: 512 MB
+    options = SupervisorOptions(boot_timeout=20, grace=2, tick=0.1)  # platform default: 512 MB
     with ManagerThread(settings, options) as running:
         store = running.store
         store.create_app("hungry")
@@ -338,7 +338,7 @@ def test_dyno_far_over_its_apps_memory_quota_is_restarted(settings, tmp_path) ->
 def test_dynos_left_booting_by_a_dead_platform_are_stopped_and_the_rollout_reruns(
     settings, tmp_path
 ) -> None:
-    options = ManagerOptions(boot_timeout=60, grace=2, tick=0.1)
+    options = SupervisorOptions(boot_timeout=60, grace=2, tick=0.1)
     first = ManagerThread(settings, options).__enter__()
     store = first.store
     store.create_app("midway")

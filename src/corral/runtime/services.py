@@ -49,7 +49,7 @@ class ServiceSpec:
     #: on it; adopted services keep the port they had.
     listens: bool = False
     #: Run before each start (the API fails the builds that died with its last run).
-    before_start: Callable[[], None] | None = None
+    before_start: Callable[[], object] | None = None
 
     def dyno_spec(self, port: int | None) -> dynos.DynoSpec:
         """The unit to start, with ``port`` put in place of ``{port}``."""

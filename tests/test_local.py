@@ -29,6 +29,7 @@ from corral.cli.local import (
     plan_processes,
 )
 from corral.errors import UserError
+from support.cli import corral as run_cli
 from support.wait import wait_until
 
 # ------------------------------------------------------------------- planning, pure
@@ -183,15 +184,8 @@ def make_app(directory: Path, procfile: str | None, files: dict[str, str] | None
 
 
 def corral(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run ``corral ARGS`` to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "corral", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    """Run ``corral ARGS`` to completion (builds included, hence the long timeout)."""
+    return run_cli(*args, env=env, cwd=cwd, timeout=240)
 
 
 def free_port(block: int = 1) -> int:

@@ -69,44 +69,68 @@ def stop_group(process: subprocess.Popen, grace: float = 15) -> None:
         process.wait()
 
 
+class _PortTaken(Exception):
+    """Something outside this session bound the port between the probe and the process."""
+
+
+def _start_once(slug: Slug, name: str, scratch: Path) -> tuple[int, subprocess.Popen]:
+    """Start ``name`` on a fresh port and return once it listens there."""
+    port = free_port()
+    env = process_environ(
+        slug, base=base_environ(scratch), port=port, dyno=f"{name}.1", runtime_dir=scratch
+    )
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", slug.process_types[name]],
+        cwd=slug.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    watched = psutil.Process(process.pid)
+
+    def exited() -> None:
+        if process.poll() is None:
+            return
+        output = process.stdout.read().decode() if process.stdout else ""
+        if "in use" in output.lower():
+            raise _PortTaken(output)
+        raise AssertionError(f"{name} exited with {process.returncode}:\n{output}")
+
+    try:
+        wait_until(
+            lambda: port in listening_ports(watched),
+            timeout=60,
+            interval=0.05,
+            message=f"{name} to listen on port {port}",
+            check=exited,
+        )
+    except BaseException:
+        _stop_and_close(process)
+        raise
+    return port, process
+
+
+def _stop_and_close(process: subprocess.Popen) -> None:
+    stop_group(process)
+    if process.stdout:
+        process.stdout.close()
+
+
 @contextmanager
 def running_process(slug: Slug, name: str = "web") -> Iterator[tuple[int, subprocess.Popen]]:
     """Start one of the slug's process types on a free loopback port, as a dyno would, and
     yield once that process itself listens there (so a stranger on the port cannot answer)."""
     with tempfile.TemporaryDirectory(prefix="corral-dyno-") as scratch:
-        port = free_port()
-        env = process_environ(
-            slug,
-            base=base_environ(Path(scratch)),
-            port=port,
-            dyno=f"{name}.1",
-            runtime_dir=Path(scratch) / "run",
-        )
-        process = subprocess.Popen(
-            ["/bin/sh", "-c", slug.process_types[name]],
-            cwd=slug.path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        for _ in range(2):
+            try:
+                port, process = _start_once(slug, name, Path(scratch))
+                break
+            except _PortTaken:
+                continue  # once more, on another port
+        else:
+            port, process = _start_once(slug, name, Path(scratch))
         try:
-            watched = psutil.Process(process.pid)
-
-            def exited() -> None:
-                if process.poll() is not None:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    raise AssertionError(f"{name} exited with {process.returncode}:\n{output}")
-
-            wait_until(
-                lambda: port in listening_ports(watched),
-                timeout=60,
-                interval=0.05,
-                message=f"{name} to listen on port {port}",
-                check=exited,
-            )
             yield port, process
         finally:
-            stop_group(process)
-            if process.stdout:
-                process.stdout.close()
+            _stop_and_close(process)

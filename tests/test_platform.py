@@ -6,22 +6,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import httpx
 import pytest
 
-from conftest import wait_until
-from server_support import Server, git, make_repo, start_server
+from support.cli import corral as run_cli
+from support.server import Server, git, make_repo, start_server
+from support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def corral(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "corral", *args],
-        env=server.env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    return run_cli(*args, env=server.env, timeout=120)
 
 
 def services(server: Server) -> dict[str, dict]:
@@ -43,7 +40,7 @@ def platform_log(server: Server) -> str:
 
 
 def test_ps_platform_lists_the_api_and_router_up(server: Server) -> None:
-    wait_until(lambda: services(server)["api"]["state"] == "up", what="the API to be up")
+    wait_until(lambda: services(server)["api"]["state"] == "up", message="the API to be up")
     listed = services(server)
     assert set(listed) == {"api", "router"}
     assert listed["router"]["state"] == "up"
@@ -56,7 +53,7 @@ def test_a_killed_api_is_restarted_and_logged_like_a_dyno(server: Server) -> Non
     before = services(server)["api"]
     os.killpg(before["pid"], signal.SIGKILL)
     wait_until(lambda: api_answers(server) and services(server)["api"]["pid"] != before["pid"],
-               timeout=60, what="the supervisor to restart the API")  # fmt: skip
+               timeout=60, message="the supervisor to restart the API")  # fmt: skip
     after = services(server)["api"]
     assert after["state"] == "up" and after["restarts"] == 1
     log = platform_log(server)
@@ -78,7 +75,7 @@ def test_a_killed_router_is_restarted_and_apps_serve_again(server: Server, tmp_p
             return False
 
     wait_until(lambda: serving() and services(server)["router"]["pid"] != before["pid"],
-               timeout=60, what="the router to come back")  # fmt: skip
+               timeout=60, message="the router to come back")  # fmt: skip
     assert "corral[router]: State changed from up to crashed" in platform_log(server)
 
 
@@ -92,7 +89,7 @@ def test_a_restarted_server_adopts_its_services(server: Server) -> None:
     adopted = [f"corral[{name}]: Adopted running process (pid {entry['pid']})"
                for name, entry in before.items()]  # fmt: skip
     wait_until(lambda: all(line in platform_log(server) for line in adopted), timeout=30,
-               what="the new server to adopt the API and router")  # fmt: skip
+               message="the new server to adopt the API and router")  # fmt: skip
     after = services(server)
     assert {name: entry["pid"] for name, entry in after.items()} == {
         name: entry["pid"] for name, entry in before.items()

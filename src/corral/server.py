@@ -19,8 +19,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from corral.cli.client import Credentials, credentials_path
 from corral.config import Settings
+from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
 from corral.router.table import AppRoute, Backend
 from corral.runtime import dyno as dynos

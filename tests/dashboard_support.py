@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def store(settings: Settings) -> Iterator[Store]:
 
 @pytest.fixture
 def app(settings: Settings) -> Flask:
-    flask_app = create_app(settings, domain="corral.test", router_port=9090)
+    flask_app = create_app(replace(settings, domain="corral.test", router_port=9090))
     flask_app.config["CORRAL_DASHBOARD_HEARTBEAT"] = 0.1
     return flask_app
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +38,7 @@ WEB = {"web": "gunicorn app:app", "worker": "python worker.py"}
 
 @pytest.fixture
 def app(settings: Settings) -> Flask:
-    flask_app = create_app(settings, domain="corral.test", router_port=9090)
+    flask_app = create_app(replace(settings, domain="corral.test", router_port=9090))
     flask_app.config["CORRAL_DELETE_WAIT"] = 5.0
     return flask_app
 
@@ -367,11 +368,11 @@ def test_logs_tail_streams_new_lines(client: FlaskClient, settings: Settings) ->
     response.close()
 
 
-# --- builds and one-off runs (through a stand-in for the lead's deployer) -------------
+# --- builds and one-off runs (through a stand-in for the deploy pipeline) -------------
 
 
 class StandInDeployer:
-    """Answers like the real deployer: lines of text, the verdict last."""
+    """Answers like the real pipeline: lines of text, the verdict last."""
 
     def build(self, app_name: str, tar_stream) -> Iterator[str]:
         size = len(tar_stream.read())
@@ -395,7 +396,7 @@ def test_builds_and_runs_without_a_deployer_are_503(client: FlaskClient) -> None
 def test_builds_and_runs_stream_the_deployer_lines(
     app: Flask, client: FlaskClient, store: Store
 ) -> None:
-    app.extensions["corral.deployer"] = StandInDeployer()
+    app.extensions["corral.pipeline"] = StandInDeployer()
     client.post("/api/v1/apps", json={"name": "hello"})
     built = client.post(
         "/api/v1/apps/hello/builds", data=b"\x1f\x8b" * 10, content_type="application/gzip"

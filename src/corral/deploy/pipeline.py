@@ -27,7 +27,7 @@ from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.deploy.tarball import extract
 from corral.errors import UserError
-from corral.runtime.environ import process_environ
+from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import LogLine, append_line, follow
 from corral.runtime.shim import timestamp
 from corral.store import Store
@@ -35,15 +35,6 @@ from corral.store import Store
 STATUS_PREFIX = "corral-status: "
 EXIT_PREFIX = "corral-exit: "
 _DONE = object()
-
-
-def dyno_base_environ() -> dict[str, str]:
-    """The environment every dyno and one-off starts from, before config vars."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": os.environ.get("HOME", "/"),
-        "LANG": "C.UTF-8",
-    }
 
 
 @contextmanager
@@ -62,21 +53,15 @@ def _flock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class Deployer:
-    """Builds, releases and runs apps on behalf of API requests and git pushes."""
+class DeployPipeline:
+    """Builds, releases and runs apps on behalf of API requests and git pushes.
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        *,
-        web_url: str = "http://{app}.localhost:8080/",
-        rollout_timeout: float = 150,
-    ) -> None:
+    Apps are announced at the settings' :meth:`~corral.config.Settings.app_url`.
+    """
+
+    def __init__(self, settings: Settings, store: Store, *, rollout_timeout: float = 150) -> None:
         self.settings = settings
         self.store = store
-        #: Where an app is served, with ``{app}`` for its name.
-        self.web_url = web_url
         self.rollout_timeout = rollout_timeout
 
     # -- deploys -----------------------------------------------------------------------
@@ -223,7 +208,7 @@ class Deployer:
             if verdict == "pending":
                 verdict = None
         if verdict == "succeeded":
-            yield f"-----> Released v{version}: {self.web_url.format(app=app)} is live"
+            yield f"-----> Released v{version}: {self.settings.app_url(app)} is live"
             yield STATUS_PREFIX + f"succeeded v{version}"
             return
         if verdict == "failed":
@@ -250,7 +235,7 @@ class Deployer:
     def _stream(
         self, command: list[str], slug: Slug, config: dict[str, str], dyno: str
     ) -> Iterator[str]:
-        env = process_environ(slug, base=dyno_base_environ(), config=config, dyno=dyno)
+        env = process_environ(slug, base=base_environ(), config=config, dyno=dyno)
         try:
             process = subprocess.Popen(
                 command,

@@ -246,6 +246,17 @@ def test_config_changes_make_releases_without_exposing_values(
     assert client.get("/api/v1/apps/hello").json["release"]["name"] == "v3"
 
 
+def test_a_failed_release_says_why(client: FlaskClient, store: Store, settings: Settings) -> None:
+    client.post("/api/v1/apps", json={"name": "hello"})
+    deploy(store, settings)
+    assert client.get("/api/v1/apps/hello/releases/1").json["failure_reason"] is None
+    pending = store.create_release("hello", "s2", "/slugs/s2", WEB, "Deploy s2", status="pending")
+    store.mark_release_failed("hello", pending.version, reason="web.1 exited", excerpt=["web.1: x"])
+    [failed, _] = client.get("/api/v1/apps/hello/releases").json
+    assert (failed["status"], failed["failure_reason"]) == ("failed", "web.1 exited")
+    assert failed["failure_excerpt"] == ["web.1: x"]
+
+
 @pytest.mark.parametrize("key", ["1BAD", "WITH-DASH", "PORT"])
 def test_invalid_config_key_is_422(client: FlaskClient, key: str) -> None:
     client.post("/api/v1/apps", json={"name": "hello"})
@@ -371,7 +382,7 @@ def test_logs_tail_streams_new_lines(client: FlaskClient, settings: Settings) ->
 # --- builds and one-off runs (through a stand-in for the deploy pipeline) -------------
 
 
-class StandInDeployer:
+class StandInPipeline:
     """Answers like the real pipeline: lines of text, the verdict last."""
 
     def build(self, app_name: str, tar_stream) -> Iterator[str]:
@@ -396,7 +407,7 @@ def test_builds_and_runs_without_a_deployer_are_503(client: FlaskClient) -> None
 def test_builds_and_runs_stream_the_deployer_lines(
     app: Flask, client: FlaskClient, store: Store
 ) -> None:
-    app.extensions["corral.pipeline"] = StandInDeployer()
+    app.extensions["corral.pipeline"] = StandInPipeline()
     client.post("/api/v1/apps", json={"name": "hello"})
     built = client.post(
         "/api/v1/apps/hello/builds", data=b"\x1f\x8b" * 10, content_type="application/gzip"

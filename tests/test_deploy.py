@@ -100,6 +100,27 @@ def test_app_that_never_listens_fails_and_old_keeps_serving(settings, tmp_path) 
         assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
 
 
+def test_crash_while_booting_reports_the_reason_and_the_dynos_own_output(
+    settings, tmp_path
+) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("crash")
+        pipeline = DeployPipeline(settings, running.store)
+        list(pipeline.deploy_source("crash", source(tmp_path), "v1"))
+        crashing = source(tmp_path, "web: echo missing-$((6 * 7)); exit 3\n")  # not its own text
+        lines = list(pipeline.deploy_source("crash", crashing, "v2"))
+        assert lines[-1] == "corral-status: failed"
+        verdict = lines.index(
+            " !     v2 failed to start: web.1 exited while booting; "
+            "the previous release keeps serving."
+        )
+        assert "       web.1: missing-42" in lines[verdict:]
+        assert sum("missing-42" in line for line in lines) == 1, lines
+        failed = running.store.release("crash", 2)
+        assert failed.failure_reason == "web.1 exited while booting"
+        assert "web.1: missing-42" in failed.failure_excerpt
+
+
 def test_run_streams_output_and_exit_code(settings, tmp_path) -> None:
     with ManagerThread(settings, OPTIONS) as running:
         running.store.create_app("oneoff")

@@ -56,7 +56,7 @@ def app_json(app: App, settings: Settings) -> dict[str, Any]:
 
 
 def release_json(release: Release) -> dict[str, Any]:
-    """A ``Release`` object: config keys only, never their values."""
+    """A ``Release`` object: config keys only, never their values; why it failed, if it did."""
     return {
         "app": release.app,
         "version": release.version,
@@ -67,6 +67,8 @@ def release_json(release: Release) -> dict[str, Any]:
         "process_types": dict(release.process_types),
         "config_keys": sorted(release.config),
         "created_at": iso(release.created_at),
+        "failure_reason": release.failure_reason,
+        "failure_excerpt": list(release.failure_excerpt),
     }
 
 

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,13 +148,20 @@ class Rollouts:
 
     def _fail(self, app: str, release: Release, names: list[str], problem: str) -> None:
         self.failed[app] = release.version
-        # the reason goes to the log before the verdict to the store: deploys waiting on
-        # the verdict then relay the reason too
         self.log(
             app, "", f"Release {release.name} failed: {problem}; the previous release keeps serving"
         )
-        for line in recent(self.settings.logs_dir(app), 10, source="app"):
-            if line.dyno in names:
-                self.log(app, line.dyno, f"  {line.message}")
+        # the new dynos' own lines: the old ones have the same names but wrote before the release
+        since = datetime.fromtimestamp(release.created_at, UTC).isoformat(timespec="microseconds")
+        recent_lines = recent(self.settings.logs_dir(app), 10, source="app")
+        excerpt = [line for line in recent_lines if line.dyno in names and line.timestamp >= since]
+        for line in excerpt:
+            self.log(app, line.dyno, f"  {line.message}")
         if release.status == "pending":
-            self.store.mark_release_failed(app, release.version)
+            # the verdict and its reason in one write: deploys wait on the store, not the log
+            self.store.mark_release_failed(
+                app,
+                release.version,
+                reason=problem,
+                excerpt=[f"{line.dyno}: {line.message}" for line in excerpt],
+            )

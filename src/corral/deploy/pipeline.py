@@ -226,15 +226,15 @@ class DeployPipeline:
         release = self.store.release(app, version)
         checked = time.monotonic()
         for line in logs:
+            if release.status != "pending":
+                break
             if line is not None and line.dyno and not line.message.startswith(" "):
                 yield f"       {line.dyno}: {line.message}"
             # on every empty poll, and now and then while lines keep coming
             if line is None or time.monotonic() - checked > _VERDICT_POLL:
                 release = self.store.release(app, version)
                 checked = time.monotonic()
-                if release.status != "pending":
-                    break
-        else:
+        else:  # the deadline: one last look
             release = self.store.release(app, version)
         yield from _verdict_lines(release, self.settings.app_url(app))
 

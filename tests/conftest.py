@@ -4,6 +4,7 @@ dashboard's store, app and signed-in client. Helpers live in ``tests/support``."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def store(settings: Settings) -> Iterator[Store]:
 @pytest.fixture
 def app(settings: Settings) -> Flask:
     """The API and dashboard app on that home, its live pages refreshing quickly."""
-    flask_app = create_app(settings, domain="corral.test", router_port=9090)
+    flask_app = create_app(replace(settings, domain="corral.test", router_port=9090))
     flask_app.config["CORRAL_DASHBOARD_HEARTBEAT"] = 0.1
     return flask_app
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,7 +39,7 @@ WEB = {"web": "gunicorn app:app", "worker": "python worker.py"}
 
 @pytest.fixture
 def app(settings: Settings) -> Flask:
-    flask_app = create_app(settings, domain="corral.test", router_port=9090)
+    flask_app = create_app(replace(settings, domain="corral.test", router_port=9090))
     flask_app.config["CORRAL_DELETE_WAIT"] = 5.0
     return flask_app
 
@@ -244,6 +245,17 @@ def test_config_changes_make_releases_without_exposing_values(
     assert client.get("/api/v1/apps/hello").json["release"]["name"] == "v3"
 
 
+def test_a_failed_release_says_why(client: FlaskClient, store: Store, settings: Settings) -> None:
+    client.post("/api/v1/apps", json={"name": "hello"})
+    deploy(store, settings)
+    assert client.get("/api/v1/apps/hello/releases/1").json["failure_reason"] is None
+    pending = store.create_release("hello", "s2", "/slugs/s2", WEB, "Deploy s2", status="pending")
+    store.mark_release_failed("hello", pending.version, reason="web.1 exited", excerpt=["web.1: x"])
+    [failed, _] = client.get("/api/v1/apps/hello/releases").json
+    assert (failed["status"], failed["failure_reason"]) == ("failed", "web.1 exited")
+    assert failed["failure_excerpt"] == ["web.1: x"]
+
+
 @pytest.mark.parametrize("key", ["1BAD", "WITH-DASH", "PORT"])
 def test_invalid_config_key_is_422(client: FlaskClient, key: str) -> None:
     client.post("/api/v1/apps", json={"name": "hello"})
@@ -366,11 +378,11 @@ def test_logs_tail_streams_new_lines(client: FlaskClient, settings: Settings) ->
     response.close()
 
 
-# --- builds and one-off runs (through a stand-in for the lead's deployer) -------------
+# --- builds and one-off runs (through a stand-in for the deploy pipeline) -------------
 
 
-class StandInDeployer:
-    """Answers like the real deployer: lines of text, the verdict last."""
+class StandInPipeline:
+    """Answers like the real pipeline: lines of text, the verdict last."""
 
     def build(self, app_name: str, tar_stream) -> Iterator[str]:
         size = len(tar_stream.read())
@@ -394,7 +406,7 @@ def test_builds_and_runs_without_a_deployer_are_503(client: FlaskClient) -> None
 def test_builds_and_runs_stream_the_deployer_lines(
     app: Flask, client: FlaskClient, store: Store
 ) -> None:
-    app.extensions["corral.deployer"] = StandInDeployer()
+    app.extensions["corral.pipeline"] = StandInPipeline()
     client.post("/api/v1/apps", json={"name": "hello"})
     built = client.post(
         "/api/v1/apps/hello/builds", data=b"\x1f\x8b" * 10, content_type="application/gzip"

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from corral.api import create_app
-from corral.api.openapi import OPERATIONS, openapi_path
+from corral.api.objects import app_json, release_json
+from corral.api.openapi import OPERATIONS, SCHEMAS, openapi_path
 from corral.config import Settings
+from corral.store import App, Release
 
 _IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
@@ -48,6 +50,13 @@ def test_every_route_is_documented_and_every_documented_route_exists(tmp_path: P
     routes = _routes(tmp_path)
     assert routes - documented == set(), "routes missing from the OpenAPI document"
     assert documented - routes == set(), "documented operations without a route"
+
+
+def test_app_and_release_objects_have_the_documented_fields(tmp_path: Path) -> None:
+    release = Release("hello", 1, "s1", tmp_path, "Deploy", failure_reason="web.1 exited")
+    assert list(release_json(release)) == list(SCHEMAS["Release"]["properties"])
+    app = app_json(App("hello", 0.0), Settings.load(tmp_path))
+    assert list(app) == list(SCHEMAS["App"]["properties"])
 
 
 def test_path_parameters_are_declared(tmp_path: Path) -> None:

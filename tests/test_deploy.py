@@ -6,13 +6,14 @@ import io
 import tarfile
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from corral.config import Settings
-from corral.deploy.pipeline import Deployer
+from corral.deploy.pipeline import DeployPipeline
 from corral.runtime.logs import recent
 from support.supervisor import OPTIONS, ManagerThread, backends, wait_managed
 from support.wait import assert_stays
@@ -53,12 +54,14 @@ def source(tmp_path: Path, procfile: str = "web: gunicorn app:app\n", app: str =
 def test_deploy_streams_build_and_goes_live(settings, tmp_path) -> None:
     with ManagerThread(settings, OPTIONS) as running:
         running.store.create_app("live")
-        deployer = Deployer(settings, running.store, web_url="http://{app}.test/")
-        lines = list(deployer.deploy_source("live", source(tmp_path), "Deploy abc1234"))
+        pipeline = DeployPipeline(
+            replace(settings, domain="corral.test", router_port=9090), running.store
+        )
+        lines = list(pipeline.deploy_source("live", source(tmp_path), "Deploy abc1234"))
         assert lines[-1] == "corral-status: succeeded v1", lines
         assert any(line.startswith("-----> Detected Python app") for line in lines)
         assert "-----> Launching v1" in lines
-        assert "-----> Released v1: http://live.test/ is live" in lines
+        assert "-----> Released v1: http://live.corral.test:9090/ is live" in lines
         [(_, port)] = backends(settings, "live")
         assert httpx.get(f"http://127.0.0.1:{port}/").text == "v-one"
         [build] = running.store.builds("live")
@@ -71,11 +74,11 @@ def test_deploy_streams_build_and_goes_live(settings, tmp_path) -> None:
 def test_failing_release_phase_changes_nothing(settings, tmp_path) -> None:
     with ManagerThread(settings, OPTIONS) as running:
         running.store.create_app("phase")
-        deployer = Deployer(settings, running.store)
-        assert list(deployer.deploy_source("phase", source(tmp_path), "v1"))[-1].endswith("v1")
+        pipeline = DeployPipeline(settings, running.store)
+        assert list(pipeline.deploy_source("phase", source(tmp_path), "v1"))[-1].endswith("v1")
         [before] = running.store.dynos("phase")
         bad = source(tmp_path, "web: gunicorn app:app\nrelease: echo migrating; exit 4\n")
-        lines = list(deployer.deploy_source("phase", bad, "v2"))
+        lines = list(pipeline.deploy_source("phase", bad, "v2"))
         assert lines[-1] == "corral-status: failed"
         assert "migrating" in lines
         assert any("Release command failed (exit status 4)" in line for line in lines)
@@ -87,9 +90,9 @@ def test_app_that_never_listens_fails_and_old_keeps_serving(settings, tmp_path) 
     options = type(OPTIONS)(boot_timeout=3, grace=5, tick=0.1)
     with ManagerThread(settings, options) as running:
         running.store.create_app("stuck")
-        deployer = Deployer(settings, running.store)
-        list(deployer.deploy_source("stuck", source(tmp_path), "v1"))
-        lines = list(deployer.deploy_source("stuck", source(tmp_path, "web: sleep 600\n"), "v2"))
+        pipeline = DeployPipeline(settings, running.store)
+        list(pipeline.deploy_source("stuck", source(tmp_path), "v1"))
+        lines = list(pipeline.deploy_source("stuck", source(tmp_path, "web: sleep 600\n"), "v2"))
         assert lines[-1] == "corral-status: failed"
         assert any("did not pass the health check" in line for line in lines)
         assert running.store.current_release("stuck").version == 1
@@ -97,19 +100,40 @@ def test_app_that_never_listens_fails_and_old_keeps_serving(settings, tmp_path) 
         assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
 
 
+def test_crash_while_booting_reports_the_reason_and_the_dynos_own_output(
+    settings, tmp_path
+) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("crash")
+        pipeline = DeployPipeline(settings, running.store)
+        list(pipeline.deploy_source("crash", source(tmp_path), "v1"))
+        crashing = source(tmp_path, "web: echo missing-$((6 * 7)); exit 3\n")  # not its own text
+        lines = list(pipeline.deploy_source("crash", crashing, "v2"))
+        assert lines[-1] == "corral-status: failed"
+        verdict = lines.index(
+            " !     v2 failed to start: web.1 exited while booting; "
+            "the previous release keeps serving."
+        )
+        assert "       web.1: missing-42" in lines[verdict:]
+        assert sum("missing-42" in line for line in lines) == 1, lines
+        failed = running.store.release("crash", 2)
+        assert failed.failure_reason == "web.1 exited while booting"
+        assert "web.1: missing-42" in failed.failure_excerpt
+
+
 def test_run_streams_output_and_exit_code(settings, tmp_path) -> None:
     with ManagerThread(settings, OPTIONS) as running:
         running.store.create_app("oneoff")
         running.store.set_config("oneoff", {"GREETING": "hi"})
-        deployer = Deployer(settings, running.store)
-        list(deployer.deploy_source("oneoff", source(tmp_path), "v1"))
+        pipeline = DeployPipeline(settings, running.store)
+        list(pipeline.deploy_source("oneoff", source(tmp_path), "v1"))
         script = (
             "import os, flask; print(flask.__name__, os.environ['GREETING'], "
             "os.environ['DYNO']); raise SystemExit(3)"
         )
-        lines = list(deployer.run("oneoff", ["python", "-c", script]))
+        lines = list(pipeline.run("oneoff", ["python", "-c", script]))
         assert lines[0].startswith("flask hi run.") and lines[-1] == "corral-exit: 3"
-        assert list(deployer.run("oneoff", ["no-such-program"]))[-1] == "corral-exit: 127"
+        assert list(pipeline.run("oneoff", ["no-such-program"]))[-1] == "corral-exit: 127"
 
 
 def test_uploaded_tarball_with_escaping_member_is_refused(settings, tmp_path) -> None:
@@ -120,7 +144,7 @@ def test_uploaded_tarball_with_escaping_member_is_refused(settings, tmp_path) ->
             info = tarfile.TarInfo("../../escape.py")
             archive.addfile(info, io.BytesIO(b""))
         buffer.seek(0)
-        lines = list(Deployer(settings, running.store).build_tarball("upload", buffer))
+        lines = list(DeployPipeline(settings, running.store).build_tarball("upload", buffer))
         assert lines[-1] == "corral-status: failed"
         assert "outside the source directory" in lines[0]
         assert running.store.releases("upload") == []
@@ -129,15 +153,15 @@ def test_uploaded_tarball_with_escaping_member_is_refused(settings, tmp_path) ->
 def test_deploys_of_one_app_wait_for_each_other(settings, tmp_path) -> None:
     with ManagerThread(settings, OPTIONS) as running:
         running.store.create_app("queue")
-        deployer = Deployer(settings, running.store)
+        pipeline = DeployPipeline(settings, running.store)
         slow = source(tmp_path, "web: gunicorn app:app\nrelease: sleep 2\n")
         outputs: list[list[str]] = []
         first = threading.Thread(
-            target=lambda: outputs.append(list(deployer.deploy_source("queue", slow, "one")))
+            target=lambda: outputs.append(list(pipeline.deploy_source("queue", slow, "one")))
         )
         first.start()
         wait_managed(lambda: running.store.builds("queue"), message="first build started")
-        second = list(deployer.deploy_source("queue", source(tmp_path), "two"))
+        second = list(pipeline.deploy_source("queue", source(tmp_path), "two"))
         first.join()
         assert any("Another deploy of queue is in progress" in line for line in second)
         assert outputs[0][-1] == "corral-status: succeeded v1"
@@ -157,9 +181,9 @@ def test_builds_wait_for_a_free_slot_when_every_core_is_building(settings, tmp_p
             fcntl.flock(handle, fcntl.LOCK_EX)
             held.append(handle)
         lines: list[str] = []
-        deployer = Deployer(settings, running.store)
+        pipeline = DeployPipeline(settings, running.store)
         worker = threading.Thread(
-            target=lambda: lines.extend(deployer.deploy_source("slot", source(tmp_path), "v1"))
+            target=lambda: lines.extend(pipeline.deploy_source("slot", source(tmp_path), "v1"))
         )
         worker.start()
         wait_managed(lambda: running.store.builds("slot"), message="the build to be recorded")

@@ -264,6 +264,23 @@ def test_failed_release_never_becomes_current(store: Store) -> None:
         store.mark_release_failed("hello", good.version)
 
 
+def test_failed_release_records_why_with_its_status(store: Store) -> None:
+    store.create_app("hello")
+    pending = deploy(store, "hello", "s1", status="pending")
+    assert (pending.failure_reason, pending.failure_excerpt) == (None, ())
+    failed = store.mark_release_failed(
+        "hello", pending.version, reason="web.1 exited while booting", excerpt=["web.1: boom"]
+    )
+    assert failed == store.release("hello", pending.version)
+    assert (failed.status, failed.failure_reason) == ("failed", "web.1 exited while booting")
+    assert failed.failure_excerpt == ("web.1: boom",)
+    again = store.mark_release_failed("hello", pending.version)  # a later sweep, saying nothing
+    assert (again.failure_reason, again.failure_excerpt) == (
+        failed.failure_reason,
+        ("web.1: boom",),
+    )
+
+
 def test_pending_release_becomes_current_when_it_succeeds(store: Store) -> None:
     store.create_app("hello")
     pending = deploy(store, "hello", "s1", status="pending", config={"A": "1"})

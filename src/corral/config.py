@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.errors import UserError
+
 DEFAULT_HOME = Path.home() / ".local" / "share" / "corral"
 
 
@@ -18,15 +20,25 @@ def _running_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise UserError(f"$CORRAL_ROUTER_PORT is {text!r}; set it to a port number such as 8080.")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where corral keeps its state and the defaults builds fall back on."""
+    """Where corral keeps its state, where apps are served, and the defaults builds fall back on."""
 
     home: Path
     #: Python used when an app names none (the one corral itself runs on, always present).
     default_python: str = _running_python()
     #: Directory scanned for pyenv-installed interpreters.
     pyenv_root: Path = Path.home() / ".pyenv"
+    #: Apps are served at ``<app>.<domain>`` (``corral server --domain``, ``$CORRAL_DOMAIN``).
+    domain: str = "localhost"
+    #: The port the router listens on (``corral server --port``, ``$CORRAL_ROUTER_PORT``).
+    router_port: int = 8080
 
     @classmethod
     def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
@@ -37,7 +49,13 @@ class Settings:
             home=Path(chosen).expanduser().resolve(),
             default_python=env.get("CORRAL_DEFAULT_PYTHON") or _running_python(),
             pyenv_root=Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv"),
+            domain=env.get("CORRAL_DOMAIN") or "localhost",
+            router_port=_port(env.get("CORRAL_ROUTER_PORT") or "8080"),
         )
+
+    def app_url(self, app: str) -> str:
+        """Where the router serves ``app``: ``http://<app>.<domain>:<port>/``."""
+        return f"http://{app}.{self.domain}:{self.router_port}/"
 
     @property
     def envs_dir(self) -> Path:

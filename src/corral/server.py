@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from corral.cli.client import Credentials, credentials_path
 from corral.config import Settings
+from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
 from corral.runtime.services import PORT, ServiceSpec
 from corral.runtime.supervisor import Supervisor, SupervisorOptions

@@ -39,19 +39,16 @@ def health() -> ResponseReturnValue:
 def create_app(
     settings: Settings,
     *,
-    domain: str = "localhost",
-    router_port: int = 8080,
     max_upload: int = DEFAULT_MAX_UPLOAD,
 ) -> Flask:
     """Build the API app for the corral home in ``settings``.
 
-    The store is opened on the first request of each process, not here.
+    Apps' web URLs use the settings' domain and router port. The store is opened on the
+    first request of each process, not here.
     """
     app = Flask("corral.api")
     app.config.update(
         MAX_CONTENT_LENGTH=max_upload,
-        CORRAL_DOMAIN=domain,
-        CORRAL_ROUTER_PORT=router_port,
         CORRAL_DELETE_WAIT=DELETE_WAIT,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ apps_blueprint = Blueprint("apps", __name__)
 
 
 def _app_json(app: App) -> dict[str, Any]:
-    return app_json(app, context.domain(), context.router_port())
+    return app_json(app, context.settings())
 
 
 @apps_blueprint.get("/apps")

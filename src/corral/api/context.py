@@ -14,7 +14,7 @@ from flask import current_app
 from corral.config import Settings
 from corral.store import Store
 
-__all__ = ["StoreHandle", "domain", "router_port", "settings", "store"]
+__all__ = ["StoreHandle", "settings", "store"]
 
 
 class StoreHandle:
@@ -42,13 +42,3 @@ def store() -> Store:
 def settings() -> Settings:
     """The settings the current app was created with."""
     return current_app.extensions["corral.settings"]
-
-
-def domain() -> str:
-    """The domain apps are served under (``<app>.<domain>``)."""
-    return current_app.config["CORRAL_DOMAIN"]
-
-
-def router_port() -> int:
-    """The port the router listens on, for the apps' web URLs."""
-    return current_app.config["CORRAL_ROUTER_PORT"]

@@ -1,9 +1,9 @@
 """Builds and one-off dynos: upload a source tarball to deploy it, run a command in a release.
 
-The work is done by the deployer in ``app.extensions["corral.deployer"]``, whose
+The work is done by the pipeline in ``app.extensions["corral.pipeline"]``, whose
 ``build(app, tar_stream)`` and ``run(app, command)`` yield lines of text that are streamed
 back as they come. The first line is produced before the answer starts, so an error the
-deployer raises up front (no such app, no release yet) is still a JSON error answer.
+pipeline raises up front (no such app, no release yet) is still a JSON error answer.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from corral.api import context
 from corral.api.errors import BadRequest, Unavailable
 from corral.api.objects import build_json, json_body
 
-__all__ = ["Deployer", "deploys_blueprint"]
+__all__ = ["BuildsAndRuns", "deploys_blueprint"]
 
 deploys_blueprint = Blueprint("deploys", __name__)
 
 
-class Deployer(Protocol):
-    """What the API needs from the deployer."""
+class BuildsAndRuns(Protocol):
+    """What the builds and run routes need from the deploy pipeline."""
 
     def build(self, app_name: str, tar_stream: Any) -> Iterator[str]:
         """Build and release an uploaded gzipped tarball; the last line is the verdict."""
@@ -36,11 +36,11 @@ class Deployer(Protocol):
         ...
 
 
-def _deployer() -> Deployer:
-    deployer = current_app.extensions.get("corral.deployer")
-    if deployer is None:
+def _pipeline() -> BuildsAndRuns:
+    pipeline = current_app.extensions.get("corral.pipeline")
+    if pipeline is None:
         raise Unavailable("This server cannot build or run apps: no deployer is configured.")
-    return deployer
+    return pipeline
 
 
 def _streamed(lines: Iterator[str]) -> Response:
@@ -63,9 +63,9 @@ def list_builds(app: str) -> ResponseReturnValue:
 @deploys_blueprint.post("/apps/<app>/builds")
 def create_build(app: str) -> ResponseReturnValue:
     """Build and release the gzipped tarball in the body, streaming the build output."""
-    deployer = _deployer()
+    pipeline = _pipeline()
     context.store().get_app(app)
-    return _streamed(iter(deployer.build(app, request.stream)))
+    return _streamed(iter(pipeline.build(app, request.stream)))
 
 
 @deploys_blueprint.post("/apps/<app>/run")
@@ -78,6 +78,6 @@ def run(app: str) -> ResponseReturnValue:
         or not all(isinstance(word, str) for word in command)
     ):
         raise BadRequest('Give the command as a list of strings, such as {"command": ["ls"]}.')
-    deployer = _deployer()
+    pipeline = _pipeline()
     context.store().get_app(app)
-    return _streamed(iter(deployer.run(app, command)))
+    return _streamed(iter(pipeline.run(app, command)))

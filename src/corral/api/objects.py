@@ -9,6 +9,7 @@ from flask import request
 
 from corral.api.errors import BadRequest
 from corral.builder.slug import load_slug
+from corral.config import Settings
 from corral.errors import UserError
 from corral.store import App, Build, Domain, FormationEntry, Release, Token
 
@@ -42,20 +43,20 @@ def json_body() -> dict[str, Any]:
     return data
 
 
-def app_json(app: App, domain: str, port: int) -> dict[str, Any]:
-    """An ``App`` object."""
+def app_json(app: App, settings: Settings) -> dict[str, Any]:
+    """An ``App`` object; its web URL is the settings' :meth:`~Settings.app_url`."""
     return {
         "name": app.name,
         "created_at": iso(app.created_at),
         "maintenance": app.maintenance,
-        "web_url": f"http://{app.name}.{domain}:{port}/",
+        "web_url": settings.app_url(app.name),
         "current_release": app.current_release,
         "memory_quota_mb": app.memory_quota_mb,
     }
 
 
 def release_json(release: Release) -> dict[str, Any]:
-    """A ``Release`` object: config keys only, never their values."""
+    """A ``Release`` object: config keys only, never their values; why it failed, if it did."""
     return {
         "app": release.app,
         "version": release.version,
@@ -66,6 +67,8 @@ def release_json(release: Release) -> dict[str, Any]:
         "process_types": dict(release.process_types),
         "config_keys": sorted(release.config),
         "created_at": iso(release.created_at),
+        "failure_reason": release.failure_reason,
+        "failure_excerpt": list(release.failure_excerpt),
     }
 
 

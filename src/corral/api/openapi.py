@@ -58,6 +58,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         process_types={"type": "object", "additionalProperties": _STR},
         config_keys=_list(_STR),
         created_at=_TIME,
+        failure_reason={"type": ["string", "null"]},
+        failure_excerpt=_list(_STR),
     ),
     "Formation": _object(type=_STR, quantity=_INT, command=_STR),
     "Dyno": _object(

@@ -7,14 +7,13 @@ push, so a failed build or release changes nothing.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from corral.config import Settings
-from corral.deploy.pipeline import STATUS_PREFIX, Deployer
+from corral.deploy.pipeline import STATUS_PREFIX, DeployPipeline
 from corral.store import Store
 
 DEPLOY_BRANCHES = ("refs/heads/main", "refs/heads/master")
@@ -64,13 +63,11 @@ def main(app: str) -> int:
         return 0
     settings = Settings.load()
     store = Store.for_settings(settings)
-    domain = os.environ.get("CORRAL_DOMAIN", "localhost")
-    port = os.environ.get("CORRAL_ROUTER_PORT", "8080")
-    deployer = Deployer(settings, store, web_url=f"http://{{app}}.{domain}:{port}/")
+    pipeline = DeployPipeline(settings, store)
     with tempfile.TemporaryDirectory(prefix=f"corral-push-{app}-") as tmp:
         _export(commit, Path(tmp))
         ok = False
-        for line in deployer.deploy_source(app, Path(tmp), f"Deploy {commit[:7]}"):
+        for line in pipeline.deploy_source(app, Path(tmp), f"Deploy {commit[:7]}"):
             if line.startswith(STATUS_PREFIX):
                 ok = line.removeprefix(STATUS_PREFIX).startswith("succeeded")
             else:

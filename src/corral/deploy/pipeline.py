@@ -27,23 +27,34 @@ from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.deploy.tarball import extract
 from corral.errors import UserError
-from corral.runtime.environ import process_environ
+from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import LogLine, append_line, follow
 from corral.runtime.shim import timestamp
-from corral.store import Store
+from corral.store import Release, Store
 
 STATUS_PREFIX = "corral-status: "
 EXIT_PREFIX = "corral-exit: "
 _DONE = object()
+#: Seconds between looks at the release's status while log lines keep coming.
+_VERDICT_POLL = 0.5
 
 
-def dyno_base_environ() -> dict[str, str]:
-    """The environment every dyno and one-off starts from, before config vars."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": os.environ.get("HOME", "/"),
-        "LANG": "C.UTF-8",
-    }
+def _verdict_lines(release: Release, url: str) -> Iterator[str]:
+    """What a deploy prints for the release's status, ending with the ``corral-status:`` line."""
+    if release.status == "succeeded":
+        yield f"-----> Released {release.name}: {url} is live"
+        yield STATUS_PREFIX + f"succeeded {release.name}"
+        return
+    if release.status == "failed":
+        why = f": {release.failure_reason}" if release.failure_reason else ""
+        yield f" !     {release.name} failed to start{why}; the previous release keeps serving."
+        yield from (f"       {line}" for line in release.failure_excerpt)
+    else:
+        yield (
+            f" !     {release.name} is still starting; "
+            f"follow it with `corral logs --tail -a {release.app}`."
+        )
+    yield STATUS_PREFIX + "failed"
 
 
 @contextmanager
@@ -62,21 +73,15 @@ def _flock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class Deployer:
-    """Builds, releases and runs apps on behalf of API requests and git pushes."""
+class DeployPipeline:
+    """Builds, releases and runs apps on behalf of API requests and git pushes.
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        *,
-        web_url: str = "http://{app}.localhost:8080/",
-        rollout_timeout: float = 150,
-    ) -> None:
+    Apps are announced at the settings' :meth:`~corral.config.Settings.app_url`.
+    """
+
+    def __init__(self, settings: Settings, store: Store, *, rollout_timeout: float = 150) -> None:
         self.settings = settings
         self.store = store
-        #: Where an app is served, with ``{app}`` for its name.
-        self.web_url = web_url
         self.rollout_timeout = rollout_timeout
 
     # -- deploys -----------------------------------------------------------------------
@@ -204,6 +209,12 @@ class Deployer:
         yield from self._await_rollout(app, release.version)
 
     def _await_rollout(self, app: str, version: int) -> Iterator[str]:
+        """Wait for the release's verdict in the store, relaying the dynos' progress meanwhile.
+
+        The verdict and why it failed come from the store alone. Of the platform's log only
+        the new dynos' progress lines are relayed: release-wide lines and quoted dyno output
+        repeat what the store holds, so whichever is written first, each shows once.
+        """
         deadline = time.monotonic() + self.rollout_timeout
         logs = follow(
             self.settings.logs_dir(app),
@@ -212,26 +223,20 @@ class Deployer:
             stop=deadline,
             heartbeat=True,
         )
-        verdict = None
+        release = self.store.release(app, version)
+        checked = time.monotonic()
         for line in logs:
-            if line is not None:
-                yield f"       {line.dyno + ': ' if line.dyno else ''}{line.message}"
-                continue
-            if verdict is not None:
-                break  # an empty poll after the verdict: every line before it was relayed
-            verdict = self.store.release(app, version).status
-            if verdict == "pending":
-                verdict = None
-        if verdict == "succeeded":
-            yield f"-----> Released v{version}: {self.web_url.format(app=app)} is live"
-            yield STATUS_PREFIX + f"succeeded v{version}"
-            return
-        if verdict == "failed":
-            yield f" !     v{version} failed to start; the previous release keeps serving."
-            yield STATUS_PREFIX + "failed"
-            return
-        yield f" !     v{version} is still starting; follow it with `corral logs --tail -a {app}`."
-        yield STATUS_PREFIX + "failed"
+            if release.status != "pending":
+                break
+            if line is not None and line.dyno and not line.message.startswith(" "):
+                yield f"       {line.dyno}: {line.message}"
+            # on every empty poll, and now and then while lines keep coming
+            if line is None or time.monotonic() - checked > _VERDICT_POLL:
+                release = self.store.release(app, version)
+                checked = time.monotonic()
+        else:  # the deadline: one last look
+            release = self.store.release(app, version)
+        yield from _verdict_lines(release, self.settings.app_url(app))
 
     # -- one-off dynos -------------------------------------------------------------------
 
@@ -250,7 +255,7 @@ class Deployer:
     def _stream(
         self, command: list[str], slug: Slug, config: dict[str, str], dyno: str
     ) -> Iterator[str]:
-        env = process_environ(slug, base=dyno_base_environ(), config=config, dyno=dyno)
+        env = process_environ(slug, base=base_environ(), config=config, dyno=dyno)
         try:
             process = subprocess.Popen(
                 command,

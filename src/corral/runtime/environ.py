@@ -8,6 +8,21 @@ from pathlib import Path
 
 from corral.builder.slug import Slug
 
+__all__ = ["base_environ", "process_environ"]
+
+
+def base_environ() -> dict[str, str]:
+    """The environment every dyno, one-off and release phase starts from, before config vars.
+
+    Only a plain PATH, HOME and a UTF-8 locale: nothing of the platform's own environment
+    leaks into an app.
+    """
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/"),
+        "LANG": "C.UTF-8",
+    }
+
 
 def process_environ(
     slug: Slug,

@@ -18,13 +18,14 @@ import signal
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.router.table import AppRoute, Backend, RouteTable, save_route_table
 from corral.runtime import dyno as dynos
 from corral.runtime import plan
-from corral.runtime.environ import process_environ
+from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import recent
 from corral.runtime.restart import RestartPolicy
 from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release, health_path
@@ -244,18 +245,27 @@ class Supervisor:
 
     def _fail(self, app: str, release: Release, booted: Booted) -> None:
         self.failed[app] = release.version
-        # the reason goes to the log before the verdict to the store: deploys waiting on
-        # the verdict then relay the reason too
-        self.units.log(
-            app,
-            "",
-            f"Release {release.name} failed: {booted.problem}; the previous release keeps serving",
+        message = (
+            f"Release {release.name} failed: {booted.problem}; the previous release keeps serving"
         )
-        for line in recent(self.settings.logs_dir(app), 10, source="app"):
-            if line.dyno in booted.culprits:
-                self.units.log(app, line.dyno, f"  {line.message}")
+        self.units.log(app, "", message)
+        # the new dynos' own lines: the old ones have the same names but wrote before the release
+        since = datetime.fromtimestamp(release.created_at, UTC).isoformat(timespec="microseconds")
+        excerpt = [
+            line
+            for line in recent(self.settings.logs_dir(app), 10, source="app")
+            if line.dyno in booted.culprits and line.timestamp >= since
+        ]
+        for line in excerpt:
+            self.units.log(app, line.dyno, f"  {line.message}")
         if release.status == "pending":
-            self.store.mark_release_failed(app, release.version)
+            # the verdict and its reason in one write: deploys wait on the store, not the log
+            self.store.mark_release_failed(
+                app,
+                release.version,
+                reason=booted.problem,
+                excerpt=[f"{line.dyno}: {line.message}" for line in excerpt],
+            )
 
     # -- single dynos ---------------------------------------------------------------
 
@@ -265,9 +275,7 @@ class Supervisor:
         env = process_environ(
             slug,
             base={
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
-                "HOME": os.environ.get("HOME", "/"),
-                "LANG": "C.UTF-8",
+                **base_environ(),
                 "WEB_CONCURRENCY": str(plan.web_concurrency(quota, os.cpu_count() or 1)),
             },
             config=release.config,

@@ -52,6 +52,10 @@ class Release:
     process_types: dict[str, str] = field(default_factory=dict)
     status: ReleaseStatus = "succeeded"
     created_at: float = 0.0
+    #: Why the rollout failed (``web.1 exited while booting``); None unless it did and said.
+    failure_reason: str | None = None
+    #: The failed release's new dynos' last log lines, as ``web.1: message``.
+    failure_excerpt: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

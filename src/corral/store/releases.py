@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from corral.store._db import Database, require_app
@@ -36,6 +36,8 @@ def release_from_row(row: sqlite3.Row) -> Release:
         process_types=json.loads(row["process_types"]),
         status=row["status"],
         created_at=row["created_at"],
+        failure_reason=row["failure_reason"],
+        failure_excerpt=tuple(json.loads(row["failure_excerpt"] or "[]")),
     )
 
 
@@ -86,8 +88,15 @@ class ReleasesMixin(Database):
                 _make_current(conn, release)
         return release
 
-    def mark_release_failed(self, app: str, version: int) -> Release:
-        """Mark a pending release failed: it never becomes current."""
+    def mark_release_failed(
+        self, app: str, version: int, *, reason: str | None = None, excerpt: Sequence[str] = ()
+    ) -> Release:
+        """Mark a pending release failed, with why, in one write: it never becomes current.
+
+        ``reason`` says what went wrong and ``excerpt`` holds the new dynos' last log lines;
+        a deploy waiting on the release reads both with the status. Marking it failed again
+        without a reason keeps the one recorded.
+        """
         with self._write() as conn:
             release = _require_release(conn, app, version)
             if release.status == "succeeded":
@@ -95,8 +104,11 @@ class ReleasesMixin(Database):
                     f"{release.name} of {app} has already succeeded; roll back to undo it."
                 )
             conn.execute(
-                "UPDATE releases SET status = 'failed' WHERE app = ? AND version = ?",
-                (app, version),
+                "UPDATE releases SET status = 'failed',"
+                " failure_reason = COALESCE(?, failure_reason),"
+                " failure_excerpt = COALESCE(?, failure_excerpt)"
+                " WHERE app = ? AND version = ?",
+                (reason, json.dumps(list(excerpt)) if reason is not None else None, app, version),
             )
             return _require_release(conn, app, version)
 

@@ -108,8 +108,15 @@ _V3 = """
 ALTER TABLE apps ADD COLUMN memory_quota_mb INTEGER;
 """
 
+# v4: why a release failed, recorded with its status in one write: the reason, and the last
+# log lines of its new dynos (a JSON list of "web.1: message" strings). Deploys wait on it.
+_V4 = """
+ALTER TABLE releases ADD COLUMN failure_reason TEXT;
+ALTER TABLE releases ADD COLUMN failure_excerpt TEXT;
+"""
+
 #: Ordered migrations; the database's ``user_version`` counts how many have been applied.
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -44,7 +44,7 @@ def git_lines(app: str) -> list[str]:
 def _summary_json(summary: AppSummary) -> dict[str, Any]:
     release = summary.release
     return {
-        **app_json(summary.app, context.domain(), context.router_port()),
+        **app_json(summary.app, context.settings()),
         "status": summary.status,
         "deployed_at": None if release is None else iso(release.created_at),
         "dynos": {kind: sum(states.values()) for kind, states in sorted(summary.dynos.items())},
@@ -110,7 +110,7 @@ def _live_context(store: Store, app: str) -> dict[str, Any]:
     builds = store.builds(app)
     dynos = [dyno_json(dyno) for dyno in store.dynos(app)]
     return {
-        "app": app_json(summary.app, context.domain(), context.router_port()),
+        "app": app_json(summary.app, context.settings()),
         "status": summary.status,
         "release_record": release,
         "release": None if release is None else release_json(release),
@@ -162,7 +162,7 @@ def build_page(app: str, build_id: str) -> ResponseReturnValue:
     releases = [release_json(item) for item in store.releases(app) if item.slug_id == build.slug_id]
     return render_template(
         "build.html",
-        app=app_json(record, context.domain(), context.router_port()),
+        app=app_json(record, context.settings()),
         build=build_json(build),
         log=text,
         cut=cut,

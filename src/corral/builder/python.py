@@ -114,7 +114,7 @@ def _path_candidates() -> list[Path]:
 
 
 def _pyenv_interpreters(pyenv_root: Path) -> list[Interpreter]:
-    found = []
+    found: list[Interpreter] = []
     versions = pyenv_root / "versions"
     if not versions.is_dir():
         return found

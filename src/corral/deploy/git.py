@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from corral.config import Settings
 from corral.errors import UserError
@@ -83,7 +83,7 @@ def backend_environ(settings: Settings, app: str, rest: str, request_env: dict) 
 class BackendResponse:
     """A running ``git http-backend``: its CGI status, headers, and a body to stream."""
 
-    def __init__(self, env: dict[str, str], body: BinaryIO) -> None:
+    def __init__(self, env: dict[str, str], body: IO[bytes]) -> None:
         self.process = subprocess.Popen(
             ["git", "http-backend"],
             env=env,
@@ -94,7 +94,7 @@ class BackendResponse:
         threading.Thread(target=self._feed, args=(body,), daemon=True).start()
         self.status, self.headers = self._read_head()
 
-    def _feed(self, body: BinaryIO) -> None:
+    def _feed(self, body: IO[bytes]) -> None:
         assert self.process.stdin is not None
         try:
             while chunk := body.read(65536):
@@ -107,7 +107,7 @@ class BackendResponse:
 
     def _read_head(self) -> tuple[int, list[tuple[str, str]]]:
         assert self.process.stdout is not None
-        status, headers = 200, []
+        status, headers = 200, list[tuple[str, str]]()
         while True:
             line = self.process.stdout.readline()
             if not line:

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -254,7 +254,7 @@ class DeployPipeline:
 
     def _stream(
         self, command: list[str], slug: Slug, config: dict[str, str], dyno: str
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, int]:
         env = process_environ(slug, base=base_environ(), config=config, dyno=dyno)
         try:
             process = subprocess.Popen(

@@ -1,8 +1,8 @@
-"""Reading ``.env`` files for ``corral local``: checked line by line, then parsed by python-dotenv.
+"""Reading ``.env`` files for ``corral local``: parsed by python-dotenv, every line checked.
 
-python-dotenv skips lines it cannot parse with only a logged warning, and reads a bare
-``KEY`` as a key without a value; corral refuses both and names the line, so a typo never
-silently drops a config var.
+python-dotenv skips lines it cannot parse (reporting each as a binding with ``error``
+set), reads a bare ``KEY`` as a key without a value and accepts names like ``MY-KEY``;
+corral refuses all three and names the line, so a typo never silently drops a config var.
 """
 
 from __future__ import annotations
@@ -13,14 +13,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dotenv import dotenv_values
+from dotenv.parser import Binding, parse_stream
 
 from corral.errors import UserError
 
 __all__ = ["check_dotenv", "config_vars", "parse_dotenv", "read_dotenv"]
 
 _NEWLINE = re.compile(r"\r\n|\n|\r")
+#: How a variable's line starts: a name of letters, digits and ``_``, then ``=``.
 _ASSIGNMENT = re.compile(r"[ \t]*(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*[ \t]*=[ \t]*")
-_AFTER_QUOTE = re.compile(r"[ \t]*(?:#.*)?")
+#: A quoted value that is closed, as python-dotenv reads one (a backslash escapes).
+_CLOSED = {q: re.compile(rf"{q}(?:\\.|[^{q}\\])*{q}", re.DOTALL) for q in ("'", '"')}
 
 
 def _malformed(origin: str, number: int, line: str) -> UserError:
@@ -33,43 +36,38 @@ def _malformed(origin: str, number: int, line: str) -> UserError:
     )
 
 
-def _closing_line(lines: list[str], first: int, start: int, origin: str) -> int:
-    """Index of the line where the quoted value opening at ``lines[first][start]`` ends."""
-    quote = lines[first][start]
-    number, column = first, start + 1
-    while number < len(lines):
-        line = lines[number]
-        while column < len(line):
-            char = line[column]
-            if char == "\\":
-                column += 2  # an escaped character, the quote included
-                continue
-            if char == quote:
-                if not _AFTER_QUOTE.fullmatch(line[column + 1 :]):
-                    raise _malformed(origin, number + 1, line)
-                return number
-            column += 1
-        # The value goes on past the end of this line (quoted values may span lines).
-        number, column = number + 1, 0
-    raise UserError(
-        f"line {first + 1} of {origin} opens a {quote} quote that is never closed; close it."
-    )
+def _refusal(binding: Binding, origin: str) -> UserError | None:
+    """Why corral refuses ``binding`` (which may span lines), or None if it is fine."""
+    lines = _NEWLINE.split(binding.original.string.rstrip("\r\n"))
+    filled = [index for index, line in enumerate(lines) if line.strip()]
+    if not filled:
+        return None  # blank lines
+    first, last = filled[0], filled[-1]
+    opening = lines[first]
+    if opening.lstrip().startswith("#") and not binding.error:
+        return None  # a comment
+    match = _ASSIGNMENT.match(opening)
+    if not match:
+        return _malformed(origin, binding.original.line + first, opening)
+    if not binding.error:
+        return None
+    quote = opening[match.end() : match.end() + 1]
+    if first == last and quote in _CLOSED and not _CLOSED[quote].match(opening, match.end()):
+        # python-dotenv gave up on the value at its opening quote: nothing closes it.
+        return UserError(
+            f"line {binding.original.line + first} of {origin} opens a {quote} quote that is "
+            "never closed; close it."
+        )
+    # Otherwise the quoted value closed on the last line, and something follows it there.
+    return _malformed(origin, binding.original.line + last, lines[last])
 
 
 def check_dotenv(text: str, origin: str = ".env") -> None:
     """Raise :class:`UserError` naming the first line that is not blank, a comment or KEY=VALUE."""
-    lines = _NEWLINE.split(text)
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            match = _ASSIGNMENT.match(line)
-            if not match:
-                raise _malformed(origin, index + 1, line)
-            if line[match.end() : match.end() + 1] in ("'", '"'):
-                index = _closing_line(lines, index, match.end(), origin)
-        index += 1
+    for binding in parse_stream(io.StringIO(text)):
+        refusal = _refusal(binding, origin)
+        if refusal is not None:
+            raise refusal
 
 
 def parse_dotenv(text: str, origin: str = ".env") -> dict[str, str]:

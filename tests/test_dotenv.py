@@ -9,7 +9,7 @@ import pytest
 from dotenv.parser import parse_stream
 
 from corral.errors import UserError
-from corral.runtime.dotenv import check_dotenv, config_vars, parse_dotenv, read_dotenv
+from corral.local.dotenv import check_dotenv, config_vars, parse_dotenv, read_dotenv
 
 GOOD = """\
 # a comment

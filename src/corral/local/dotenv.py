@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -17,7 +17,7 @@ from dotenv.parser import Binding, parse_stream
 
 from corral.errors import UserError
 
-__all__ = ["check_dotenv", "config_vars", "parse_dotenv", "read_dotenv"]
+__all__ = ["check_dotenv", "config_vars", "env_file_vars", "parse_dotenv", "read_dotenv"]
 
 _NEWLINE = re.compile(r"\r\n|\n|\r")
 #: How a variable's line starts: a name of letters, digits and ``_``, then ``=``.
@@ -99,3 +99,22 @@ def config_vars(
     if override:
         return dict(values)
     return {key: value for key, value in values.items() if key not in environ}
+
+
+def env_file_vars(
+    env_files: Sequence[Path],
+    default: Path,
+    environ: Mapping[str, str],
+    *,
+    override: bool = False,
+) -> dict[str, str]:
+    """Config vars from ``env_files`` in order (none given: ``default``, if it exists).
+
+    Variables already in ``environ`` win unless ``override``, as in :func:`config_vars`.
+    """
+    values: dict[str, str] = {}
+    for path in env_files:
+        values.update(read_dotenv(path))
+    if not env_files:
+        values.update(read_dotenv(default, required=False))
+    return config_vars(values, environ, override=override)

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from corral.exitcodes import shell_status
 from corral.files import atomic_write
@@ -33,7 +33,7 @@ def _write(log: LogFile, source: str, dyno: str, text: str) -> None:
     log.flush()
 
 
-def _pump(stream: BinaryIO, log: LogFile, dyno: str) -> None:
+def _pump(stream: IO[bytes], log: LogFile, dyno: str) -> None:
     """Copy whole lines from ``stream`` to ``log`` until the dyno closes its output."""
     pending = b""
     while chunk := stream.read1(65536):  # type: ignore[attr-defined]

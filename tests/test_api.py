@@ -19,7 +19,6 @@ import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
-from conftest import free_port, wait_for_http
 from corral.api import create_app
 from corral.api.auth import check_basic_auth
 from corral.builder.slug import Slug, write_metadata
@@ -28,11 +27,13 @@ from corral.config import Settings
 from corral.errors import UserError
 from corral.runtime.logs import LogLine, append_line
 from corral.store import Dyno, Store
+from support.processes import free_port
+from support.wait import wait_for_http, wait_until
 
 WEB = {"web": "gunicorn app:app", "worker": "python worker.py"}
 
 
-# `settings` and `store` come from tests/dashboard_support.py
+# `settings` and `store` come from tests/conftest.py
 
 
 @pytest.fixture
@@ -158,9 +159,7 @@ def test_delete_waits_for_the_dynos_then_removes_files(
 
     def dyno_manager() -> None:  # stops the dyno only once the app is gone from the store
         with Store.for_settings(settings) as own:
-            deadline = time.monotonic() + 10
-            while "hello" in [a.name for a in own.list_apps()] and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until(lambda: "hello" not in [a.name for a in own.list_apps()], 10)
             stopped.append(own.delete_dyno("hello", "web.1"))
 
     manager = threading.Thread(target=dyno_manager)

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from conftest import run_corral, running_process, wait_for_http
 from corral.builder import build
 from corral.builder.environment import uv_bin
 from corral.builder.python import installed_interpreters
 from corral.config import Settings
+from support.cli import run_corral
+from support.processes import running_process
+from support.wait import wait_for_http
 
 FLASK_APP = textwrap.dedent(
     """

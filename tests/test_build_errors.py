@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_corral
+from support.cli import run_corral
+from support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -182,10 +183,11 @@ def test_killed_build_leaves_nothing_and_next_build_works(tmp_path: Path, home: 
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while not started.exists():
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
+
+    def building() -> None:
+        assert process.poll() is None, f"the build exited with {process.returncode}"
+
+    wait_until(started.exists, 120, interval=0.05, message="post_compile", check=building)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     slugs = home / "apps" / "killed" / "slugs"

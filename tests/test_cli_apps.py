@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from flask import Flask, Response, jsonify, request
 
-from cli_support import api_error, cli_env, corral, git, git_repo, require_token, serve
+from support.cli import cli_env, corral, git, git_repo
+from support.stub_api import api_error, require_token, serve
 
 NOW = "2026-11-24T10:00:00+00:00"
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from flask import Flask, jsonify
 
-from cli_support import TOKEN, api_error, cli_env, corral, require_token, serve
-from conftest import free_port
+from support.cli import cli_env, corral
+from support.processes import free_port
+from support.stub_api import TOKEN, api_error, require_token, serve
 
 
 def contract_app() -> Flask:

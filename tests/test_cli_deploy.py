@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from flask import Flask, Response, jsonify, request
 
-from cli_support import cli_env, corral, git, git_repo, require_token, serve
+from support.cli import cli_env, corral, git, git_repo
+from support.stub_api import require_token, serve
 
 
 @dataclass
@@ -67,7 +68,7 @@ def contract_app(state: State) -> Flask:
         def forever() -> Iterator[str]:
             yield "2026-11-24T10:00:00.000001+00:00 app[web.1]: first\n"
             while True:
-                time.sleep(0.2)
+                time.sleep(0.2)  # paces the empty chunks of a quiet tail that never ends
                 yield ""  # keeps the stream open, like a quiet tail
 
         return Response(forever(), mimetype="text/plain")

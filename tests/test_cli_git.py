@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from flask import Flask, jsonify
 
-from cli_support import TOKEN, api_error, cli_env, corral, git, git_repo, require_token, serve
+from support.cli import cli_env, corral, git, git_repo
+from support.stub_api import TOKEN, api_error, require_token, serve
 
 
 def contract_app(seen: list[str]) -> Flask:

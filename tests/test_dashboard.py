@@ -3,7 +3,6 @@ through a real gunicorn: login, sessions, CSRF, the apps and app pages, Bootstra
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import subprocess
@@ -17,13 +16,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from conftest import free_port, wait_for_http
 from corral.api import create_app
 from corral.api.dashboard import SECRET_FILE
 from corral.config import Settings
 from corral.runtime.logs import LogLine, append_line
 from corral.store import Dyno, Store
-from dashboard_support import WEB, csrf_of, log_in
+from support.dashboard import WEB, csrf_of, log_in
+from support.processes import base_environ, free_port
+from support.wait import wait_for_http
 
 
 def stamp(delta: float = 0.0) -> str:
@@ -196,7 +196,7 @@ def test_gunicorn_streams_new_log_lines_to_the_dashboard(tmp_path: Path) -> None
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gthread", "--threads", "4", "corral.api.wsgi:app"],
-        env={**os.environ, "CORRAL_HOME": str(home)},
+        env={**base_environ(tmp_path), "CORRAL_HOME": str(home)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )  # fmt: skip

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from corral.config import Settings
 from corral.store import Dyno, Store
-from dashboard_support import WEB, csrf_of
+from support.dashboard import WEB, csrf_of
 
 TWO = {"web": "gunicorn app:app", "worker": "python worker.py"}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import wait_until
-from server_support import Server, git
+from support.server import Server, git
+from support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -119,13 +119,13 @@ def test_sign_in_deploy_scale_config_rollback_and_live_logs(
     shot("new-app")
 
     push_app(tmp_path, server, "shop")
-    wait_until(lambda: serves(server, "shop", "hello v1"), what="shop serving v1")
+    wait_until(lambda: serves(server, "shop", "hello v1"), message="shop serving v1")
     page.goto("/")
     row = page.locator('tr[data-app="shop"]')
     wait_until(
         lambda: page.reload() or row.locator('[data-status="up"]').count() == 1,
         timeout=30,
-        what="shop shown up in the overview",
+        message="shop shown up in the overview",
     )
     assert "v1" in row.inner_text() and "web 1" in row.inner_text()
     shot("overview")
@@ -155,7 +155,7 @@ def test_sign_in_deploy_scale_config_rollback_and_live_logs(
     page.wait_for_function(
         "document.querySelector('tr[data-key=GREETING] .config-value').textContent === 'hola'"
     )
-    wait_until(lambda: serves(server, "shop", "hola"), timeout=60, what="shop serving hola")
+    wait_until(lambda: serves(server, "shop", "hola"), timeout=60, message="shop serving hola")
     shot("config")
 
     # roll back to v1, after confirming
@@ -170,7 +170,7 @@ def test_sign_in_deploy_scale_config_rollback_and_live_logs(
     page.wait_for_selector("text=Rolled back to v1: v3 is rolling out.")
     assert dialogs and "Roll shop back to v1?" in dialogs[0]
     assert "Rollback to v1" in page.locator('tr[data-release="v3"]').inner_text()
-    wait_until(lambda: serves(server, "shop", "hello v1"), timeout=60, what="v1 again")
+    wait_until(lambda: serves(server, "shop", "hello v1"), timeout=60, message="v1 again")
 
     # declining the confirmation changes nothing
     page.once("dialog", lambda dialog: dialog.dismiss())
@@ -219,7 +219,7 @@ def test_bad_input_is_explained_on_the_page(page, server: Server, tmp_path: Path
     page.wait_for_selector("text=Maintenance mode is on: visitors see the maintenance page.")
     wait_until(
         lambda: "undergoing maintenance" in server.app_get("shop").text,
-        what="the maintenance page",
+        message="the maintenance page",
     )
     page.click("text=Turn maintenance off")
     page.wait_for_selector("text=Maintenance mode is off")

@@ -6,7 +6,6 @@ import io
 import tarfile
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,8 @@ import pytest
 from corral.config import Settings
 from corral.deploy.pipeline import Deployer
 from corral.runtime.logs import recent
-from test_dyno_manager import OPTIONS, ManagerThread, backends, wait_until
+from support.supervisor import OPTIONS, ManagerThread, backends, wait_managed
+from support.wait import assert_stays
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +136,7 @@ def test_deploys_of_one_app_wait_for_each_other(settings, tmp_path) -> None:
             target=lambda: outputs.append(list(deployer.deploy_source("queue", slow, "one")))
         )
         first.start()
-        wait_until(lambda: running.store.builds("queue"), what="first build started")
+        wait_managed(lambda: running.store.builds("queue"), message="first build started")
         second = list(deployer.deploy_source("queue", source(tmp_path), "two"))
         first.join()
         assert any("Another deploy of queue is in progress" in line for line in second)
@@ -162,9 +162,11 @@ def test_builds_wait_for_a_free_slot_when_every_core_is_building(settings, tmp_p
             target=lambda: lines.extend(deployer.deploy_source("slot", source(tmp_path), "v1"))
         )
         worker.start()
-        wait_until(lambda: running.store.builds("slot"), what="the build to be recorded")
-        time.sleep(0.5)  # it must still be waiting: no slot is free
-        assert not any(line.startswith("-----> Detected") for line in lines)
+        wait_managed(lambda: running.store.builds("slot"), message="the build to be recorded")
+        # it must keep waiting: no slot is free (it retries every 0.2 s)
+        assert_stays(
+            lambda: not any(line.startswith("-----> Detected") for line in lines), for_seconds=0.5
+        )
         for handle in held:
             handle.close()
         worker.join(timeout=120)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from pathlib import Path
 
 import psutil
 
-from conftest import free_port, wait_until
 from corral.runtime import dyno as dynos
+from support.processes import base_environ, free_port
+from support.wait import wait_until
 
 
 def spec(tmp_path: Path, command: str, port: int | None = None) -> dynos.DynoSpec:
-    env = {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1"}
+    env = {**base_environ(tmp_path), "PYTHONUNBUFFERED": "1"}
     if port:
         env["PORT"] = str(port)
     return dynos.DynoSpec("hello", "web.1", command, tmp_path, env, port)
@@ -26,15 +26,9 @@ def test_dyno_serves_passes_health_check_and_stops_gracefully(tmp_path: Path) ->
     command = f"exec {sys.executable} -m http.server $PORT --bind 127.0.0.1"
     proc, popen = dynos.start(spec(tmp_path, command, port), tmp_path / "logs", tmp_path / "run")
     try:
-
-        async def until_healthy() -> None:
-            for _ in range(400):
-                if await dynos.healthy(port, "/"):
-                    return
-                await asyncio.sleep(0.05)
-            raise AssertionError("never healthy")
-
-        asyncio.run(until_healthy())
+        wait_until(
+            lambda: asyncio.run(dynos.healthy(port, "/")), 20, interval=0.05, message="healthy"
+        )
         assert proc.alive() and proc.memory() > 1_000_000
     finally:
         asyncio.run(dynos.stop(proc, grace=10, popen=popen))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,11 +16,11 @@ import pytest
 
 from corral.builder import build
 from corral.config import Settings
-from corral.router.table import load_route_table
-from corral.runtime.dyno_manager import DynoManager, ManagerOptions
 from corral.runtime.logs import recent
-from corral.runtime.restart import RestartPolicy
+from corral.runtime.supervisor import SupervisorOptions
 from corral.store import Store
+from support.supervisor import OPTIONS, ManagerThread, backends, wait_managed
+from support.wait import assert_stays
 
 pytestmark = pytest.mark.slow
 
@@ -39,60 +37,6 @@ APP = textwrap.dedent(
 )
 
 
-#: The manager threads of the running test, so a waiting test fails as soon as one dies.
-_THREADS: list[ManagerThread] = []
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 60, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        for thread in _THREADS:
-            assert thread.error is None, f"the manager loop died: {thread.error!r}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        time.sleep(0.05)
-
-
-class ManagerThread:
-    """Runs a DynoManager's loop in a thread, as `corral server` does in its process."""
-
-    def __init__(self, settings: Settings, options: ManagerOptions) -> None:
-        self.store = Store.for_settings(settings)
-        self.manager = DynoManager(settings, self.store, options)
-        self.loop = asyncio.new_event_loop()
-        self.stop = asyncio.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.error: BaseException | None = None
-        #: False to leave the dynos running when the loop ends (a kill -9 of the platform).
-        self.stop_dynos = True
-
-    def _run(self) -> None:
-        try:
-            self.loop.run_until_complete(self.manager.run(self.stop))
-            if self.stop_dynos:  # in the manager's own loop, as `corral server` does
-                self.loop.run_until_complete(self.manager.stop_all(grace=5))
-        except BaseException as exc:  # surfaced by the test through .error
-            self.error = exc
-
-    def __enter__(self) -> ManagerThread:
-        _THREADS.append(self)
-        self.thread.start()
-        return self
-
-    def _end(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(timeout=60)
-
-    def abandon(self) -> None:
-        """Stop the loop but leave the dynos running, like a `kill -9` of the platform."""
-        self.stop_dynos = False
-        self._end()
-
-    def __exit__(self, *exc: object) -> None:
-        _THREADS.remove(self)
-        self._end()
-        assert self.error is None, self.error
-
-
 @pytest.fixture
 def settings(tmp_path: Path, corral_home: Path) -> Settings:
     """A home of its own whose installer cache is the session's warm one."""
@@ -101,11 +45,6 @@ def settings(tmp_path: Path, corral_home: Path) -> Settings:
     (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
     (corral_home / "cache").mkdir(exist_ok=True)
     return Settings.load(home)
-
-
-OPTIONS = ManagerOptions(
-    boot_timeout=20, grace=5, tick=0.1, policy=RestartPolicy(first_delay=0.3, reset_after=30)
-)
 
 
 def deploy(settings: Settings, store: Store, tmp_path: Path, app: str, procfile: str, **files):
@@ -122,14 +61,6 @@ def deploy(settings: Settings, store: Store, tmp_path: Path, app: str, procfile:
     )
 
 
-def backends(settings: Settings, app: str) -> list[tuple[str, int]]:
-    path = settings.routes_path
-    if not path.exists():
-        return []
-    route = load_route_table(path).apps.get(app)
-    return [(b.dyno, b.port) for b in route.backends] if route else []
-
-
 def get(port: int) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
 
@@ -144,9 +75,9 @@ def test_first_deploy_boots_web_and_switches_routes(settings, running, tmp_path)
     store = running.store
     store.create_app("hello")
     release = deploy(settings, store, tmp_path, "hello", "web: gunicorn app:app\n")
-    wait_until(lambda: store.release("hello", release.version).status != "pending")
+    wait_managed(lambda: store.release("hello", release.version).status != "pending")
     assert store.release("hello", release.version).status == "succeeded"
-    wait_until(lambda: backends(settings, "hello"), what="routes")
+    wait_managed(lambda: backends(settings, "hello"), message="routes")
     [(dyno, port)] = backends(settings, "hello")
     assert dyno == "web.1" and get(port).text == "hello from web.1"
     [row] = store.dynos("hello")
@@ -162,30 +93,32 @@ def test_scale_up_and_down(settings, running, tmp_path) -> None:
     store = running.store
     store.create_app("scaled")
     deploy(settings, store, tmp_path, "scaled", "web: gunicorn app:app\nworker: sleep 600\n")
-    wait_until(lambda: len(backends(settings, "scaled")) == 1)
+    wait_managed(lambda: len(backends(settings, "scaled")) == 1)
     store.scale("scaled", {"web": 3, "worker": 1})
-    wait_until(lambda: len(backends(settings, "scaled")) == 3, what="three web dynos")
-    wait_until(lambda: len(store.dynos("scaled")) == 4, what="four dynos")
+    wait_managed(lambda: len(backends(settings, "scaled")) == 3, message="three web dynos")
+    wait_managed(lambda: len(store.dynos("scaled")) == 4, message="four dynos")
     assert {d.name for d in store.dynos("scaled")} == {"web.1", "web.2", "web.3", "worker.1"}
     bodies = {get(port).text for _, port in backends(settings, "scaled")}
     assert bodies == {"hello from web.1", "hello from web.2", "hello from web.3"}
     store.scale("scaled", {"web": 1, "worker": 0})
-    wait_until(lambda: [d.name for d in store.dynos("scaled")] == ["web.1"], what="scaled down")
+    wait_managed(
+        lambda: [d.name for d in store.dynos("scaled")] == ["web.1"], message="scaled down"
+    )
 
 
 def test_killed_dyno_comes_back(settings, running, tmp_path) -> None:
     store = running.store
     store.create_app("phoenix")
     deploy(settings, store, tmp_path, "phoenix", "web: gunicorn app:app\n")
-    wait_until(lambda: backends(settings, "phoenix"))
+    wait_managed(lambda: backends(settings, "phoenix"))
     [before] = store.dynos("phoenix")
     os.killpg(before.pid, signal.SIGKILL)
-    wait_until(
+    wait_managed(
         lambda: [d for d in store.dynos("phoenix") if d.pid != before.pid and d.state == "up"],
-        what="a new web.1",
+        message="a new web.1",
     )
     [after] = store.dynos("phoenix")
-    wait_until(lambda: backends(settings, "phoenix") == [("web.1", after.port)], what="route")
+    wait_managed(lambda: backends(settings, "phoenix") == [("web.1", after.port)], message="route")
     [(_, port)] = backends(settings, "phoenix")
     assert get(port).status_code == 200
 
@@ -194,7 +127,7 @@ def test_crash_loop_shows_crashed_with_growing_delays(settings, running, tmp_pat
     store = running.store
     store.create_app("loop")
     deploy(settings, store, tmp_path, "loop", "web: gunicorn app:app\nworker: exit 1\n")
-    wait_until(lambda: backends(settings, "loop"))
+    wait_managed(lambda: backends(settings, "loop"))
     store.scale("loop", {"worker": 1})
     delays: list[float] = []
 
@@ -206,7 +139,7 @@ def test_crash_loop_shows_crashed_with_growing_delays(settings, running, tmp_pat
                 delays.append(delay)
         return len(delays) >= 4
 
-    wait_until(crashed_again, timeout=30, what="four crashes")
+    wait_managed(crashed_again, timeout=30, message="four crashes")
     # the first restart is immediate (too quick to observe here); then the waits grow
     assert delays == sorted(set(delays)) and delays[-1] >= 4 * delays[0] > 0
     lines = [line.message for line in recent(settings.logs_dir("loop"), dyno="worker.1")]
@@ -215,15 +148,15 @@ def test_crash_loop_shows_crashed_with_growing_delays(settings, running, tmp_pat
 
 
 def test_failed_health_check_keeps_the_old_release_serving(settings, tmp_path) -> None:
-    options = ManagerOptions(boot_timeout=3, grace=5, tick=0.1)
+    options = SupervisorOptions(boot_timeout=3, grace=5, tick=0.1)
     with ManagerThread(settings, options) as running:
         store = running.store
         store.create_app("steady")
         deploy(settings, store, tmp_path, "steady", "web: gunicorn app:app\n")
-        wait_until(lambda: backends(settings, "steady"))
+        wait_managed(lambda: backends(settings, "steady"))
         [old] = store.dynos("steady")
         broken = deploy(settings, store, tmp_path, "steady", "web: echo booting; sleep 600\n")
-        wait_until(lambda: store.release("steady", broken.version).status == "failed")
+        wait_managed(lambda: store.release("steady", broken.version).status == "failed")
         [still] = store.dynos("steady")
         assert (still.pid, still.state) == (old.pid, "up")
         [(_, port)] = backends(settings, "steady")
@@ -237,18 +170,18 @@ def test_config_change_rolls_dynos_onto_the_new_release(settings, running, tmp_p
     store = running.store
     store.create_app("greet")
     deploy(settings, store, tmp_path, "greet", "web: gunicorn app:app\n")
-    wait_until(lambda: backends(settings, "greet"))
+    wait_managed(lambda: backends(settings, "greet"))
     [old] = store.dynos("greet")
     release = store.set_config("greet", {"GREETING": "howdy"})
-    wait_until(
+    wait_managed(
         lambda: [d for d in store.dynos("greet") if d.release_version == release.version],
-        what="dyno on the new release",
+        message="dyno on the new release",
     )
     [new] = store.dynos("greet")
-    wait_until(lambda: backends(settings, "greet") == [("web.1", new.port)], what="route")
+    wait_managed(lambda: backends(settings, "greet") == [("web.1", new.port)], message="route")
     [(_, port)] = backends(settings, "greet")
     assert get(port).text == "howdy from web.1"
-    wait_until(lambda: not psutil.pid_exists(old.pid) or _zombie(old.pid), what="old drained")
+    wait_managed(lambda: not psutil.pid_exists(old.pid) or _zombie(old.pid), message="old drained")
 
 
 def _zombie(pid: int) -> bool:
@@ -263,14 +196,22 @@ def test_a_new_manager_adopts_running_dynos(settings, tmp_path) -> None:
     store = first.store
     store.create_app("adopt")
     deploy(settings, store, tmp_path, "adopt", "web: gunicorn app:app\n")
-    wait_until(lambda: backends(settings, "adopt"))
+    wait_managed(lambda: backends(settings, "adopt"))
     [before] = store.dynos("adopt")
     first.abandon()
-    _THREADS.remove(first)
     with ManagerThread(settings, OPTIONS) as second:
-        time.sleep(1)  # several ticks: nothing may be restarted
-        [after] = second.store.dynos("adopt")
-        assert (after.pid, after.state) == (before.pid, "up")
+        adopted = f"Adopted running process (pid {before.pid})"
+        wait_managed(
+            lambda: adopted in [line.message for line in recent(settings.logs_dir("adopt"))],
+            message="the new manager to adopt web.1",
+        )
+
+        def unchanged() -> bool:
+            [after] = second.store.dynos("adopt")
+            return (after.pid, after.state) == (before.pid, "up")
+
+        # adopting is decided before the first tick; later ticks (0.1 s each) must agree
+        assert_stays(unchanged, for_seconds=1, message="the adopted web.1 left alone")
         [(_, port)] = backends(settings, "adopt")
         assert get(port).status_code == 200
 
@@ -281,9 +222,9 @@ def test_restart_rolls_web_without_downtime_and_stop_brings_dynos_back(
     store = running.store
     store.create_app("again")
     deploy(settings, store, tmp_path, "again", "web: gunicorn app:app\nworker: sleep 600\n")
-    wait_until(lambda: backends(settings, "again"))
+    wait_managed(lambda: backends(settings, "again"))
     store.scale("again", {"worker": 1})
-    wait_until(lambda: len(store.dynos("again")) == 2, what="web and worker")
+    wait_managed(lambda: len(store.dynos("again")) == 2, message="web and worker")
     old = {d.name: d.pid for d in store.dynos("again")}
     store.request_dynos("again", "restart")
     failures = 0
@@ -296,41 +237,42 @@ def test_restart_rolls_web_without_downtime_and_stop_brings_dynos_back(
         except httpx.TransportError:
             failures += 1
     assert failures == 0
-    wait_until(
+    wait_managed(
         lambda: (
             {d.name: d.pid for d in store.dynos("again")}.get("worker.1")
             not in (None, old["worker.1"])
         ),
-        what="worker restarted",
+        message="worker restarted",
     )
     worker = next(d for d in store.dynos("again") if d.name == "worker.1")
     store.request_dynos("again", "stop", "worker.1")
-    wait_until(
+    wait_managed(
         lambda: any(d.name == "worker.1" and d.pid != worker.pid for d in store.dynos("again")),
-        what="worker.1 back after ps:stop",
+        message="worker.1 back after ps:stop",
     )
     with pytest.raises(Exception, match="neither a dyno nor a process type"):
         store.request_dynos("again", "restart", "clock")
 
 
 def test_dyno_far_over_its_apps_memory_quota_is_restarted(settings, tmp_path) -> None:
-    options = ManagerOptions(boot_timeout=20, grace=2, tick=0.1)  # platform default: 512 MB
+    options = SupervisorOptions(boot_timeout=20, grace=2, tick=0.1)  # platform default: 512 MB
     with ManagerThread(settings, options) as running:
         store = running.store
         store.create_app("hungry")
         store.set_memory_quota("hungry", 70)  # this app's own quota
+        # holds 200 MB until the manager restarts it for its memory
         hog = "python -c \"import time; x = b'x' * (200 << 20); time.sleep(600)\""
         deploy(settings, store, tmp_path, "hungry", f"web: gunicorn app:app\nhog: {hog}\n")
-        wait_until(lambda: backends(settings, "hungry"))
+        wait_managed(lambda: backends(settings, "hungry"))
         store.scale("hungry", {"hog": 1})
-        wait_until(lambda: any(d.name == "hog.1" for d in store.dynos("hungry")), what="hog.1")
+        wait_managed(lambda: any(d.name == "hog.1" for d in store.dynos("hungry")), message="hog.1")
         first = next(d for d in store.dynos("hungry") if d.name == "hog.1")
 
         def restarted() -> bool:
             hog1 = [d for d in store.dynos("hungry") if d.name == "hog.1"]
             return bool(hog1) and hog1[0].pid != first.pid
 
-        wait_until(restarted, timeout=60, what="hog.1 restarted for its memory")
+        wait_managed(restarted, timeout=60, message="hog.1 restarted for its memory")
         messages = [line.message for line in recent(settings.logs_dir("hungry"), dyno="hog.1")]
         assert any(m.startswith("Error R15 (Memory quota vastly exceeded)") for m in messages)
 
@@ -338,30 +280,29 @@ def test_dyno_far_over_its_apps_memory_quota_is_restarted(settings, tmp_path) ->
 def test_dynos_left_booting_by_a_dead_platform_are_stopped_and_the_rollout_reruns(
     settings, tmp_path
 ) -> None:
-    options = ManagerOptions(boot_timeout=60, grace=2, tick=0.1)
+    options = SupervisorOptions(boot_timeout=60, grace=2, tick=0.1)
     first = ManagerThread(settings, options).__enter__()
     store = first.store
     store.create_app("midway")
     deploy(settings, store, tmp_path, "midway", "web: gunicorn app:app\n")
-    wait_until(lambda: backends(settings, "midway"))
+    wait_managed(lambda: backends(settings, "midway"))
     booting = settings.run_dir / "booting" / "midway.json"
     # routed means in the store: no longer listed as booting, or a restart would stop it
     assert not booting.exists()
     deploy(settings, store, tmp_path, "midway", "web: echo booting; sleep 600\n")
-    wait_until(booting.exists, what="the rollout to record its booting dyno")
+    wait_managed(booting.exists, message="the rollout to record its booting dyno")
     [orphan] = json.loads(booting.read_text())
     first.abandon()  # the platform dies mid-rollout
-    _THREADS.remove(first)
     with ManagerThread(settings, options):
-        wait_until(lambda: _zombie(orphan["pid"]), what="the orphaned dyno to be stopped")
+        wait_managed(lambda: _zombie(orphan["pid"]), message="the orphaned dyno to be stopped")
 
         def booting_again() -> bool:
             entries = json.loads(booting.read_text()) if booting.exists() else []
             return bool(entries) and entries[0]["pid"] != orphan["pid"]
 
-        wait_until(booting_again, what="the pending release to be rolled out again")
+        wait_managed(booting_again, message="the pending release to be rolled out again")
         [rerun] = json.loads(booting.read_text())
         [(_, port)] = backends(settings, "midway")
         assert get(port).text == "hello from web.1"  # the old release serves throughout
     # a clean shutdown in the middle of a rollout stops the dyno it was booting too
-    wait_until(lambda: _zombie(rerun["pid"]), timeout=10, what="the booting dyno stopped")
+    wait_managed(lambda: _zombie(rerun["pid"]), timeout=10, message="the booting dyno stopped")

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +29,8 @@ from corral.local.plan import (
     parse_formation,
     plan_processes,
 )
+from support.cli import corral as run_cli
+from support.wait import wait_until
 
 # ------------------------------------------------------------------- planning, pure
 
@@ -128,7 +129,7 @@ def index():
 SHOW_ENV = """\
 import os, time
 print("env", os.environ["DYNO"], os.environ["PORT"], os.environ["PYTHONUNBUFFERED"], flush=True)
-time.sleep(120)
+time.sleep(120)  # stays up until corral local stops it
 """
 
 # Waits for the web process next door (its port is this one's minus 100) and for the
@@ -145,11 +146,11 @@ while True:
     except OSError:
         if time.monotonic() > deadline:
             sys.exit("web never came up")
-        time.sleep(0.05)
+        time.sleep(0.05)  # this child's own polling, bounded by its deadline
 while not os.path.exists("go"):
     if time.monotonic() > deadline:
         sys.exit("never told to go")
-    time.sleep(0.05)
+    time.sleep(0.05)  # this child's own polling, bounded by its deadline
 print("boom", flush=True)
 sys.exit(3)
 """
@@ -183,15 +184,8 @@ def make_app(directory: Path, procfile: str | None, files: dict[str, str] | None
 
 
 def corral(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run ``corral ARGS`` to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "corral", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    """Run ``corral ARGS`` to completion (builds included, hence the long timeout)."""
+    return run_cli(*args, env=env, cwd=cwd, timeout=240)
 
 
 def free_port(block: int = 1) -> int:
@@ -206,14 +200,6 @@ def free_port(block: int = 1) -> int:
             continue
         return port
     raise AssertionError("no free port block found")
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def gone(pid: int) -> bool:
@@ -262,16 +248,24 @@ class Local:
 
     def get(self, url: str, timeout: float = 180) -> httpx.Response:
         """GET ``url`` once it answers, failing early if corral local exits first."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def running() -> None:
             if self.popen.poll() is not None:
                 raise AssertionError(f"corral local exited early:\n{self.output}")
+
+        def answer() -> httpx.Response | None:
             try:
                 return httpx.get(url, timeout=5)
             except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{url} never answered:\n{self.output}") from None
-                time.sleep(0.1)
+                return None
+
+        return wait_until(
+            answer,
+            timeout,
+            interval=0.1,
+            message=lambda: f"{url} to answer:\n{self.output}",
+            check=running,
+        )
 
     def kill(self) -> None:
         for pid in [self.popen.pid, *self.seen]:
@@ -323,7 +317,7 @@ def test_local_serves_the_app_with_dotenv_and_sigterm_leaves_nothing_running(
     assert local.wait() == 143
     assert "SIGTERM received" in local.output
     assert "sending SIGTERM to all processes" in local.output
-    wait_until(lambda: all(gone(pid) for pid in children), 5, "every child to exit")
+    wait_until(lambda: all(gone(pid) for pid in children), 5, message="every child to exit")
 
 
 @pytest.mark.slow
@@ -334,7 +328,11 @@ def test_local_gives_each_process_its_port_and_dyno_name_and_stops_on_sigint(
     app = make_app(tmp_path / "envs", procfile, {"show_env.py": SHOW_ENV})
     port = free_port(block=2)
     local = start_local(["-p", str(port), "web=2,worker=1"], app)
-    wait_until(lambda: local.output.count("| env ") == 3, 180, f"three processes:\n{local.output}")
+    wait_until(
+        lambda: local.output.count("| env ") == 3,
+        180,
+        message=lambda: f"three processes:\n{local.output}",
+    )
     children = local.descendants()
     local.popen.send_signal(signal.SIGINT)
     assert local.wait() == 130
@@ -344,7 +342,7 @@ def test_local_gives_each_process_its_port_and_dyno_name_and_stops_on_sigint(
         f"env web.2 {port + 1} 1",
         f"env worker.1 {port + 100} 1",
     }
-    wait_until(lambda: all(gone(pid) for pid in children), 5, "every child to exit")
+    wait_until(lambda: all(gone(pid) for pid in children), 5, message="every child to exit")
 
 
 @pytest.mark.slow
@@ -362,7 +360,7 @@ def test_one_crashing_process_stops_the_others_and_its_exit_code_comes_back(
     assert local.wait() == 3
     assert any(line.endswith("crash.1 | boom") for line in local.lines), local.output
     assert "crash.1 exited with code 3" in local.output
-    wait_until(lambda: all(gone(pid) for pid in children), 5, "every child to exit")
+    wait_until(lambda: all(gone(pid) for pid in children), 5, message="every child to exit")
 
 
 @pytest.mark.slow

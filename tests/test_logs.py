@@ -56,16 +56,21 @@ def test_follow_sees_new_lines_new_files_and_rotation(tmp_path: Path) -> None:
     (tmp_path / "web.1.log").write_text(f"{stamp(0)} app[web.1]: before\n")
     seen: list[str] = []
     deadline = time.monotonic() + 10
+    polled = threading.Event()
 
     def reader() -> None:
-        for line in follow(tmp_path, interval=0.02, stop=deadline):
+        # a heartbeat comes after a poll that found nothing: the starting offsets are taken
+        for line in follow(tmp_path, interval=0.02, stop=deadline, heartbeat=True):
+            if line is None:
+                polled.set()
+                continue
             seen.append(line.message)
             if line.message == "last":
                 return
 
     thread = threading.Thread(target=reader)
     thread.start()
-    time.sleep(0.2)  # let the follower take its starting offsets
+    assert polled.wait(timeout=10), "the follower never polled"
     writer = LogFile(tmp_path / "web.1.log", max_bytes=350)
     for i in range(6):  # rotates the file once, after line 2
         write_line(writer, "app", "web.1", f"line {i} " + "x" * 40)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 import sys
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +16,8 @@ from rich.console import Console
 from corral.local.manager import Manager
 from corral.local.printer import Printer
 from corral.local.process import ProcessSpec, shell
+from support.processes import base_environ
+from support.wait import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,15 +29,6 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 class Run:
     """A manager printing into memory, with helpers to add python or shell processes."""
 
@@ -46,8 +37,7 @@ class Run:
         console = Console(file=self.stream, force_terminal=False, width=200)
         self.manager = Manager(Printer(console, clock=lambda: datetime(2026, 1, 1)), **options)
         self.cwd = cwd
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-        self.env["PYTHONUNBUFFERED"] = "1"
+        self.env = {**base_environ(cwd), "PYTHONUNBUFFERED": "1"}
 
     def python(self, name: str, code: str, cwd: Path | None = None) -> None:
         args = (sys.executable, "-c", code)
@@ -88,8 +78,10 @@ def wait_for(path):
     while not os.path.exists(path):
         if time.monotonic() > deadline:
             sys.exit("gave up waiting for " + path)
-        time.sleep(0.01)
+        time.sleep(0.01)  # the child's own polling, bounded by its deadline
 """
+#: A child that runs until the manager stops it.
+STAYS_UP = "import time; time.sleep(60)"
 
 
 def test_output_of_concurrent_processes_arrives_as_whole_lines(run: Run) -> None:
@@ -114,7 +106,7 @@ wait_for("{other}.done")
 
 
 def test_first_exit_stops_the_others_with_its_exit_code(run: Run) -> None:
-    run.python("sleeper.1", "import time; time.sleep(60)")
+    run.python("sleeper.1", STAYS_UP)
     run.sh("crash.1", "echo boom; exit 3")
     assert run.run() == 3
     system = run.output_of("system")
@@ -135,7 +127,7 @@ def test_a_crash_prints_its_output_before_its_exit_line(run: Run) -> None:
 
 
 def test_clean_exit_stops_the_others_with_code_zero(run: Run) -> None:
-    run.python("sleeper.1", "import time; time.sleep(60)")
+    run.python("sleeper.1", STAYS_UP)
     run.python("oneshot.1", "print('done')")
     assert run.run() == 0
     assert _gone(run.pid_of("sleeper.1"))
@@ -146,7 +138,7 @@ def test_what_a_process_started_is_stopped_with_it(run: Run, tmp_path: Path) -> 
     run.python("trigger.1", WAIT_FOR + "wait_for('grandchild.pid'); sys.exit(5)")
     assert run.run() == 5
     grandchild = int((tmp_path / "grandchild.pid").read_text())
-    assert _wait_until(lambda: _gone(grandchild), 2)
+    wait_until(lambda: _gone(grandchild), 2, message="the grandchild to be stopped")
 
 
 def test_exit_is_reported_even_when_something_keeps_its_output_open(run: Run) -> None:
@@ -155,7 +147,7 @@ def test_exit_is_reported_even_when_something_keeps_its_output_open(run: Run) ->
     run.sh("leaky.1", "sleep 60 & echo $! > leftover.pid; exit 4")
     assert run.run() == 4
     leftover = int((run.cwd / "leftover.pid").read_text())
-    assert _wait_until(lambda: _gone(leftover), 2)
+    wait_until(lambda: _gone(leftover), 2, message="the leftover to be stopped")
 
 
 def test_process_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
@@ -163,7 +155,7 @@ def test_process_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Pat
     run.python(
         "stubborn.1",
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
-        "open('ready', 'w').close(); time.sleep(60)",
+        "open('ready', 'w').close(); time.sleep(60)",  # stays up, deaf to SIGTERM
     )
     run.python("trigger.1", WAIT_FOR + "wait_for('ready')")
     started = time.monotonic()
@@ -178,8 +170,9 @@ def test_process_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Pat
 
 @pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
 def test_signal_to_the_manager_stops_everything(run: Run, signame: str, code: int) -> None:
-    run.python("web.1", "import time; time.sleep(60)")
-    # A real signal to the manager's own process, sent by a child once it runs.
+    run.python("web.1", STAYS_UP)
+    # A real signal to the manager's own process, sent by a child once it runs (and which
+    # then stays up until stopped).
     run.python(
         "signaller.1",
         f"import os, signal, time; os.kill(os.getppid(), signal.{signame});time.sleep(60)",
@@ -201,6 +194,7 @@ def test_second_signal_kills_at_once(tmp_path: Path) -> None:
         "signal.signal(signal.SIGTERM, lambda *a: got.append(1))\n"
         "os.kill(os.getppid(), signal.SIGINT)\n"
         "deadline = time.monotonic() + 20\n"
+        # its own polling for the manager's SIGTERM, then it stays up until killed
         "while not got and time.monotonic() < deadline: time.sleep(0.01)\n"
         "os.kill(os.getppid(), signal.SIGINT)\n"
         "time.sleep(60)\n",
@@ -216,10 +210,10 @@ def test_second_signal_kills_at_once(tmp_path: Path) -> None:
 def test_stop_request_from_another_thread_acts_like_sigterm(run: Run) -> None:
     import threading
 
-    run.python("web.1", "import time; print('up', flush=True); time.sleep(60)")
+    run.python("web.1", "import time; print('up', flush=True); time.sleep(60)")  # stays up
     thread = threading.Thread(
         target=lambda: (
-            _wait_until(lambda: "up" in run.stream.getvalue()) and run.manager.request_stop()
+            wait_until(lambda: "up" in run.stream.getvalue(), 10) and run.manager.request_stop()
         )
     )
     thread.start()
@@ -234,7 +228,7 @@ def test_process_killed_by_a_signal_gives_128_plus_its_number(run: Run) -> None:
 
 
 def test_process_that_cannot_start_stops_the_rest(run: Run, tmp_path: Path) -> None:
-    run.python("web.1", "import time; time.sleep(60)")
+    run.python("web.1", STAYS_UP)
     run.python("broken.1", "pass", cwd=tmp_path / "missing")
     assert run.run() == 1
     assert any(line.startswith("broken.1 could not start:") for line in run.output_of("system"))

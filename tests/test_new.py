@@ -10,11 +10,9 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +21,8 @@ from uv import find_uv_bin
 
 from corral.errors import UserError
 from corral.scaffold import validate_name, validate_python
+from support.processes import free_port
+from support.wait import wait_for_http
 
 RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 #: Shared between runs so the slow test installs from a warm cache.
@@ -84,24 +84,6 @@ def _tree(root: Path) -> dict[str, bytes]:
         for path in root.rglob("*")
         if path.is_file() and ".git" not in path.relative_to(root).parts
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"gunicorn exited with {process.returncode}"
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
 @pytest.mark.parametrize("name", ["demo", "d", "hello-world", "My_App2", "a" * 64])
@@ -279,7 +261,7 @@ def test_scaffolded_app_passes_its_tests_and_serves_pages_with_gunicorn(tmp_path
     assert tests.returncode == 0, tests.stdout + tests.stderr
 
     # Run the Procfile's web command the way the platform does: bind address in the environment.
-    port = _free_port()
+    port = free_port()
     web_command = (project / "Procfile").read_text().removeprefix("web:").strip()
     app_env["GUNICORN_CMD_ARGS"] = f"--bind 127.0.0.1:{port} --workers 1"
     log_path = tmp_path / "gunicorn.log"
@@ -294,7 +276,7 @@ def test_scaffolded_app_passes_its_tests_and_serves_pages_with_gunicorn(tmp_path
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_serving(f"{base}/", gunicorn)
+        wait_for_http(f"{base}/", process=gunicorn)
         with httpx.Client(base_url=base, timeout=10) as client:
             page = client.get("/")
             assert page.status_code == 200

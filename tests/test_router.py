@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from corral.router import AppRoute, Backend, Router, RouteTable, Timeouts
+from support.wait import wait_until
 
 # -- backends ---------------------------------------------------------------------------
 
@@ -158,22 +159,17 @@ class RouterThread:
 
     def wait_log(self, predicate: Callable[[str], bool], timeout: float = 5) -> tuple[str, str]:
         """The first log entry whose line satisfies ``predicate``, polling until a deadline."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for app, line in list(self.logs):
-                if predicate(line):
-                    return app, line
-            time.sleep(0.01)
-        raise AssertionError(f"no matching log line in {self.logs}")
+        return wait_until(
+            lambda: next(((a, line) for a, line in list(self.logs) if predicate(line)), None),
+            timeout,
+            interval=0.01,
+            message=lambda: f"a matching log line in {self.logs}",
+        )
 
 
 def poll(condition: Callable[[], bool], timeout: float = 5) -> None:
     """Wait until ``condition()`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+    wait_until(condition, timeout, interval=0.01)
 
 
 @pytest.fixture

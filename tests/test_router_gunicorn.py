@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import free_port, wait_for_http
 from corral.router import AppRoute, Backend, RouteTable, save_route_table
+from support.processes import free_port
+from support.wait import wait_for_http, wait_until
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("flask")
@@ -53,7 +54,7 @@ def stream():
     def events():
         for i in range(3):
             yield f"data: {i}\\n\\n"
-            time.sleep(0.05)
+            time.sleep(0.05)  # events spaced in time: the router must pass each one on
     return Response(events(), mimetype="text/event-stream")
 """
 
@@ -111,12 +112,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 def _poll_status(url: str, host: str, status: int, timeout: float = 5) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = httpx.get(url, headers={"Host": host})
-        if response.status_code == status or time.monotonic() > deadline:
-            return response
-        time.sleep(0.05)
+    responses: list[httpx.Response] = []
+
+    def answered() -> bool:
+        responses[:] = [httpx.get(url, headers={"Host": host})]
+        return responses[0].status_code == status
+
+    with contextlib.suppress(AssertionError):  # the caller asserts on the last answer
+        wait_until(answered, timeout, interval=0.05)
+    return responses[0]
 
 
 def test_requests_alternate_between_gunicorn_dynos(platform: dict) -> None:
@@ -133,9 +137,7 @@ def test_router_logs_one_line_per_request_on_stdout(platform: dict) -> None:
     response = httpx.get(platform["url"] + "/?marker=1", headers={"Host": "hello.localhost"})
     request_id = response.headers["x-request-id"]
     log = platform["root"] / "router.log"
-    deadline = time.monotonic() + 5
-    while request_id not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: request_id in log.read_text(), 5, message="the request's log line")
     line = next(line for line in log.read_text().splitlines() if request_id in line)
     assert line.startswith("hello router: at=info method=GET path=/?marker=1")
     assert "status=200" in line

@@ -8,15 +8,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from conftest import wait_until
-from server_support import APP, Server, git, make_repo, start_server
+from support.server import APP, Server, git, make_repo, start_server
+from support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -39,15 +38,19 @@ def test_push_deploys_then_config_redeploy_and_rollback(server: Server, tmp_path
     assert "remote: -----> Released v1" in push.stderr, push.stderr
     assert server.app_get("hello").text == "hello v1"
     server.api.patch("/apps/hello/config", json={"GREETING": "howdy"}).raise_for_status()
-    wait_until(lambda: server.app_get("hello").text == "howdy", 30, "config change never served")
+    wait_until(
+        lambda: server.app_get("hello").text == "howdy", 30, message="config change never served"
+    )
     (repo / "app.py").write_text(APP.replace("{version}", "v2"))
     git(repo, "commit", "-qam", "v2")
     git(repo, "push", "corral", "main")
     server.api.patch("/apps/hello/config", json={"GREETING": None}).raise_for_status()
-    wait_until(lambda: server.app_get("hello").text == "hello v2", 30, "v2 never served")
+    wait_until(lambda: server.app_get("hello").text == "hello v2", 30, message="v2 never served")
     rollback = server.api.post("/apps/hello/rollback", json={"version": 1})
     assert rollback.json()["description"] == "Rollback to v1"
-    wait_until(lambda: server.app_get("hello").text == "hello v1", 30, "rollback never served")
+    wait_until(
+        lambda: server.app_get("hello").text == "hello v1", 30, message="rollback never served"
+    )
 
 
 def test_failed_build_rejects_the_push_and_keeps_serving(server: Server, tmp_path) -> None:
@@ -91,10 +94,12 @@ def test_kill_9_of_the_server_keeps_apps_serving_and_adopts_them(server: Server,
     server.process = start_server(server.home, server.port, server.env)
     # the API answering proves little (it was adopted too): wait for the manager's word
     adopted = f"Adopted running process (pid {before['pid']})"
-    deadline = time.monotonic() + 30
-    while adopted not in server.api.get("/apps/sturdy/logs", params={"source": "corral"}).text:
-        assert time.monotonic() < deadline, "the new server never adopted web.1"
-        time.sleep(0.1)
+    wait_until(
+        lambda: adopted in server.api.get("/apps/sturdy/logs", params={"source": "corral"}).text,
+        30,
+        interval=0.1,
+        message="the new server to adopt web.1",
+    )
     [after] = server.api.get("/apps/sturdy/dynos").json()
     assert (after["pid"], after["state"]) == (before["pid"], "up")
     assert server.app_get("sturdy").text == "hello v1"
@@ -131,7 +136,7 @@ def test_the_cli_drives_a_whole_app_lifecycle(server: Server, tmp_path) -> None:
     wait_until(
         lambda: server.app_get("lifecycle").text == "from config",
         30,
-        "config:set never reached the app",
+        message="config:set never reached the app",
     )
     assert corral(server, repo, "config:get", "GREETING").stdout.strip() == "from config"
     corral(server, repo, "config:unset", "GREETING")
@@ -139,7 +144,9 @@ def test_the_cli_drives_a_whole_app_lifecycle(server: Server, tmp_path) -> None:
     (repo / "app.py").write_text(APP.replace("{version}", "v2"))
     git(repo, "commit", "-qam", "v2")
     git(repo, "push", "corral", "main", env=server.env)
-    wait_until(lambda: server.app_get("lifecycle").text == "hello v2", 30, "v2 never served")
+    wait_until(
+        lambda: server.app_get("lifecycle").text == "hello v2", 30, message="v2 never served"
+    )
     releases = corral(server, repo, "releases", "--json")
     versions = [r["name"] for r in json.loads(releases.stdout)]
     assert versions[0] == "v4" and len(versions) == 4
@@ -149,7 +156,7 @@ def test_the_cli_drives_a_whole_app_lifecycle(server: Server, tmp_path) -> None:
     wait_until(
         lambda: server.app_get("lifecycle").text == "hello v1",
         30,
-        "rollback never served the old code",
+        message="rollback never served the old code",
     )
 
     run = corral(
@@ -201,10 +208,12 @@ def test_redeploy_under_load_fails_no_request(server: Server, tmp_path) -> None:
             (repo / "app.py").write_text(APP.replace("{version}", version))
             git(repo, "commit", "-qam", version)
             git(repo, "push", "corral", "main")
-        deadline = time.monotonic() + 30
-        while len(results) < 500 or server.app_get("busy").text != "hello v3":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(
+            lambda: len(results) >= 500 and server.app_get("busy").text == "hello v3",
+            30,
+            interval=0.05,
+            message=lambda: f"v3 served and 500 answers (got {len(results)})",
+        )
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -252,27 +261,24 @@ def test_ps_scale_restart_and_logs_through_the_cli(server: Server, tmp_path) -> 
         out = corral(server, repo, "ps", "--json").stdout
         return [d for d in json.loads(out) if d["type"] == "web" and d["state"] == "up"]
 
-    deadline = time.monotonic() + 30
-    while len(web_up()) != 2:
-        assert time.monotonic() < deadline, "web=2 never came up"
-        time.sleep(0.2)
+    wait_until(lambda: len(web_up()) == 2, 30, interval=0.2, message="web=2 to come up")
     assert all(d["rss_bytes"] > 0 for d in web_up())
     before = {d["name"]: d["pid"] for d in web_up()}
     restart = corral(server, repo, "ps:restart", "web")
     assert restart.returncode == 0, restart.stderr
-    deadline = time.monotonic() + 30
-    while {d["name"]: d["pid"] for d in web_up()}.keys() != before.keys() or any(
-        d["pid"] == before[d["name"]] for d in web_up()
-    ):
-        assert time.monotonic() < deadline, "ps:restart never replaced the web dynos"
-        time.sleep(0.2)
+
+    def replaced() -> bool:
+        now = {d["name"]: d["pid"] for d in web_up()}
+        return now.keys() == before.keys() and all(now[n] != before[n] for n in now)
+
+    wait_until(replaced, 30, interval=0.2, message="ps:restart to replace the web dynos")
     server.app_get("scaled")
-    deadline = time.monotonic() + 10
-    logs = ""
-    while "status=200" not in logs:
-        assert time.monotonic() < deadline, logs
-        logs = corral(server, repo, "logs", "--source", "router", "-n", "5").stdout
-        time.sleep(0.2)
+
+    def router_logs() -> str:
+        out = corral(server, repo, "logs", "--source", "router", "-n", "5").stdout
+        return out if "status=200" in out else ""
+
+    logs = wait_until(router_logs, 10, interval=0.2, message="the router's status=200 line")
     assert "method=GET" in logs and "dyno=web." in logs
     unknown = corral(server, repo, "ps:restart", "clock")
     assert unknown.returncode == 1 and "neither a dyno nor a process type" in unknown.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from conftest import wait_until
+from support.wait import wait_until
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00 (\w+)\[([\w.]+)\]: (.*)$")
 
@@ -45,7 +45,7 @@ def test_lines_are_stamped_tagged_and_status_recorded(tmp_path: Path) -> None:
 
 
 def test_sigterm_to_the_group_stops_the_dyno_and_the_shim_records_it(tmp_path: Path) -> None:
-    script = "import time\nprint('up', flush=True)\nwhile True: time.sleep(1)"
+    script = "import time\nprint('up', flush=True)\nwhile True: time.sleep(1)"  # until stopped
     shim = start_shim(tmp_path, script)
     wait_until(lambda: (tmp_path / "logs" / "web.1.log").exists())
     wait_until(lambda: "up" in (tmp_path / "logs" / "web.1.log").read_text())
@@ -59,7 +59,7 @@ def test_dyno_keeps_logging_after_its_launcher_is_killed(tmp_path: Path) -> None
     script = (
         "import time, sys\n"
         "for i in range(40):\n"
-        "    print(f'tick {i}', flush=True); time.sleep(0.05)\n"
+        "    print(f'tick {i}', flush=True); time.sleep(0.05)\n"  # logs for 2 s, after the kill
     )
     launcher_code = (
         "import subprocess, sys, time\n"
@@ -68,7 +68,7 @@ def test_dyno_keeps_logging_after_its_launcher_is_killed(tmp_path: Path) -> None
         f"{str(tmp_path / 'web.1.status')!r}, '--', sys.executable, '-u', '-c', {script!r}], "
         "start_new_session=True)\n"
         "print(p.pid, flush=True)\n"
-        "time.sleep(60)\n"
+        "time.sleep(60)\n"  # stays up until the test kills it
     )
     launcher = subprocess.Popen(
         [sys.executable, "-c", launcher_code], stdout=subprocess.PIPE, text=True

@@ -10,9 +10,7 @@ adopts them. The API is reached through the router at the platform's own host na
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shlex
 import signal
 import socket
 import sys
@@ -22,13 +20,9 @@ from pathlib import Path
 from corral.cli.client import Credentials, credentials_path
 from corral.config import Settings
 from corral.errors import UserError
-from corral.router.table import AppRoute, Backend
-from corral.runtime import dyno as dynos
-from corral.runtime.dyno_manager import DynoManager, ManagerOptions, free_port
+from corral.runtime.services import PORT, ServiceSpec
+from corral.runtime.supervisor import Supervisor, SupervisorOptions
 from corral.store import Store
-
-#: The name under which the API appears in the route table (a reserved app name).
-PLATFORM_APP = "corral"
 
 
 @dataclass(frozen=True)
@@ -39,7 +33,7 @@ class ServerOptions:
     port: int = 8080
     domain: str = "localhost"
     workers: int = 2
-    manager: ManagerOptions = field(default_factory=ManagerOptions)
+    manager: SupervisorOptions = field(default_factory=SupervisorOptions)
 
     @property
     def url(self) -> str:
@@ -69,16 +63,19 @@ def ensure_admin_token(settings: Settings, store: Store, url: str) -> tuple[Path
 
 
 class Platform:
-    """The server process: starts or adopts the API and router, runs the dyno manager."""
+    """The server process: the platform's services and every app's dynos, one supervisor."""
 
     def __init__(self, settings: Settings, options: ServerOptions) -> None:
         self.settings = settings
         self.options = options
         self.store = Store.for_settings(settings)
-        self.state_file = settings.run_dir / "platform.json"
-        self.processes: dict[str, tuple[dynos.DynoProcess, int]] = {}
-
-    # -- platform processes -------------------------------------------------------------
+        self.supervisor = Supervisor(
+            settings,
+            self.store,
+            replace(options.manager, domain=options.domain),
+            services=self._services(),
+            platform_hosts=self._platform_hosts(),
+        )
 
     def _environ(self) -> dict[str, str]:
         env = {
@@ -93,63 +90,56 @@ class Platform:
             PYTHONUNBUFFERED="1",
             XDG_RUNTIME_DIR=str(self.settings.run_dir / "platform"),
         )
-        (self.settings.run_dir / "platform").mkdir(parents=True, exist_ok=True, mode=0o700)
         return env
 
-    def _commands(self, api_port: int) -> dict[str, list[str]]:
-        python = sys.executable
-        bind = f"{self.options.host}:{self.options.port}"
-        return {
-            "api": [
-                python, "-m", "gunicorn", "corral.api.wsgi:app",
-                "--bind", f"127.0.0.1:{api_port}",
-                "--worker-class", "gthread", "--workers", str(self.options.workers),
-                "--threads", "8", "--timeout", "120", "--graceful-timeout", "10",
-                "--access-logfile", "-",
-            ],
-            "router": [
-                python, "-m", "corral.router",
-                "--table", str(self.settings.routes_path),
-                "--bind", bind,
-                "--domain", self.options.domain,
-                "--logs", str(self.settings.home / "logs"),
-            ],
-        }  # fmt: skip
+    def _services(self) -> list[ServiceSpec]:
+        python, env, home = sys.executable, self._environ(), self.settings.home
+        return [
+            ServiceSpec(
+                "api",
+                (
+                    python, "-m", "gunicorn", "corral.api.wsgi:app",
+                    "--bind", f"127.0.0.1:{PORT}",
+                    "--worker-class", "gthread", "--workers", str(self.options.workers),
+                    "--threads", "8", "--timeout", "120", "--graceful-timeout", "10",
+                    "--access-logfile", "-",
+                ),
+                home,
+                env,
+                listens=True,
+                # builds run in the API's workers: those the store calls unfinished died with it
+                before_start=self.store.fail_unfinished_builds,
+            ),
+            ServiceSpec(
+                "router",
+                (
+                    python, "-m", "corral.router",
+                    "--table", str(self.settings.routes_path),
+                    "--bind", f"{self.options.host}:{self.options.port}",
+                    "--domain", self.options.domain,
+                    "--logs", str(self.settings.home / "logs"),
+                ),
+                home,
+                env,
+            ),
+        ]  # fmt: skip
 
-    def _load_state(self) -> dict[str, dict]:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+    def _platform_hosts(self) -> list[str]:
+        hosts = {self.options.domain, "localhost", "127.0.0.1", self.options.host}
+        return sorted(h for h in hosts if h not in ("0.0.0.0", "::"))
 
-    def _save_state(self) -> None:
-        state = {
-            name: {"pid": proc.pid, "started_at": proc.started_at, "port": port}
-            for name, (proc, port) in self.processes.items()
-        }
-        _write_private(self.state_file, json.dumps(state))
-
-    def start_processes(self) -> list[str]:
-        """Adopt the API and router if they still run, else start them; returns what it did."""
-        done = []
-        state = self._load_state()
-        api_port = state.get("api", {}).get("port") or free_port()
-        commands = self._commands(api_port)
-        for name in ("api", "router"):
-            entry = state.get(name)
-            port = api_port if name == "api" else self.options.port
-            if entry:
-                proc = dynos.DynoProcess(entry["pid"], entry["started_at"])
-                if proc.alive():
-                    self.processes[name] = (proc, port)
-                    done.append(f"adopted {name} (pid {proc.pid})")
-                    continue
-            if name == "router":
-                self._check_port_free()
-            self.processes[name] = (self._start(name, commands[name]), port)
-            done.append(f"started {name} (pid {self.processes[name][0].pid})")
-        self._save_state()
-        return done
+    def start(self) -> list[str]:
+        """Adopt what a previous run left, start the services that are missing; say which."""
+        (self.settings.run_dir / "platform").mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.supervisor.adopt()
+        services = self.supervisor.services
+        adopted = [name for name in services.specs if services.alive(name)]
+        if not services.alive("router"):
+            self._check_port_free()
+        started = services.tick()
+        return [f"adopted {name} (pid {services.running[name].row.pid})" for name in adopted] + [
+            f"started {name} (pid {services.running[name].row.pid})" for name in started
+        ]
 
     def _check_port_free(self) -> None:
         with socket.socket() as sock:
@@ -162,72 +152,18 @@ class Platform:
                     f"({exc.strerror}); stop what uses it or pass --bind HOST:PORT."
                 ) from None
 
-    def _start(self, name: str, command: list[str]) -> dynos.DynoProcess:
-        if name == "api":
-            # builds run in the API's workers: those the store calls unfinished died with it
-            self.store.fail_unfinished_builds()
-        spec = dynos.DynoSpec(
-            app=PLATFORM_APP,
-            name=name,
-            command="exec " + shlex.join(command),
-            cwd=self.settings.home,
-            env=self._environ(),
-        )
-        log_dir = self.settings.home / "logs" / PLATFORM_APP
-        proc, _popen = dynos.start(spec, log_dir, self.settings.run_dir)
-        return proc
-
-    def platform_route(self) -> AppRoute:
-        """The route table entry that sends the platform's own host names to the API."""
-        _, api_port = self.processes["api"]
-        return AppRoute(PLATFORM_APP, (Backend("api", "127.0.0.1", api_port),))
-
-    async def stop_processes(self) -> None:
-        """Stop the API and router (a clean shutdown)."""
-        await asyncio.gather(*(dynos.stop(proc, grace=10) for proc, _ in self.processes.values()))
-        self.state_file.unlink(missing_ok=True)
-
-    # -- the loop ------------------------------------------------------------------------
-
     async def serve(self, stop: asyncio.Event) -> None:
-        """Run the dyno manager until ``stop``; then stop dynos, API and router."""
-        manager = DynoManager(
-            self.settings,
-            self.store,
-            replace(self.options.manager, domain=self.options.domain),
-            platform_route=self.platform_route(),
-            platform_hosts=self._platform_hosts(),
-        )
-        supervise = asyncio.create_task(self._supervise(stop))
-        await manager.run(stop)
-        supervise.cancel()
-        await manager.stop_all(self.options.manager.grace)
-        await self.stop_processes()
-
-    def _platform_hosts(self) -> list[str]:
-        hosts = {self.options.domain, "localhost", "127.0.0.1", self.options.host}
-        return sorted(h for h in hosts if h not in ("0.0.0.0", "::"))
-
-    async def _supervise(self, stop: asyncio.Event) -> None:
-        """Restart the API or router if it dies (they are the platform's own dynos)."""
-        while not stop.is_set():
-            await asyncio.sleep(1)
-            died = [name for name, (proc, _) in self.processes.items() if not proc.alive()]
-            if died:
-                state = self._load_state()
-                api_port = state.get("api", {}).get("port") or free_port()
-                commands = self._commands(api_port)
-                for name in died:
-                    _, port = self.processes[name]
-                    self.processes[name] = (self._start(name, commands[name]), port)
-                self._save_state()
+        """Supervise until ``stop``; then stop the dynos, and the services last."""
+        await self.supervisor.run(stop)
+        await self.supervisor.stop_all(self.options.manager.grace)
+        await self.supervisor.stop_services(grace=10)
 
 
 def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
     """Start (or adopt) the platform and run it until SIGINT or SIGTERM."""
     platform = Platform(settings, options)
     token_file, created = ensure_admin_token(settings, platform.store, options.url)
-    for line in platform.start_processes():
+    for line in platform.start():
         say(f"corral: {line}")
     say(f"corral: dashboard and API at {options.url}/")
     say(f"corral: apps are served at http://<app>.{options.domain}:{options.port}/")

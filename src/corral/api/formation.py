@@ -18,6 +18,7 @@ from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.objects import formation_json, iso, json_body
 from corral.runtime.dyno import DynoProcess
+from corral.runtime.services import PLATFORM_APP
 from corral.store import Dyno
 
 __all__ = ["CpuSampler", "dyno_json", "formation_blueprint"]
@@ -117,6 +118,12 @@ def list_dynos(app: str) -> ResponseReturnValue:
     store = context.store()
     store.get_app(app)
     return jsonify([dyno_json(dyno) for dyno in store.dynos(app)])
+
+
+@formation_blueprint.get("/platform/dynos")
+def list_platform_dynos() -> ResponseReturnValue:
+    """The platform's own services (API, router, ...), supervised like dynos."""
+    return jsonify([dyno_json(dyno) for dyno in context.store().dynos(PLATFORM_APP)])
 
 
 @formation_blueprint.post("/apps/<app>/dynos/restart")

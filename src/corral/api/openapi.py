@@ -142,6 +142,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("patch", f"{_APP}/formation", "Scale process types", _list(_ref("Formation")),
               body={"type": "object", "additionalProperties": _INT}),
     Operation("get", f"{_APP}/dynos", "List dynos", _list(_ref("Dyno"))),
+    Operation("get", "/api/v1/platform/dynos", "List the platform's own services (API, router)",
+              _list(_ref("Dyno"))),
     Operation("post", f"{_APP}/dynos/restart", "Restart dynos (all, a type or one)",
               {"type": "object"}, 202, {"type": "object", "properties": {"target": _STR}}),
     Operation("post", f"{_APP}/dynos/stop", "Stop dynos (the formation restarts them)",

@@ -41,21 +41,29 @@ def parse_scale(arguments: tuple[str, ...]) -> dict[str, int]:
 
 @click.command("ps")
 @APP_OPTION
+@click.option(
+    "--platform", is_flag=True, help="List the platform's own services (API, router) instead."
+)
 @JSON_OPTION
-def ps(app: str | None, as_json: bool) -> None:
+def ps(app: str | None, platform: bool, as_json: bool) -> None:
     """List the app's dynos: state, age, release, port, memory and CPU."""
-    name = resolve_app(app)
+    name = "the platform" if platform else resolve_app(app)
     with ApiClient.load() as api:
-        dynos = api.get(app_path(name, "dynos")) or []
+        dynos = api.get("/api/v1/platform/dynos" if platform else app_path(name, "dynos")) or []
     if as_json:
         echo_json(dynos)
-        return
-    if not dynos:
+    elif not dynos and platform:
+        console.print("No platform services are recorded; is `corral server` running?")
+    elif not dynos:
         console.print(f"{name} has no dynos; scale up with `corral ps:scale web=1`.", markup=False)
-        return
-    table = Table(
-        "dyno", "state", "since", "release", "port", "RSS MB", "CPU%", header_style="bold"
-    )
+    else:
+        console.print(_dyno_table(dynos, platform=platform))
+
+
+def _dyno_table(dynos: list[dict], *, platform: bool) -> Table:
+    # the platform's services have no releases: their pid says more
+    first, third = ("service", "pid") if platform else ("dyno", "release")
+    table = Table(first, "state", "since", third, "port", "RSS MB", "CPU%", header_style="bold")
     for dyno in dynos:
         state = dyno.get("state") or ""
         rss = dyno.get("rss_bytes")
@@ -64,12 +72,12 @@ def ps(app: str | None, as_json: bool) -> None:
             escape(dyno.get("name") or ""),
             f"[{_STATE_STYLE.get(state, 'default')}]{escape(state)}[/]",
             ago(dyno.get("since")),
-            escape(str(dyno.get("release") or "")),
+            escape(str(dyno.get(third) or "")),
             str(dyno.get("port") or ""),
             f"{rss / 1e6:.1f}" if rss is not None else "",
             f"{cpu:.1f}" if cpu is not None else "",
         )
-    console.print(table)
+    return table
 
 
 @click.command("ps:scale")

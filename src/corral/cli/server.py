@@ -36,7 +36,7 @@ def server(
 ) -> None:
     """Run the platform: API and dashboard, dyno manager and router, on one port."""
     # imported here: the platform's modules are heavy, and other commands never need them
-    from corral.runtime.dyno_manager import ManagerOptions
+    from corral.runtime.supervisor import SupervisorOptions
     from corral.server import ServerOptions, run_server
 
     host, port = _parse_bind(bind)
@@ -44,7 +44,7 @@ def server(
         host=host,
         port=port,
         domain=domain,
-        manager=ManagerOptions(
+        manager=SupervisorOptions(
             boot_timeout=boot_timeout, grace=grace, memory_quota=memory_quota << 20
         ),
     )

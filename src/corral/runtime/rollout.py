@@ -1,8 +1,10 @@
-"""Rollouts: boot a release's web dynos beside the old ones, switch when healthy, drain.
+"""A rollout: boot a release's web dynos beside the old ones and wait until they are healthy.
 
-:class:`Rollouts` is a part of :class:`corral.runtime.dyno_manager.DynoManager`, kept in
-its own module: the zero-downtime cutover, its failure path, and the record of dynos a
-rollout is booting (so a platform that dies mid-rollout leaves no orphans behind).
+:func:`boot_release` is handed the narrow :class:`RolloutUnits` interface (start and stop
+one unit) and returns a :class:`Booted` outcome; the supervisor then cuts over (or keeps
+the old release serving). While it boots, the dynos it started are listed in a
+:class:`BootingRecord`, so a platform that dies mid-rollout stops them when it comes back
+instead of leaving orphans.
 """
 
 from __future__ import annotations
@@ -10,21 +12,39 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from corral.errors import UserError
 from corral.runtime import dyno as dynos
-from corral.runtime.logs import recent
-from corral.store.models import Release
+from corral.runtime.units import Running
 
-if TYPE_CHECKING:
-    from corral.config import Settings
-    from corral.runtime.dyno_manager import Running
-    from corral.store import Store
+__all__ = ["BootPlan", "Booted", "BootingRecord", "RolloutUnits", "boot_release", "health_path"]
+
+
+class RolloutUnits(Protocol):
+    """What a rollout needs of the supervisor's units: start one, stop one."""
+
+    def start(self, spec: dynos.DynoSpec, version: int, *, record: bool) -> Running:
+        """Start ``spec``; with ``record`` off its row stays out of the store."""
+        ...
+
+    async def stop(self, r: Running, grace: float) -> None:
+        """Stop ``r`` and forget its row."""
+        ...
+
+
+@dataclass(frozen=True)
+class Booted:
+    """How booting a release went: the healthy dynos, or the problem and whose it was."""
+
+    fresh: dict[str, Running] = field(default_factory=dict)
+    problem: str | None = None
+    #: The dynos the problem is about, whose own log lines explain it.
+    culprits: tuple[str, ...] = ()
 
 
 def health_path(slug_path: Path) -> str | None:
@@ -37,123 +57,113 @@ def health_path(slug_path: Path) -> str | None:
     return path if isinstance(path, str) and path.startswith("/") else None
 
 
-class Rollouts:
-    """The rollout half of the dyno manager (mixed into :class:`DynoManager`)."""
+class BootingRecord:
+    """``run/booting/<app>.json``: the dynos a rollout is booting, outside the store."""
 
-    # Set by DynoManager.__init__; declared here for what the methods below rely on.
-    settings: Settings
-    store: Store
-    dynos: dict[str, dict[str, Running]]
-    booting: dict[str, dict[str, Running]]
-    failed: dict[str, int]
+    def __init__(self, run_dir: Path) -> None:
+        self.directory = run_dir / "booting"
 
-    async def _rollout(self, app: str, release: Release, current: Release | None) -> None:
-        """Boot ``release``'s web dynos beside the old ones, switch when healthy, drain old."""
-        wanted = self._wanted(app, release, first_deploy=current is None)
-        web = [name for name in wanted if name.startswith("web.")]
-        fresh: dict[str, Running] = {}
-        self.booting[app] = fresh
-        try:
-            await self._boot_and_switch(app, release, web, fresh)
-        finally:
-            self.booting.pop(app, None)
-            self._booting_file(app).unlink(missing_ok=True)
+    def path(self, app: str) -> Path:
+        """The file that lists what ``app``'s rollout is booting."""
+        return self.directory / f"{app}.json"
 
-    def _booting_file(self, app: str) -> Path:
-        """Where a rollout lists the dynos it is booting, for a manager that outlives it."""
-        return self.settings.run_dir / "booting" / f"{app}.json"
-
-    def _record_booting(self, app: str, fresh: dict[str, Running]) -> None:
-        path = self._booting_file(app)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def write(self, app: str, booting: dict[str, Running]) -> None:
+        """List ``booting`` as the dynos ``app``'s rollout has started so far."""
+        self.directory.mkdir(parents=True, exist_ok=True)
         entries = [
             {"pid": r.process.pid, "started_at": r.process.started_at}
-            for r in fresh.values()
+            for r in booting.values()
             if r.process is not None
         ]
-        tmp = path.with_suffix(".tmp")
+        tmp = self.path(app).with_suffix(".tmp")
         tmp.write_text(json.dumps(entries))
-        os.replace(tmp, path)
+        os.replace(tmp, self.path(app))
 
-    def _stop_orphaned_boots(self) -> None:
-        """Stop dynos a rollout was booting when the platform died; the rollout runs again."""
-        directory = self.settings.run_dir / "booting"
-        for path in directory.glob("*.json") if directory.is_dir() else []:
+    def clear(self, app: str) -> None:
+        """The rollout has cut over (its dynos are in the store now) or given up."""
+        self.path(app).unlink(missing_ok=True)
+
+    def take_orphans(self) -> Iterator[tuple[str, dynos.DynoProcess]]:
+        """Every dyno left listed by a platform that died mid-rollout, clearing the lists."""
+        for path in sorted(self.directory.glob("*.json")) if self.directory.is_dir() else []:
             try:
                 entries = json.loads(path.read_text())
             except ValueError:
                 entries = []
             for entry in entries:
-                orphan = dynos.DynoProcess(entry["pid"], entry["started_at"])
-                if orphan.alive():
-                    self.log(
-                        path.stem,
-                        "",
-                        f"Stopping pid {orphan.pid}, left booting by an interrupted rollout",
-                    )
-                    dynos.signal_group(orphan, signal.SIGKILL)
+                yield path.stem, dynos.DynoProcess(entry["pid"], entry["started_at"])
             path.unlink(missing_ok=True)
 
-    async def _boot_and_switch(
-        self, app: str, release: Release, web: list[str], fresh: dict[str, Running]
-    ) -> None:
-        path = health_path(release.slug_path)
-        try:
-            # Not in the store yet: the old dynos keep their names (and rows) until cutover.
-            for name in web:
-                fresh[name] = self._start(app, name, release, record=False)
-                self._record_booting(app, fresh)
-        except (UserError, OSError) as exc:
-            await asyncio.gather(*(self._stop(r, grace=5) for r in fresh.values()))
-            self._fail(app, release, [], f"could not start its dynos ({exc})")
-            return
-        problem = await self._await_healthy(fresh.values(), path)
-        if problem:
-            await asyncio.gather(*(self._stop(r, grace=5) for r in fresh.values()))
-            self._fail(app, release, list(fresh), problem)
-            return
-        if release.status == "pending":
-            self.store.mark_release_succeeded(app, release.version)
-        old = self.dynos.get(app, {})
-        self.dynos[app] = fresh
-        for r in fresh.values():
-            self._set_state(r, "up")
-        # In the store now: a platform that dies from here on must adopt them, not stop them.
-        self.booting.pop(app, None)
-        self._booting_file(app).unlink(missing_ok=True)
-        self._write_routes({a.name: a for a in self.store.list_apps()})
-        for r in old.values():
-            self._drain(r)
-        self.failed.pop(app, None)
-        self.log(app, "", f"Release {release.name} is live")
 
-    async def _await_healthy(self, fresh: Iterable[Running], path: str | None) -> str | None:
-        deadline = time.monotonic() + self.options.boot_timeout
-        pending = list(fresh)
-        while pending:
-            for r in list(pending):
-                if r.exited():
-                    return f"{r.row.name} exited while booting"
-                if r.row.port and await dynos.healthy(r.row.port, path, timeout=1):
-                    pending.remove(r)
-            if pending and time.monotonic() > deadline:
-                names = ", ".join(r.row.name for r in pending)
-                return (
-                    f"{names} did not pass the health check within {self.options.boot_timeout:.0f}s"
-                )
-            if pending:
-                await asyncio.sleep(0.05)
-        return None
+@dataclass(frozen=True)
+class BootPlan:
+    """What to boot: the web dynos of one release, and how to know they are healthy."""
 
-    def _fail(self, app: str, release: Release, names: list[str], problem: str) -> None:
-        self.failed[app] = release.version
-        # the reason goes to the log before the verdict to the store: deploys waiting on
-        # the verdict then relay the reason too
-        self.log(
-            app, "", f"Release {release.name} failed: {problem}; the previous release keeps serving"
-        )
-        for line in recent(self.settings.logs_dir(app), 10, source="app"):
-            if line.dyno in names:
-                self.log(app, line.dyno, f"  {line.message}")
-        if release.status == "pending":
-            self.store.mark_release_failed(app, release.version)
+    app: str
+    version: int
+    web: tuple[str, ...]
+    spec_for: Callable[[str], dynos.DynoSpec]
+    #: ``app.json``'s ``healthcheck.path``; None checks that the port accepts.
+    health: str | None
+    boot_timeout: float
+
+
+async def boot_release(units: RolloutUnits, record: BootingRecord, plan: BootPlan) -> Booted:
+    """Boot ``plan``'s dynos and wait until each passes its health check.
+
+    On any failure (or cancellation) the dynos it started are stopped again; on success
+    they are returned running, not yet in the store, for the caller to cut over to.
+    """
+    fresh: dict[str, Running] = {}
+    try:
+        booted = await _boot(units, record, plan, fresh)
+    except (Exception, asyncio.CancelledError):  # not GeneratorExit: a loop torn down
+        await _give_up(units, record, plan.app, fresh)
+        raise
+    if booted.problem is not None:
+        await _give_up(units, record, plan.app, fresh)
+    return booted
+
+
+async def _boot(
+    units: RolloutUnits, record: BootingRecord, plan: BootPlan, fresh: dict[str, Running]
+) -> Booted:
+    try:
+        for name in plan.web:
+            fresh[name] = units.start(plan.spec_for(name), plan.version, record=False)
+            record.write(plan.app, fresh)
+    except (UserError, OSError) as exc:
+        return Booted(problem=f"could not start its dynos ({exc})")
+    problem, culprits = await _await_healthy(fresh, plan.health, plan.boot_timeout)
+    if problem:
+        return Booted(problem=problem, culprits=culprits)
+    return Booted(fresh=fresh)
+
+
+async def _give_up(
+    units: RolloutUnits, record: BootingRecord, app: str, fresh: dict[str, Running]
+) -> None:
+    await asyncio.gather(*(units.stop(r, grace=5) for r in fresh.values()))
+    record.clear(app)
+
+
+async def _await_healthy(
+    fresh: dict[str, Running], path: str | None, boot_timeout: float
+) -> tuple[str | None, tuple[str, ...]]:
+    deadline = time.monotonic() + boot_timeout
+    pending = list(fresh.values())
+    while pending:
+        for r in list(pending):
+            if r.exited():
+                return f"{r.row.name} exited while booting", tuple(fresh)
+            if r.row.port and await dynos.healthy(r.row.port, path, timeout=1):
+                pending.remove(r)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(r.row.name for r in pending)
+            return (
+                f"{names} did not pass the health check within {boot_timeout:.0f}s",
+                tuple(fresh),
+            )
+        if pending:
+            await asyncio.sleep(0.05)
+    return None, ()

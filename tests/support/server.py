@@ -1,6 +1,5 @@
-"""A real `corral server` for end-to-end tests (a pytest plugin named in conftest.py): the
-``server`` fixture, which also checks that stopping it leaves no process behind, and git
-helpers that push an app to it."""
+"""A real `corral server` for end-to-end tests, checked to leave no process behind when it
+stops, and the git helpers that push an app to it."""
 
 from __future__ import annotations
 
@@ -8,16 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
-from conftest import free_port
+from support.processes import free_port
+from support.wait import wait_until
 
 APP = """import os
 from flask import Flask
@@ -40,10 +39,12 @@ class Server:
 
     @property
     def token(self) -> str:
+        """The admin token the server wrote into its home."""
         return (self.home / "admin-token").read_text().strip()
 
     @property
     def api(self) -> httpx.Client:
+        """A client of the server's API, signed in with the admin token."""
         return httpx.Client(
             base_url=f"http://localhost:{self.port}/api/v1",
             headers={"Authorization": f"Bearer {self.token}"},
@@ -51,29 +52,37 @@ class Server:
         )
 
     def app_get(self, app: str) -> httpx.Response:
+        """GET / of ``app`` through the router."""
         return httpx.get(f"http://127.0.0.1:{self.port}/", headers={"Host": f"{app}.localhost"})
 
     def git_url(self, app: str, token: str | None = None) -> str:
+        """The URL to push ``app`` to."""
         return f"http://corral:{token or self.token}@localhost:{self.port}/git/{app}.git"
 
 
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://localhost:{port}/api/v1/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """Start `corral server` on ``port`` and return it once its API says it is healthy."""
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
          "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def alive() -> None:
         assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"http://localhost:{port}/api/v1/health", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("corral server did not come up")
+
+    wait_until(
+        lambda: _healthy(port), timeout=60, interval=0.1, message="corral server", check=alive
+    )
+    return process
 
 
 def platform_pids(home: Path) -> set[int]:
@@ -90,13 +99,16 @@ def platform_pids(home: Path) -> set[int]:
     return pids
 
 
-@pytest.fixture
-def server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
+@contextmanager
+def running_server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
+    """A `corral server` with its own home under ``tmp_path`` (sharing the warm installer
+    cache of ``corral_home``); on exit, fails if stopping it left any process behind."""
     home = tmp_path / "home"
     home.mkdir()
     (corral_home / "cache").mkdir(exist_ok=True)
     (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
     port = free_port()
+    # The caller's environment on purpose: builds install from the network through it.
     env = {**os.environ, "CORRAL_CREDENTIALS": str(tmp_path / "credentials.json")}
     env.pop("CORRAL_HOME", None)
     running = Server(home, port, start_server(home, port, env), env)
@@ -105,9 +117,8 @@ def server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
     finally:
         os.kill(running.process.pid, signal.SIGTERM)
         running.process.wait(timeout=60)
-        gone = time.monotonic() + 20
-        while platform_pids(home) and time.monotonic() < gone:
-            time.sleep(0.1)
+        with suppress(AssertionError):  # what is left is named below
+            wait_until(lambda: not platform_pids(home), timeout=20, interval=0.1)
         leftover = platform_pids(home)
         described = [" ".join(psutil.Process(pid).cmdline()) for pid in leftover]
         for pid in leftover:
@@ -118,6 +129,7 @@ def server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
 def git(
     repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run git in ``repo`` with a fixed identity."""
     return subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
         cwd=repo, capture_output=True, text=True, check=check, timeout=300, env=env,
@@ -125,6 +137,7 @@ def git(
 
 
 def make_repo(tmp_path: Path, server: Server, app: str, version: str = "v1") -> Path:
+    """A git repo of a small Flask app answering "hello VERSION", with ``server`` as remote."""
     repo = tmp_path / f"repo-{app}"
     repo.mkdir()
     (repo / "requirements.txt").write_text("flask\ngunicorn\n")

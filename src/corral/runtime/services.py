@@ -1,0 +1,136 @@
+"""The platform's own services (the API, the router, ...) as units of the supervisor.
+
+A service is declared by a :class:`ServiceSpec` and supervised like a dyno: it runs under
+the same shim, keeps a row in the store (app ``corral``), is adopted after a restart of
+the platform by pid and start time, is restarted with the same backoff, and writes the
+same ``corral[api]: ...`` lines, to ``logs/corral/``. ``corral ps --platform`` lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.runtime import dyno as dynos
+from corral.runtime.plan import due_for_restart
+from corral.runtime.units import Running, Units
+from corral.store.models import Dyno
+
+__all__ = ["PLATFORM_APP", "PORT", "ServiceSpec", "Services", "free_port"]
+
+#: The app name the platform's services are recorded and logged under (reserved).
+PLATFORM_APP = "corral"
+#: Stands in a service's command for the port it is given (``listens=True``).
+PORT = "{port}"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now, for a new web dyno or service."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One platform service: what to run, and whether it gets a loopback port to serve on."""
+
+    name: str
+    command: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: Given a fresh loopback port at each start (``{port}`` in the command), health-checked
+    #: on it; adopted services keep the port they had.
+    listens: bool = False
+    #: Run before each start (the API fails the builds that died with its last run).
+    before_start: Callable[[], object] | None = None
+
+    def dyno_spec(self, port: int | None) -> dynos.DynoSpec:
+        """The unit to start, with ``port`` put in place of ``{port}``."""
+        words = [word.replace(PORT, str(port)) for word in self.command]
+        return dynos.DynoSpec(
+            PLATFORM_APP, self.name, "exec " + shlex.join(words), self.cwd, self.env, port
+        )
+
+
+class Services:
+    """Keeps each declared service running: adopt, start, restart with backoff, stop."""
+
+    def __init__(self, units: Units, specs: Iterable[ServiceSpec], boot_timeout: float) -> None:
+        self.units = units
+        self.specs = {spec.name: spec for spec in specs}
+        self.boot_timeout = boot_timeout
+        self.running: dict[str, Running] = {}
+
+    def adopt(self, rows: Iterable[Dyno], legacy_state: Path | None = None) -> None:
+        """Take over the services a previous run left (rows of app ``corral``)."""
+        rows = list(rows)
+        if legacy_state is not None and legacy_state.exists():
+            rows += self._legacy_rows(legacy_state)
+        for row in rows:
+            if row.name not in self.specs:
+                self.units.store.delete_dyno(PLATFORM_APP, row.name)
+            elif row.name not in self.running:
+                self.running[row.name] = self.units.adopt(row)
+
+    def _legacy_rows(self, path: Path) -> list[Dyno]:
+        # corral before 0.2 kept its services in run/platform.json: adopt them once
+        try:
+            state = json.loads(path.read_text())
+        except ValueError:
+            state = {}
+        rows = [
+            Dyno(PLATFORM_APP, name, name, 0, entry["pid"], entry["started_at"],
+                 entry["port"] if self.specs[name].listens else None, "up", 0, None, time.time())
+            for name, entry in state.items()
+            if name in self.specs
+        ]  # fmt: skip
+        for row in rows:
+            self.units.store.upsert_dyno(row)
+        path.unlink()
+        return rows
+
+    def alive(self, name: str) -> bool:
+        """Whether service ``name`` runs now (adopted or started)."""
+        r = self.running.get(name)
+        return r is not None and not r.exited()
+
+    def port(self, name: str) -> int | None:
+        """The port service ``name`` serves on while it is up."""
+        r = self.running.get(name)
+        return r.row.port if r is not None and r.row.state == "up" else None
+
+    def tick(self) -> list[str]:
+        """Start what is missing, notice what exited, restart what is due; returns starts."""
+        started = []
+        now = time.time()
+        for name, spec in self.specs.items():
+            r = self.running.get(name)
+            if r is None:
+                self.running[name] = self._start(spec)
+                started.append(name)
+            elif r.row.state != "crashed" and r.exited():
+                self.units.exited(r)
+            elif r.row.state == "crashed" and due_for_restart(r.row.next_restart_at, now):
+                self.running[name] = self._start(spec, restarts=r.row.restarts)
+                started.append(name)
+            elif r.row.state == "starting":
+                self.units.check_boot(r, self.boot_timeout)
+        return started
+
+    def _start(self, spec: ServiceSpec, restarts: int = 0) -> Running:
+        if spec.before_start is not None:
+            spec.before_start()
+        port = free_port() if spec.listens else None
+        return self.units.start(spec.dyno_spec(port), 0, restarts=restarts)
+
+    async def stop_all(self, grace: float) -> None:
+        """Stop every service (a clean shutdown of the platform)."""
+        await asyncio.gather(*(self.units.stop(r, grace) for r in self.running.values()))
+        self.running.clear()

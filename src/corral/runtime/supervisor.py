@@ -1,0 +1,368 @@
+"""The supervisor: converge the machine to what the store asks for, and keep it there.
+
+One reconcile loop for every unit: the dynos of each app's formation and the platform's
+own services (:mod:`corral.runtime.services`), all started, adopted, restarted with
+backoff and logged by the same :class:`~corral.runtime.units.Units`. A release the dynos
+do not run yet (a pending deploy, a config change, a rollback) is rolled out with zero
+downtime (:mod:`corral.runtime.rollout`): new web dynos boot beside the old ones and must
+pass a health check before the routes switch to them; then the old ones are drained. If
+they fail, the release is marked failed and the old dynos keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from corral.builder.slug import load_slug
+from corral.config import Settings
+from corral.router.table import AppRoute, Backend, RouteTable, save_route_table
+from corral.runtime import dyno as dynos
+from corral.runtime import plan
+from corral.runtime.environ import process_environ
+from corral.runtime.logs import recent
+from corral.runtime.restart import RestartPolicy
+from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release, health_path
+from corral.runtime.services import PLATFORM_APP, Services, ServiceSpec, free_port
+from corral.runtime.units import Running, Units
+from corral.store import Store
+from corral.store.models import App, Release
+
+__all__ = ["Supervisor", "SupervisorOptions"]
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    """How patient and how strict the supervisor is."""
+
+    boot_timeout: float = 60.0
+    grace: float = 30.0
+    memory_quota: int = 512 * 1024 * 1024
+    tick: float = 0.25
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    domain: str = "localhost"
+
+
+class Supervisor:
+    """Owns every unit on this machine: app dynos and platform services; one per platform."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        options: SupervisorOptions,
+        *,
+        services: Sequence[ServiceSpec] = (),
+        platform_hosts: Iterable[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.options = options
+        self.units = Units(
+            settings, store, grace=options.grace, policy=options.policy,
+            routes_changed=self.write_routes,
+        )  # fmt: skip
+        self.services = Services(self.units, services, options.boot_timeout)
+        #: Host names that reach the API (the ``api`` service) rather than an app.
+        self.platform_hosts = tuple(platform_hosts)
+        #: app -> dyno name -> the dyno serving (or meant to serve) under that name.
+        self.dynos: dict[str, dict[str, Running]] = {}
+        self.rollouts: dict[str, asyncio.Task[None]] = {}
+        #: app -> a release version whose rollout failed; not retried until a newer one.
+        self.failed: dict[str, int] = {}
+        self.booting = BootingRecord(settings.run_dir)
+        self._routes: RouteTable | None = None
+        self._adopted = False
+
+    # -- the loop ------------------------------------------------------------------
+
+    def adopt(self) -> None:
+        """Take over the units a previous run of the platform left running (once)."""
+        if self._adopted:
+            return
+        self._adopted = True
+        rows = self.store.dynos()
+        self.services.adopt(
+            (row for row in rows if row.app == PLATFORM_APP),
+            legacy_state=self.settings.run_dir / "platform.json",
+        )
+        for row in rows:
+            if row.app != PLATFORM_APP:
+                self.dynos.setdefault(row.app, {})[row.name] = self.units.adopt(row)
+        for app, orphan in self.booting.take_orphans():
+            if orphan.alive():
+                message = f"Stopping pid {orphan.pid}, left booting by an interrupted rollout"
+                self.units.log(app, "", message)
+                dynos.signal_group(orphan, signal.SIGKILL)
+        self._fail_stale_pending()
+
+    def _fail_stale_pending(self) -> None:
+        # A pending release left by a platform that died mid-deploy would block config
+        # changes forever; it is retried as a rollout only if still newest.
+        for app in self.store.list_apps():
+            current = self.store.current_release(app.name)
+            for release in self.store.pending_releases(app.name):
+                if current is not None and release.version < current.version:
+                    self.store.mark_release_failed(app.name, release.version)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile every tick until ``stop`` is set; then leave the units running."""
+        self.adopt()
+        while not stop.is_set():
+            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.tick)
+
+    async def tick(self) -> None:
+        """One reconcile pass over the platform's services and every app."""
+        self.services.tick()
+        apps = {app.name: app for app in self.store.list_apps()}
+        for name in list(self.dynos):
+            if name not in apps:
+                await self._remove_app(name)
+        for app, action, target in self.store.take_dyno_requests():
+            if app in apps:
+                self._handle_request(app, action, target)
+        for app in apps:
+            if app in self.rollouts and self.rollouts[app].done():
+                self.rollouts.pop(app).result()
+            if app not in self.rollouts:
+                self._reconcile(app)
+        self._check_memory(apps)
+        self._write_routes(apps)
+
+    async def _remove_app(self, app: str) -> None:
+        task = self.rollouts.pop(app, None)
+        if task:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        running = self.dynos.pop(app, {})
+        await asyncio.gather(*(self.units.stop(r, self.options.grace) for r in running.values()))
+        for r in running.values():
+            self.store.delete_dyno(app, r.row.name)
+
+    def _reconcile(self, app: str) -> None:
+        current = self.store.current_release(app)
+        pending = self.store.pending_releases(app)  # newest first
+        target = pending[0] if pending else current
+        if target is None:
+            return
+        running = self.dynos.setdefault(app, {})
+        for r in list(running.values()):
+            if r.row.state != "crashed" and r.exited():
+                self.units.exited(r)
+        if plan.needs_rollout(
+            target_version=target.version,
+            target_pending=target.status == "pending",
+            running_versions=[r.row.release_version for r in running.values()],
+            failed_version=self.failed.get(app),
+        ):
+            self._start_rollout(app, target, first_deploy=current is None)
+            return
+        self._converge(app, target, running)
+
+    def _wanted(self, app: str, release: Release, first_deploy: bool) -> list[str]:
+        quantities = {f.process_type: f.quantity for f in self.store.formation(app)}
+        return plan.wanted_dynos(release.process_types, quantities, first_deploy=first_deploy)
+
+    def _converge(self, app: str, release: Release, running: dict[str, Running]) -> None:
+        wanted = set(self._wanted(app, release, first_deploy=False))
+        now = time.time()
+        for name in sorted(wanted - set(running)):
+            running[name] = self._start(app, name, release)
+        for name in sorted(set(running) - wanted):
+            self.units.drain(running.pop(name))
+        for name, r in list(running.items()):
+            if r.row.state == "crashed" and plan.due_for_restart(r.row.next_restart_at, now):
+                running[name] = self._start(app, name, release, restarts=r.row.restarts)
+            elif r.row.state == "starting":
+                self.units.check_boot(r, self.options.boot_timeout)
+
+    def _handle_request(self, app: str, action: str, target: str | None) -> None:
+        """``ps:restart`` / ``ps:stop``: web restarts roll over with zero downtime."""
+        running = self.dynos.get(app, {})
+        chosen = [
+            name
+            for name in running
+            if target is None or name == target or plan.process_type(name) == target
+        ]
+        current = self.store.current_release(app)
+        rolling = (
+            action == "restart"
+            and target in (None, "web")
+            and app not in self.rollouts
+            and current is not None
+            and any(name.startswith("web.") for name in chosen)
+        )
+        if rolling:
+            assert current is not None
+            self.units.log(app, "", f"Restarting web dynos of {current.name} with zero downtime")
+            self._start_rollout(app, current, first_deploy=False)
+            chosen = [name for name in chosen if not name.startswith("web.")]
+        verb = "Restarting" if action == "restart" else "Stopping"
+        for name in chosen:
+            self.units.log(app, name, f"{verb} (requested by ps:{action})")
+            self.units.drain(running.pop(name))
+
+    # -- rollouts -------------------------------------------------------------------
+
+    def _start_rollout(self, app: str, release: Release, *, first_deploy: bool) -> None:
+        self.rollouts[app] = asyncio.create_task(self._rollout(app, release, first_deploy))
+
+    async def _rollout(self, app: str, release: Release, first_deploy: bool) -> None:
+        """Boot ``release``'s web dynos beside the old ones, switch when healthy, drain old."""
+        boot = BootPlan(
+            app=app,
+            version=release.version,
+            web=tuple(n for n in self._wanted(app, release, first_deploy) if n.startswith("web.")),
+            spec_for=lambda name: self._spec(app, name, release, free_port()),
+            health=health_path(release.slug_path),
+            boot_timeout=self.options.boot_timeout,
+        )
+        booted = await boot_release(self.units, self.booting, boot)
+        if booted.problem is not None:
+            self._fail(app, release, booted)
+            return
+        if release.status == "pending":
+            self.store.mark_release_succeeded(app, release.version)
+        old = self.dynos.get(app, {})
+        self.dynos[app] = booted.fresh
+        for r in booted.fresh.values():
+            self.units.set_state(r, "up")
+        # In the store now: a platform that dies from here on must adopt them, not stop them.
+        self.booting.clear(app)
+        self.write_routes()
+        for r in old.values():
+            self.units.drain(r)
+        self.failed.pop(app, None)
+        self.units.log(app, "", f"Release {release.name} is live")
+
+    def _fail(self, app: str, release: Release, booted: Booted) -> None:
+        self.failed[app] = release.version
+        # the reason goes to the log before the verdict to the store: deploys waiting on
+        # the verdict then relay the reason too
+        self.units.log(
+            app,
+            "",
+            f"Release {release.name} failed: {booted.problem}; the previous release keeps serving",
+        )
+        for line in recent(self.settings.logs_dir(app), 10, source="app"):
+            if line.dyno in booted.culprits:
+                self.units.log(app, line.dyno, f"  {line.message}")
+        if release.status == "pending":
+            self.store.mark_release_failed(app, release.version)
+
+    # -- single dynos ---------------------------------------------------------------
+
+    def _spec(self, app: str, name: str, release: Release, port: int | None) -> dynos.DynoSpec:
+        slug = load_slug(release.slug_path)
+        quota = self.quota(self.store.get_app(app))
+        env = process_environ(
+            slug,
+            base={
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": os.environ.get("HOME", "/"),
+                "LANG": "C.UTF-8",
+                "WEB_CONCURRENCY": str(plan.web_concurrency(quota, os.cpu_count() or 1)),
+            },
+            config=release.config,
+            port=port,
+            dyno=name,
+            runtime_dir=self.settings.run_dir / "dynos" / app / name,
+        )
+        command = release.process_types[plan.process_type(name)]
+        return dynos.DynoSpec(app, name, command, release.slug_path, env, port)
+
+    def _start(self, app: str, name: str, release: Release, restarts: int = 0) -> Running:
+        port = free_port() if name.startswith("web.") else None
+        spec = self._spec(app, name, release, port)
+        return self.units.start(spec, release.version, restarts=restarts)
+
+    async def stop_all(self, grace: float) -> None:
+        """Stop every dyno (a clean shutdown of the platform; ``kill -9`` leaves them)."""
+        everything = [r for running in self.dynos.values() for r in running.values()]
+        for task in self.rollouts.values():
+            task.cancel()  # a cancelled rollout stops the dynos it was booting itself
+        await asyncio.gather(*self.rollouts.values(), return_exceptions=True)
+        await asyncio.gather(*(self.units.stop(r, grace) for r in everything))
+        await self.units.drained()  # dynos already on their way out
+        self.dynos.clear()
+
+    async def stop_services(self, grace: float) -> None:
+        """Stop the platform's own services, last of all in a clean shutdown."""
+        await self.services.stop_all(grace)
+
+    # -- memory and routes ----------------------------------------------------------
+
+    def quota(self, app: App | None) -> int:
+        """Bytes of memory a dyno of ``app`` may use: its own quota, else the platform's."""
+        if app is not None and app.memory_quota_mb:
+            return app.memory_quota_mb << 20
+        return self.options.memory_quota
+
+    def _check_memory(self, apps: dict[str, App]) -> None:
+        for name, running in self.dynos.items():
+            quota = self.quota(apps.get(name))
+            for r in list(running.values()):
+                if r.process is None or r.row.state != "up":
+                    continue
+                used = r.process.memory()
+                verdict = plan.memory_verdict(used, quota, warned=r.memory_warned)
+                if verdict == "restart":
+                    self.units.log(
+                        r.row.app,
+                        r.row.name,
+                        f"Error R15 (Memory quota vastly exceeded): {used >> 20}M, restarting",
+                    )
+                    self.units.drain(r)
+                    self.units.set_state(r, "crashed", next_restart_at=time.time())
+                elif verdict == "warn":
+                    self.units.log(
+                        r.row.app,
+                        r.row.name,
+                        f"Error R14 (Memory quota exceeded): {used >> 20}M of {quota >> 20}M",
+                    )
+                    r.memory_warned = True
+
+    def write_routes(self) -> None:
+        """Write the route table now, from the store's apps and the units that are up."""
+        self._write_routes({a.name: a for a in self.store.list_apps()})
+
+    def _write_routes(self, apps: dict[str, App]) -> None:
+        table = RouteTable(
+            domain=self.options.domain,
+            apps={name: self._app_route(name, app.maintenance) for name, app in apps.items()},
+            custom_domains={d.hostname: d.app for d in self.store.domains()},
+        )
+        if "api" in self.services.specs:
+            api = self.services.running.get("api")
+            port = self.services.port("api")
+            table.apps[PLATFORM_APP] = AppRoute(
+                PLATFORM_APP,
+                backends=(Backend("api", "127.0.0.1", port),) if port else (),
+                crashed=api is not None and api.row.state == "crashed",
+            )
+            for host in self.platform_hosts:
+                table.custom_domains[host] = PLATFORM_APP
+        if table != self._routes:
+            self.settings.routes_path.parent.mkdir(parents=True, exist_ok=True)
+            save_route_table(table, self.settings.routes_path)
+            self._routes = table
+
+    def _app_route(self, name: str, maintenance: bool) -> AppRoute:
+        running = self.dynos.get(name, {}).values()
+        return AppRoute(
+            app=name,
+            backends=tuple(
+                Backend(r.row.name, "127.0.0.1", r.row.port)
+                for r in running
+                if r.row.state == "up" and r.row.port
+            ),
+            maintenance=maintenance,
+            crashed=any(r.row.state == "crashed" for r in running),
+        )

@@ -1,0 +1,195 @@
+"""One supervised unit at a time: start it, record it, notice it exited, stop or drain it.
+
+A unit is a dyno of an app or one of the platform's own services (the API, the router);
+both run under the same shim (:mod:`corral.runtime.dyno`), keep a row in the store's
+``dynos`` table and write the same platform lines (``corral[web.1]: State changed ...``)
+to their app's log. :class:`Units` is the narrow interface the supervisor and a rollout
+use; it knows nothing of formations, releases or routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from corral.config import Settings
+from corral.runtime import dyno as dynos
+from corral.runtime.logs import LogLine, append_line
+from corral.runtime.restart import RestartPolicy
+from corral.runtime.shim import timestamp
+from corral.store import Store
+from corral.store.models import Dyno
+
+__all__ = ["ROUTE_SETTLE", "Running", "Units"]
+
+#: Seconds between taking a web dyno out of the route table and stopping it: longer than
+#: the router's reload interval (0.2 s), so no request is routed to a closing dyno.
+ROUTE_SETTLE = 1.0
+
+
+@dataclass
+class Running:
+    """A unit the supervisor owns (or adopted), with what it knows beyond the store row."""
+
+    row: Dyno
+    process: dynos.DynoProcess | None
+    popen: subprocess.Popen | None = None
+    started: float = field(default_factory=time.monotonic)
+    memory_warned: bool = False
+
+    def exited(self) -> bool:
+        """Whether the unit's shim is gone."""
+        if self.process is None:
+            return True
+        if self.popen is not None:
+            return self.popen.poll() is not None
+        return not self.process.alive()
+
+
+class Units:
+    """Starts, stops and drains single units, keeping their store rows and log lines."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        grace: float,
+        policy: RestartPolicy,
+        routes_changed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.grace = grace
+        self.policy = policy
+        #: Called before a serving web dyno is stopped, so the router stops sending to it.
+        self._routes_changed = routes_changed
+        self._background: set[asyncio.Task[None]] = set()
+
+    def log(self, app: str, unit: str, message: str) -> None:
+        """A platform line in the app's log: ``corral[web.1]: message``."""
+        append_line(
+            self.settings.logs_dir(app), "corral", LogLine(timestamp(), "corral", unit, message)
+        )
+
+    def start(
+        self,
+        spec: dynos.DynoSpec,
+        version: int,
+        *,
+        restarts: int = 0,
+        record: bool = True,
+        health_checked: bool | None = None,
+    ) -> Running:
+        """Start ``spec`` under its shim; ``record`` puts its row in the store at once.
+
+        A unit with a port starts in state ``starting`` until a health check says it is
+        up; one without is up as soon as it runs.
+        """
+        checked = spec.port is not None if health_checked is None else health_checked
+        self.log(spec.app, spec.name, f"Starting process with command `{spec.command}`")
+        process, popen = dynos.start(spec, self.settings.logs_dir(spec.app), self.settings.run_dir)
+        row = Dyno(
+            app=spec.app,
+            name=spec.name,
+            process_type=spec.process_type,
+            release_version=version,
+            pid=process.pid,
+            pid_start_time=process.started_at,
+            port=spec.port,
+            state="starting" if checked else "up",
+            restarts=restarts,
+            since=time.time(),
+        )
+        if record:
+            self.store.upsert_dyno(row)
+        if not checked:
+            self.log(spec.app, spec.name, "State changed from starting to up")
+        return Running(row, process, popen)
+
+    def adopt(self, row: Dyno) -> Running:
+        """The unit ``row`` describes, taken over if its process still runs."""
+        process = None
+        if row.pid is not None and row.pid_start_time is not None:
+            candidate = dynos.DynoProcess(row.pid, row.pid_start_time)
+            process = candidate if candidate.alive() else None
+        running = Running(row, process)
+        if process is None and row.state != "crashed":
+            self.exited(running)
+        elif process is not None:
+            self.log(row.app, row.name, f"Adopted running process (pid {row.pid})")
+        return running
+
+    def set_state(self, r: Running, state: str, **changes: object) -> None:
+        """Record ``r`` in ``state`` (a logged change of state when it is one)."""
+        if state != r.row.state:
+            self.log(r.row.app, r.row.name, f"State changed from {r.row.state} to {state}")
+        r.row = replace(r.row, state=state, since=time.time(), **changes)  # type: ignore[arg-type]
+        self.store.upsert_dyno(r.row)
+
+    def exited(self, r: Running) -> None:
+        """Record that ``r`` exited: crashed, with the restart delay its crash count earns."""
+        status = None
+        if r.popen is not None:
+            r.popen.wait()
+        if r.row.pid is not None:
+            status = dynos.exit_status(self.settings.run_dir, r.row.app, r.row.name, r.row.pid)
+        crashes = self.policy.crashes_after(r.row.restarts, time.monotonic() - r.started)
+        delay = self.policy.delay(crashes)
+        if status is None:
+            self.log(r.row.app, r.row.name, "Process exited (status unknown)")
+        self.set_state(r, "crashed", restarts=crashes, next_restart_at=time.time() + delay)
+        if delay:
+            self.log(r.row.app, r.row.name, f"Restarting in {delay:.0f}s (crash {crashes})")
+
+    def check_boot(self, r: Running, boot_timeout: float) -> None:
+        """Move a ``starting`` unit on: up once it accepts on its port, R10 past the timeout."""
+        if time.monotonic() - r.started > boot_timeout:
+            self.log(r.row.app, r.row.name, "Error R10 (Boot timeout): no response on $PORT")
+            self.drain(r, grace=0)
+            self.set_state(r, "crashed", restarts=r.row.restarts + 1, next_restart_at=time.time())
+            return
+        self._in_background(self._probe(r))  # the TCP check is cheap; the tick goes on
+
+    async def _probe(self, r: Running) -> None:
+        up = r.row.port and await dynos.healthy(r.row.port, None, timeout=0.5)
+        if up and r.row.state == "starting" and not r.exited():
+            self.set_state(r, "up")
+
+    def drain(self, r: Running, grace: float | None = None) -> None:
+        """Stop ``r`` in the background (SIGTERM, grace, SIGKILL) and forget its row.
+
+        A web dyno that was serving first leaves the route table: the SIGTERM waits until
+        the router has reloaded it, so no request is sent to a closed listener.
+        """
+        settle = ROUTE_SETTLE if r.row.port and r.row.state == "up" else 0.0
+        self._in_background(self.stop(r, self.grace if grace is None else grace, settle=settle))
+
+    async def stop(
+        self, r: Running, grace: float, *, forget: bool = True, settle: float = 0
+    ) -> None:
+        """Stop ``r`` now: SIGTERM its group, wait ``grace`` seconds, SIGKILL what is left."""
+        if settle:
+            self._routes_changed()
+            await asyncio.sleep(settle)
+        if r.process is not None and not r.exited():
+            self.log(r.row.app, r.row.name, "Stopping process with SIGTERM")
+            await dynos.stop(r.process, grace, r.popen)
+        elif r.popen is not None:
+            r.popen.poll()
+        current = {d.name: d for d in self.store.dynos(r.row.app)}.get(r.row.name)
+        if forget and current is not None and current.pid == r.row.pid:
+            self.store.delete_dyno(r.row.app, r.row.name)
+
+    async def drained(self) -> None:
+        """Wait until every unit on its way out has stopped."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    def _in_background(self, work) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -9,7 +9,7 @@ import pytest
 from dotenv.parser import parse_stream
 
 from corral.errors import UserError
-from corral.runtime.dotenv import check_dotenv, config_vars, parse_dotenv, read_dotenv
+from corral.local.dotenv import check_dotenv, config_vars, parse_dotenv, read_dotenv
 
 GOOD = """\
 # a comment
@@ -55,6 +55,7 @@ def test_lines_python_dotenv_accepts_as_written_are_accepted() -> None:
         ('A="one\ntwo" trailing\n', 2),
         ("A='x' y\n", 1),
         ('A="multi\nline"\n\nB C=1\n', 4),
+        ("export =1\n", 1),  # python-dotenv reads `export ` as the prefix, then no name
     ],
 )
 def test_malformed_line_is_named_by_number(text: str, number: int) -> None:
@@ -71,6 +72,10 @@ def test_malformed_lines_are_ones_python_dotenv_would_drop_or_leave_valueless() 
 def test_unterminated_quote_names_the_line_it_opens_on() -> None:
     with pytest.raises(UserError, match=r"^line 2 of \.env opens a \" quote that is never closed"):
         check_dotenv('A=1\nB="never closed\nC=3\n')
+
+
+def test_a_leading_byte_order_mark_is_not_part_of_the_first_name() -> None:
+    assert parse_dotenv("\ufeffA=1\n") == {"A": "1"}
 
 
 def test_windows_line_endings_are_fine() -> None:

@@ -21,14 +21,14 @@ import httpx
 import psutil
 import pytest
 
-from corral.cli.local import (
+from corral.errors import UserError
+from corral.local.plan import (
     PlannedProcess,
     base_port,
     check_ports_free,
     parse_formation,
     plan_processes,
 )
-from corral.errors import UserError
 from support.cli import corral as run_cli
 from support.wait import wait_until
 

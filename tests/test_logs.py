@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 
-from corral.runtime.logs import LogLine, append_line, follow, parse_line, recent
-from corral.runtime.shim import LogWriter, timestamp
+from corral.logfiles import LogFile, LogLine, append_line, format_line, parse_line, timestamp
+from corral.runtime.logs import follow, recent
 
 
 def stamp(second: int) -> str:
     return f"2026-11-24T10:00:{second:02d}.000000+00:00"
+
+
+def write_line(log: LogFile, source: str, dyno: str, text: str) -> None:
+    """As the shim writes: one stamped line, on disk before the next."""
+    log.write(format_line(timestamp(), source, dyno, text) + "\n")
+    log.flush()
 
 
 def test_parse_and_format_round_trip() -> None:
@@ -64,15 +71,43 @@ def test_follow_sees_new_lines_new_files_and_rotation(tmp_path: Path) -> None:
     thread = threading.Thread(target=reader)
     thread.start()
     assert polled.wait(timeout=10), "the follower never polled"
-    writer = LogWriter(tmp_path / "web.1.log", max_bytes=350)
+    writer = LogFile(tmp_path / "web.1.log", max_bytes=350)
     for i in range(6):  # rotates the file once, after line 2
-        writer.write("app", "web.1", f"line {i} " + "x" * 40)
+        write_line(writer, "app", "web.1", f"line {i} " + "x" * 40)
     writer.close()
     append_line(tmp_path, "router", LogLine(timestamp(), "router", "", "last"))
     thread.join(timeout=15)
     assert "before" not in seen
     assert seen[-1] == "last"
     assert seen == [f"line {i} " + "x" * 40 for i in range(6)] + ["last"]
+
+
+def test_log_file_rotates_by_size(tmp_path: Path) -> None:
+    writer = LogFile(tmp_path / "web.1.log", max_bytes=1000)
+    for i in range(100):
+        write_line(writer, "app", "web.1", f"line {i:03d} " + "x" * 20)
+    writer.close()
+    rotated = (tmp_path / "web.1.log.1").read_text().splitlines()
+    current = (tmp_path / "web.1.log").read_text().splitlines()
+    assert rotated and current[-1].endswith("line 099 " + "x" * 20)
+    assert len((tmp_path / "web.1.log.1").read_bytes()) >= 1000
+
+
+def test_held_lines_reach_the_file_at_flush_in_one_piece(tmp_path: Path) -> None:
+    writer = LogFile(tmp_path / "router.log")
+    writer.write(format_line(stamp(1), "router", "", "at=info n=1") + "\n")
+    writer.write(format_line(stamp(2), "router", "", "at=info n=2") + "\n")
+    assert (tmp_path / "router.log").read_text() == ""
+    writer.flush()
+    assert [line.message for line in recent(tmp_path)] == ["at=info n=1", "at=info n=2"]
+    writer.close()
+
+
+def test_log_files_are_readable_by_everyone_the_umask_allows(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    append_line(tmp_path, "corral", LogLine(stamp(1), "corral", "web.1", "up"))
+    assert (tmp_path / "corral.log").stat().st_mode & 0o777 == 0o644 & ~umask
 
 
 def test_platform_lines_rotate_by_size_and_are_still_read(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ import psutil
 import pytest
 from rich.console import Console
 
-from corral.runtime.manager import Manager
-from corral.runtime.printer import Printer
-from corral.runtime.process import ProcessSpec, shell
+from corral.local.manager import Manager
+from corral.local.printer import Printer
+from corral.local.process import ProcessSpec, shell
 from support.processes import base_environ
 from support.wait import wait_until
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from rich.console import Console
 
-from corral.runtime.printer import PALETTE, Printer
+from corral.local.printer import PALETTE, Printer
 
 NOON = datetime(2026, 11, 24, 12, 0, 5)
 

@@ -1,4 +1,4 @@
-"""The dyno shim: stamped lines, rotation, exit status, and surviving its launcher."""
+"""The dyno shim: stamped lines, exit status, and surviving its launcher."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import psutil
 
-from corral.runtime.shim import LogWriter
 from support.wait import wait_until
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00 (\w+)\[([\w.]+)\]: (.*)$")
@@ -82,14 +81,3 @@ def test_dyno_keeps_logging_after_its_launcher_is_killed(tmp_path: Path) -> None
     wait_until(lambda: (tmp_path / "web.1.status").exists())
     ticks = [text for source, _, text in log_lines(tmp_path) if source == "app"]
     assert ticks == [f"tick {i}" for i in range(40)]
-
-
-def test_log_file_rotates_by_size(tmp_path: Path) -> None:
-    writer = LogWriter(tmp_path / "web.1.log", max_bytes=1000)
-    for i in range(100):
-        writer.write("app", "web.1", f"line {i:03d} " + "x" * 20)
-    writer.close()
-    rotated = (tmp_path / "web.1.log.1").read_text().splitlines()
-    current = (tmp_path / "web.1.log").read_text().splitlines()
-    assert rotated and current[-1].endswith("line 099 " + "x" * 20)
-    assert len((tmp_path / "web.1.log.1").read_bytes()) >= 1000

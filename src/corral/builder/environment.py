@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from corral.builder.python import Interpreter
 from corral.builder.source import remove_tree
 from corral.config import Settings
 from corral.errors import BuildError
+from corral.files import atomic_write
 
 #: Bump when the layout of environments changes, so old ones are not reused.
 FORMAT = "1"
@@ -262,9 +262,8 @@ def ensure_environment(
         try:
             _install(path, source, detection, python, installer, env, log)
             frozen = freeze(path / "bin" / "python", env)
-            with tempfile.NamedTemporaryFile("w", dir=path, delete=False) as marker:
-                json.dump({"freeze": frozen, "python": str(python.version)}, marker)
-            os.replace(marker.name, path / MARKER)
+            marker = {"freeze": frozen, "python": str(python.version)}
+            atomic_write(path / MARKER, json.dumps(marker), mode=0o600)
         except BaseException:
             remove_tree(path)
             raise

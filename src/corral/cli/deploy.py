@@ -17,6 +17,7 @@ import click
 from corral.cli.client import ApiClient, app_path, console
 from corral.cli.git import in_work_tree, resolve_app
 from corral.errors import UserError
+from corral.exitcodes import shell_status
 
 #: The largest tarball the CLI uploads (the server answers 413 beyond its own limit).
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -156,8 +157,7 @@ def run(ctx: click.Context, app: str | None, command: tuple[str, ...]) -> None:
     if status is None:
         raise UserError("The server closed the connection before the command finished.")
     code = int(status.group(1))
-    # A negative status means the command died of that signal; shells report 128 + signal.
-    ctx.exit(128 - code if code < 0 else min(code, 255))
+    ctx.exit(min(shell_status(code), 255))
 
 
 COMMANDS = [deploy, run]

@@ -8,16 +8,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import signal
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
+from corral.logfiles import MAX_LOG_BYTES, LogFile, format_line, timestamp
 from corral.router.proxy import Router, Timeouts
 from corral.router.table import TableFile
-from corral.runtime.logs import MAX_LOG_BYTES
 
 __all__ = ["main", "run_router"]
 
@@ -57,41 +54,36 @@ class _StdoutLog:
 class _AppLogs:
     """Log lines to ``DIR/<app>/router.log``, stamped, flushed within 0.1 s.
 
-    Files stay open (one per app) so a busy router makes few system calls; lines of
-    requests that matched no app go to ``DIR/_unrouted/router.log``. A file is rotated to
-    ``.1`` at a flush once it passes ``max_bytes``, like every other log of the app.
+    Files stay open (one per app) and lines are held until the flush, so a busy router
+    makes few system calls; lines of requests that matched no app go to
+    ``DIR/_unrouted/router.log``. A file is rotated to ``.1`` at a flush once it passes
+    ``max_bytes``, like every other log of the app.
     """
 
     def __init__(self, root: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
         self.root = root
         self.max_bytes = max_bytes
-        self._files: dict[str, TextIO] = {}
+        self._files: dict[str, LogFile] = {}
         self._flush_scheduled = False
 
     def __call__(self, app: str, line: str) -> None:
         name = app or "_unrouted"
-        handle = self._files.get(name)
-        if handle is None:
-            (self.root / name).mkdir(parents=True, exist_ok=True)
-            handle = self._files[name] = open(self.root / name / "router.log", "a")  # noqa: SIM115
-        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
-        handle.write(f"{stamp} router: {line}\n")
+        log = self._files.get(name)
+        if log is None:
+            log = self._files[name] = LogFile(self.root / name / "router.log", self.max_bytes)
+        log.write(format_line(timestamp(), "router", "", line) + "\n")
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(0.1, self.flush)
 
     def flush(self) -> None:
         self._flush_scheduled = False
-        for name, handle in list(self._files.items()):
-            handle.flush()
-            if not (self.root / name).is_dir():  # the app was destroyed
-                handle.close()
+        for name, log in list(self._files.items()):
+            if (self.root / name).is_dir():
+                log.flush()
+            else:  # the app was destroyed, and its lines with it
+                log.close(flush=False)
                 del self._files[name]
-            elif handle.tell() >= self.max_bytes:
-                handle.close()
-                path = self.root / name / "router.log"
-                os.replace(path, path.with_name("router.log.1"))
-                del self._files[name]  # reopened by the next line
 
 
 async def _serve(router: Router, host: str, port: int) -> None:

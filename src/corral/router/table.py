@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from corral.files import atomic_write
 
 __all__ = [
     "AppRoute",
@@ -123,16 +124,8 @@ def load_route_table(path: str | os.PathLike[str]) -> RouteTable:
 
 def save_route_table(table: RouteTable, path: str | os.PathLike[str]) -> None:
     """Write ``table`` to ``path`` atomically, so a reader never sees half a file."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_table_to_json(table), f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(_table_to_json(table), indent=1, sort_keys=True) + "\n"
+    atomic_write(Path(path), text, mode=0o600)
 
 
 class TableFile:

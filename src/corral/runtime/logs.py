@@ -1,45 +1,23 @@
 """Reading an app's logs: every dyno's, the router's and the platform's lines, in time order.
 
 Each writer owns one file in the app's log directory (``web.1.log``, ``router.log``,
-``corral.log``), rotated to ``.1`` by size. Lines start with an ISO 8601 UTC timestamp,
-so merging the files is a merge of sorted streams.
+``corral.log``), written and rotated to ``.1`` by :mod:`corral.logfiles`. Lines start
+with an ISO 8601 UTC timestamp, so merging the files is a merge of sorted streams.
 """
 
 from __future__ import annotations
 
 import heapq
-import os
-import re
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-_LINE = re.compile(r"^(\S+) (\w+)(?:\[([\w.-]+)\])?: (.*)$")
+# append_line, LogLine and MAX_LOG_BYTES are importable from here for the callers that
+# still do; corral.logfiles is their home.
+from corral.logfiles import MAX_LOG_BYTES, LogLine, append_line, parse_line
 
-
-@dataclass(frozen=True, order=True)
-class LogLine:
-    """One log line: ``timestamp source[dyno]: message``."""
-
-    timestamp: str
-    source: str
-    dyno: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.source}[{self.dyno}]" if self.dyno else self.source
-        return f"{self.timestamp} {where}: {self.message}"
-
-
-def parse_line(text: str) -> LogLine | None:
-    """Parse one stored line; None for anything that is not one (a torn write, say)."""
-    match = _LINE.match(text)
-    if not match:
-        return None
-    stamp, source, dyno, message = match.groups()
-    return LogLine(stamp, source, dyno or "", message)
+__all__ = ["MAX_LOG_BYTES", "LogLine", "append_line", "follow", "matches", "parse_line", "recent"]
 
 
 def _file_lines(path: Path) -> Iterator[LogLine]:
@@ -161,21 +139,3 @@ def follow(
             if heartbeat:
                 yield None
             time.sleep(interval)
-
-
-#: Size at which a log file is rotated to ``.1`` (one old file is kept).
-MAX_LOG_BYTES = 5 * 1024 * 1024
-
-
-def append_line(log_dir: Path, name: str, line: LogLine, *, max_bytes: int = MAX_LOG_BYTES) -> None:
-    """Append one line to ``log_dir/name.log``, rotating it to ``.1`` past ``max_bytes``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / f"{name}.log"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (str(line) + "\n").encode("utf-8", "replace"))
-        size = os.fstat(fd).st_size
-    finally:
-        os.close(fd)
-    if size >= max_bytes:
-        os.replace(path, path.with_name(path.name + ".1"))

@@ -18,62 +18,38 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
-from corral.runtime.logs import MAX_LOG_BYTES
-
-
-def timestamp() -> str:
-    """Now, in the log's ISO 8601 form with microseconds and UTC offset."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+from corral.exitcodes import shell_status
+from corral.files import atomic_write
+from corral.logfiles import LogFile, format_line, timestamp
 
 
-class LogWriter:
-    """Appends tagged lines to one file, rotating it when it grows past ``max_bytes``."""
-
-    def __init__(self, path: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
-        self.path = path
-        self.max_bytes = max_bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "ab")  # noqa: SIM115 - lives as long as the writer
-
-    def write(self, source: str, dyno: str, text: str) -> None:
-        """Write one line, stamped now; ``text`` must not contain a newline."""
-        line = f"{timestamp()} {source}[{dyno}]: {text}\n".encode("utf-8", "replace")
-        self._file.write(line)
-        self._file.flush()
-        if self._file.tell() >= self.max_bytes:
-            self._file.close()
-            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-            self._file = open(self.path, "ab")  # noqa: SIM115
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
+def _write(log: LogFile, source: str, dyno: str, text: str) -> None:
+    """Write one line, stamped now; ``text`` must not contain a newline."""
+    log.write(format_line(timestamp(), source, dyno, text) + "\n")
+    # On disk at once: the shim may be killed, and the line must not die with it.
+    log.flush()
 
 
-def _pump(stream: BinaryIO, log: LogWriter, dyno: str) -> None:
+def _pump(stream: IO[bytes], log: LogFile, dyno: str) -> None:
     """Copy whole lines from ``stream`` to ``log`` until the dyno closes its output."""
     pending = b""
     while chunk := stream.read1(65536):  # type: ignore[attr-defined]
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for raw in lines:
-            log.write("app", dyno, raw.rstrip(b"\r").decode("utf-8", "replace"))
+            _write(log, "app", dyno, raw.rstrip(b"\r").decode("utf-8", "replace"))
     if pending:
-        log.write("app", dyno, pending.decode("utf-8", "replace"))
+        _write(log, "app", dyno, pending.decode("utf-8", "replace"))
 
 
 def _write_status(path: Path, status: int) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
-        json.dump({"status": status, "at": timestamp()}, handle)
-    os.replace(handle.name, path)
+    atomic_write(path, json.dumps({"status": status, "at": timestamp()}), mode=0o600)
 
 
-def run(command: list[str], log: LogWriter, dyno: str, status_file: Path) -> int:
+def run(command: list[str], log: LogFile, dyno: str, status_file: Path) -> int:
     """Run ``command`` as the dyno; return its exit status (128+N when killed by signal N)."""
     child = subprocess.Popen(
         command,
@@ -87,9 +63,9 @@ def run(command: list[str], log: LogWriter, dyno: str, status_file: Path) -> int
     assert child.stdout is not None
     _pump(child.stdout, log, dyno)
     code = child.wait()
-    status = 128 - code if code < 0 else code
+    status = shell_status(code)
     how = f"signal {-code}" if code < 0 else f"status {code}"
-    log.write("corral", dyno, f"Process exited with {how}")
+    _write(log, "corral", dyno, f"Process exited with {how}")
     _write_status(status_file, status)
     return status
 
@@ -105,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given")
-    log = LogWriter(args.log / f"{args.dyno}.log")
+    log = LogFile(args.log / f"{args.dyno}.log")
     status = Path(str(args.status).replace("{pid}", str(os.getpid())))
     try:
         return run(command, log, args.dyno, status)

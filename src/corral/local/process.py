@@ -26,7 +26,6 @@ __all__ = [
     "Process",
     "ProcessSpec",
     "describe_exit",
-    "exit_status",
     "shell",
 ]
 
@@ -148,11 +147,6 @@ class Process:
             except (ProcessLookupError, psutil.Error):
                 continue
         return False
-
-
-def exit_status(code: int) -> int:
-    """A child's exit code as a shell reports it: ``128 + N`` when killed by signal N."""
-    return 128 - code if code < 0 else code
 
 
 def describe_exit(code: int) -> str:

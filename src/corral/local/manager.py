@@ -18,15 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
-from corral.runtime.printer import Printer
-from corral.runtime.process import (
-    Line,
-    OutputClosed,
-    Process,
-    ProcessSpec,
-    describe_exit,
-    exit_status,
-)
+from corral.exitcodes import shell_status, signal_status
+from corral.local.printer import Printer
+from corral.local.process import Line, OutputClosed, Process, ProcessSpec, describe_exit
 
 __all__ = ["DEFAULT_GRACE", "HANDLED_SIGNALS", "Manager", "StopRequested"]
 
@@ -170,7 +164,7 @@ class Manager:
             name = signal.Signals(event.signum).name
             if not self._stopping:
                 self.printer.system(f"{name} received")
-                self._begin_stop(128 + event.signum)
+                self._begin_stop(signal_status(event.signum))
             elif not self._killed:
                 self.printer.system(f"{name} received again")
                 self._kill_all()
@@ -190,7 +184,7 @@ class Manager:
             child.done = True
             self.printer.system(f"{name} {describe_exit(code)}")
             if not self._stopping:
-                self._begin_stop(exit_status(code))
+                self._begin_stop(shell_status(code))
 
     def _begin_stop(self, returncode: int) -> None:
         if self.returncode is None:

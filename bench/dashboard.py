@@ -20,7 +20,7 @@ from pathlib import Path
 
 from corral.api import create_app
 from corral.config import Settings
-from corral.runtime.logs import LogLine, append_line
+from corral.logfiles import LogLine, append_line
 from corral.store import Dyno, Store
 
 WEB = {"web": "gunicorn app:app", "worker": "python worker.py"}

@@ -26,7 +26,7 @@ from corral.builder.slug import Slug, write_metadata
 from corral.builder.source import make_read_only
 from corral.config import Settings
 from corral.errors import UserError
-from corral.runtime.logs import LogLine, append_line
+from corral.logfiles import LogLine, append_line
 from corral.store import Dyno, Store
 from support.processes import free_port
 from support.wait import wait_for_http, wait_until

@@ -12,12 +12,13 @@ import pytest
 
 import corral.cli
 from corral.cli import COMMAND_MODULES, cli
-from corral.cli.client import ago, git_url, normalize_server
+from corral.cli.client import ago, git_url
 from corral.cli.config import joined, parse_assignments
 from corral.cli.deploy import stream_until_marker
 from corral.cli.logs import styled
 from corral.cli.ps import parse_scale
 from corral.cli.releases import parse_version
+from corral.credentials import normalize_server
 from corral.errors import UserError
 
 

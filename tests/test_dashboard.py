@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from corral.api import create_app
 from corral.api.dashboard import SECRET_FILE
 from corral.config import Settings
-from corral.runtime.logs import LogLine, append_line
+from corral.logfiles import LogLine, append_line
 from corral.store import Dyno, Store
 from support.dashboard import WEB, csrf_of, log_in
 from support.processes import base_environ, free_port

@@ -33,7 +33,7 @@ def test_dyno_serves_passes_health_check_and_stops_gracefully(tmp_path: Path) ->
     finally:
         asyncio.run(dynos.stop(proc, grace=10, popen=popen))
     assert not proc.alive()
-    assert dynos.exit_status(tmp_path / "run", "hello", "web.1", proc.pid) == 128 + 15
+    assert dynos.recorded_status(tmp_path / "run", "hello", "web.1", proc.pid) == 128 + 15
     assert not asyncio.run(dynos.healthy(port))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from corral.errors import UserError
+from corral.files import atomic_write
 
 __all__ = ["Credentials", "credentials_path", "normalize_server"]
 
@@ -88,13 +89,8 @@ class Credentials:
         """Write the credentials readable by the owner only (file 0600, directory 0700)."""
         path = path or credentials_path()
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"server": self.server, "token": self.token}, handle, indent=2)
-            handle.write("\n")
-        os.chmod(tmp, 0o600)  # os.open's mode is filtered by the umask
-        os.replace(tmp, path)
+        text = json.dumps({"server": self.server, "token": self.token}, indent=2) + "\n"
+        atomic_write(path, text, mode=0o600)
         return path
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from corral.config import Settings
 from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
+from corral.files import atomic_write
 from corral.runtime.services import PORT, ServiceSpec
 from corral.runtime.supervisor import Supervisor, SupervisorOptions
 from corral.store import Store
@@ -41,23 +42,14 @@ class ServerOptions:
         return f"http://{self.domain}:{self.port}"
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # os.open's mode is filtered by the umask
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def ensure_admin_token(settings: Settings, store: Store, url: str) -> tuple[Path, bool]:
     """Create the admin token on first start; write it (0600) and the CLI's credentials."""
     token_file = settings.home / "admin-token"
     if token_file.exists():
         return token_file, False
     _, secret = store.create_token("admin")
-    _write_private(token_file, secret + "\n")
+    token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write(token_file, secret + "\n", mode=0o600)
     Credentials(server=url, token=secret).save()
     return token_file, True
 

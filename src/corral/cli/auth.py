@@ -6,7 +6,8 @@ import os
 
 import click
 
-from corral.cli.client import ApiClient, Credentials, credentials_path, normalize_server
+from corral.cli.client import ApiClient
+from corral.credentials import Credentials, credentials_path, normalize_server
 from corral.errors import UserError
 
 

@@ -1,7 +1,6 @@
 """The CLI's side of the HTTP API: a small client that speaks docs/api.md, and CLI helpers.
 
-The saved credentials live in :mod:`corral.credentials` (the server writes them too); they
-are re-exported here for the CLI's commands.
+The saved credentials live in :mod:`corral.credentials` (the server writes them too).
 
 Every failure becomes one :class:`~corral.errors.UserError` sentence; the token is never printed.
 """
@@ -19,7 +18,7 @@ import click
 import httpx
 from rich.console import Console
 
-from corral.credentials import Credentials, credentials_path, normalize_server
+from corral.credentials import Credentials
 from corral.errors import UserError
 
 __all__ = [
@@ -27,15 +26,12 @@ __all__ = [
     "JSON_OPTION",
     "ApiClient",
     "ApiError",
-    "Credentials",
     "action",
     "ago",
     "app_path",
     "console",
-    "credentials_path",
     "echo_json",
     "git_url",
-    "normalize_server",
 ]
 
 

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from corral.cli.client import ApiClient, Credentials, app_path, git_url
+from corral.cli.client import ApiClient, app_path, git_url
+from corral.credentials import Credentials
 from corral.errors import UserError
 
 __all__ = [

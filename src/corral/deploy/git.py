@@ -18,6 +18,7 @@ from typing import IO
 
 from corral.config import Settings
 from corral.errors import UserError
+from corral.files import atomic_write
 
 HOOK = """#!/bin/sh
 # Installed by corral: deploys what is pushed to main or master.
@@ -42,10 +43,7 @@ def ensure_repo(settings: Settings, app: str) -> Path:
         ["git", "config", "http.receivepack", "true"], cwd=repo, check=True, capture_output=True
     )
     text = HOOK.format(python=sys.executable, app=app)
-    tmp = hook.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o755)
-    os.replace(tmp, hook)
+    atomic_write(hook, text, mode=0o755)
     return repo
 
 

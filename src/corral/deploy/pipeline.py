@@ -27,9 +27,10 @@ from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.deploy.tarball import extract
 from corral.errors import UserError
+from corral.exitcodes import shell_status
+from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime.environ import base_environ, process_environ
-from corral.runtime.logs import LogLine, append_line, follow
-from corral.runtime.shim import timestamp
+from corral.runtime.logs import follow
 from corral.store import Release, Store
 
 STATUS_PREFIX = "corral-status: "
@@ -281,4 +282,4 @@ class DeployPipeline:
         finally:
             process.stdout.close()
             code = process.wait()
-        return 128 - code if code < 0 else code
+        return shell_status(code)

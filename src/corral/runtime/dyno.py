@@ -109,7 +109,7 @@ def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, su
     return DynoProcess(process.pid, psutil.Process(process.pid).create_time()), process
 
 
-def exit_status(run_dir: Path, app: str, dyno: str, pid: int) -> int | None:
+def recorded_status(run_dir: Path, app: str, dyno: str, pid: int) -> int | None:
     """The exit status the shim recorded, or None if it recorded none (killed itself)."""
     path = status_path(run_dir, app, dyno, pid)
     try:

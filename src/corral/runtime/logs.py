@@ -13,11 +13,9 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-# append_line, LogLine and MAX_LOG_BYTES are importable from here for the callers that
-# still do; corral.logfiles is their home.
-from corral.logfiles import MAX_LOG_BYTES, LogLine, append_line, parse_line
+from corral.logfiles import LogLine, parse_line
 
-__all__ = ["MAX_LOG_BYTES", "LogLine", "append_line", "follow", "matches", "parse_line", "recent"]
+__all__ = ["follow", "matches", "recent"]
 
 
 def _file_lines(path: Path) -> Iterator[LogLine]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from corral.errors import UserError
+from corral.files import atomic_write
 from corral.runtime import dyno as dynos
 from corral.runtime.units import Running
 
@@ -75,9 +75,7 @@ class BootingRecord:
             for r in booting.values()
             if r.process is not None
         ]
-        tmp = self.path(app).with_suffix(".tmp")
-        tmp.write_text(json.dumps(entries))
-        os.replace(tmp, self.path(app))
+        atomic_write(self.path(app), json.dumps(entries))
 
     def clear(self, app: str) -> None:
         """The rollout has cut over (its dynos are in the store now) or given up."""

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from corral.config import Settings
+from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime import dyno as dynos
-from corral.runtime.logs import LogLine, append_line
 from corral.runtime.restart import RestartPolicy
-from corral.runtime.shim import timestamp
 from corral.store import Store
 from corral.store.models import Dyno
 
@@ -136,7 +135,7 @@ class Units:
         if r.popen is not None:
             r.popen.wait()
         if r.row.pid is not None:
-            status = dynos.exit_status(self.settings.run_dir, r.row.app, r.row.name, r.row.pid)
+            status = dynos.recorded_status(self.settings.run_dir, r.row.app, r.row.name, r.row.pid)
         crashes = self.policy.crashes_after(r.row.restarts, time.monotonic() - r.started)
         delay = self.policy.delay(crashes)
         if status is None:

@@ -12,7 +12,8 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.dashboard.blueprint import dashboard_blueprint
 from corral.api.logs import _client_gone
-from corral.runtime.logs import LogLine, follow, recent
+from corral.logfiles import LogLine
+from corral.runtime.logs import follow, recent
 
 __all__ = ["CATCH_UP_LINES", "HEARTBEAT"]
 

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from corral.runtime import dyno as dynos
-from support.processes import base_environ, free_port
+from support.processes import base_environ, free_port, listening_ports
 from support.wait import wait_until
 
 
@@ -44,6 +45,56 @@ def test_health_check_fails_on_error_status(tmp_path: Path) -> None:
     try:
         wait_until(lambda: asyncio.run(dynos.healthy(port)))
         assert not asyncio.run(dynos.healthy(port, "/no-such-page"))
+    finally:
+        asyncio.run(dynos.stop(proc, grace=10, popen=popen))
+
+
+SILENT = """
+import socket, sys, time
+server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+held = [server.accept() for _ in range(50)]  # accepts, never answers: gunicorn's master alone
+"""
+
+ANSWERS = """
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(int(sys.argv[2]))
+        self.end_headers()
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_accepting_tcp_without_answering_http_is_not_healthy(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "silent.py").write_text(SILENT)
+    command = f"exec {sys.executable} silent.py {port}"
+    proc, popen = dynos.start(spec(tmp_path, command, port), tmp_path / "logs", tmp_path / "run")
+    try:
+        wait_until(
+            lambda: port in listening_ports(psutil.Process(proc.pid)), message="the listener"
+        )
+        assert not asyncio.run(dynos.healthy(port, timeout=0.5))
+    finally:
+        asyncio.run(dynos.stop(proc, grace=10, popen=popen))
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(404, True), (302, True), (500, False)])
+def test_root_answering_404_is_healthy_but_500_is_not(
+    tmp_path: Path, status: int, healthy: bool
+) -> None:
+    (tmp_path / "answers.py").write_text(ANSWERS)
+    port = free_port()
+    command = f"exec {sys.executable} answers.py {port} {status}"
+    proc, popen = dynos.start(spec(tmp_path, command, port), tmp_path / "logs", tmp_path / "run")
+    try:
+        wait_until(
+            lambda: port in listening_ports(psutil.Process(proc.pid)), message="the listener"
+        )
+        assert asyncio.run(dynos.healthy(port)) is healthy, status
+        # a declared health check path wants 2xx or 3xx
+        assert asyncio.run(dynos.healthy(port, "/health")) is (status < 400), status
     finally:
         asyncio.run(dynos.stop(proc, grace=10, popen=popen))
 

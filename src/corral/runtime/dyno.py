@@ -141,17 +141,15 @@ async def stop(dyno: DynoProcess, grace: float, popen: subprocess.Popen | None =
 
 
 async def healthy(port: int, path: str | None = None, timeout: float = 1.0) -> bool:
-    """Whether the dyno accepts TCP on ``port`` (and, given a path, answers it with 2xx/3xx)."""
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    if path is None:
-        return True
+    """Whether the dyno answers HTTP on ``port``: ``path`` with 2xx/3xx, else ``/`` below 500.
+
+    Accepting TCP is not enough: gunicorn's master accepts before any worker has imported
+    the app, so a dyno is up only once a worker has answered. Many apps answer ``/`` with
+    404 or a redirect, which still proves the app is serving.
+    """
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.get(f"http://127.0.0.1:{port}{path}")
+            response = await client.get(f"http://127.0.0.1:{port}{path or '/'}")
     except httpx.HTTPError:
         return False
-    return response.status_code < 400
+    return response.status_code < 400 if path else response.status_code < 500

@@ -38,6 +38,8 @@ class Running:
     popen: subprocess.Popen | None = None
     started: float = field(default_factory=time.monotonic)
     memory_warned: bool = False
+    #: A health check of this unit is in flight (one at a time: sync workers queue them).
+    probing: bool = False
 
     def exited(self) -> bool:
         """Whether the unit's shim is gone."""
@@ -145,16 +147,21 @@ class Units:
             self.log(r.row.app, r.row.name, f"Restarting in {delay:.0f}s (crash {crashes})")
 
     def check_boot(self, r: Running, boot_timeout: float) -> None:
-        """Move a ``starting`` unit on: up once it accepts on its port, R10 past the timeout."""
+        """Move a ``starting`` unit on: up once it answers HTTP, R10 past the boot timeout."""
         if time.monotonic() - r.started > boot_timeout:
             self.log(r.row.app, r.row.name, "Error R10 (Boot timeout): no response on $PORT")
             self.drain(r, grace=0)
             self.set_state(r, "crashed", restarts=r.row.restarts + 1, next_restart_at=time.time())
             return
-        self._in_background(self._probe(r))  # the TCP check is cheap; the tick goes on
+        if not r.probing:  # the check runs beside the tick, which goes on
+            r.probing = True
+            self._in_background(self._probe(r))
 
     async def _probe(self, r: Running) -> None:
-        up = r.row.port and await dynos.healthy(r.row.port, None, timeout=0.5)
+        try:
+            up = r.row.port and await dynos.healthy(r.row.port, None, timeout=1)
+        finally:
+            r.probing = False
         if up and r.row.state == "starting" and not r.exited():
             self.set_state(r, "up")
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from corral.router.proxy import Router, Timeouts
+from corral.router.context import Timeouts
+from corral.router.proxy import Router
 from corral.router.table import TableFile
 from corral.runtime.logs import MAX_LOG_BYTES
 

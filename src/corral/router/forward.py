@@ -62,7 +62,7 @@ class Outcome:
 #: The outcomes of every request but an upgrade, made once rather than per request.
 KEEP = Outcome(keep_alive=True)
 CLOSE = Outcome()
-#: No backend of the app accepted a connection (H10 on Heroku's terms: "refused").
+#: No backend of the app accepted a connection (H10, as Heroku says it: "App crashed").
 REFUSED = Outcome(failure="refused")
 TIMED_OUT = Outcome(failure="timeout")
 #: The dyno closed the connection or sent no valid response head.

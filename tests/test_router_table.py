@@ -6,11 +6,13 @@ import os
 import time
 from pathlib import Path
 
+from corral.router.forward import BACKEND_CLOSED, CLOSE, KEEP, REFUSED, TIMED_OUT
 from corral.router.pages import FAILURES, logfmt, render_page
 from corral.router.pool import RoundRobin
 from corral.router.table import (
     AppRoute,
     Backend,
+    HostRoutes,
     RouteTable,
     TableFile,
     load_route_table,
@@ -96,6 +98,38 @@ def test_table_file_domain_overrides_the_files(tmp_path: Path) -> None:
     save_route_table(_table(), path)
     source = TableFile(path, domain="example.org", interval=0.0)
     assert source().lookup("hello.example.org") is not None
+
+
+def test_host_routes_look_up_a_host_once_per_table() -> None:
+    looked_up: list[str] = []
+
+    class Counting(RouteTable):
+        def lookup(self, host_header: str) -> AppRoute | None:
+            looked_up.append(host_header)
+            return super().lookup(host_header)
+
+    table = Counting(domain="corral.test", apps={"hello": AppRoute("hello", (WEB1,))})
+    current = [table]
+    routes = HostRoutes(lambda: current[0])
+    assert routes.lookup("hello.corral.test") == AppRoute("hello", (WEB1,))
+    assert routes.lookup("hello.corral.test") == AppRoute("hello", (WEB1,))
+    assert routes.lookup("nope.corral.test") is None
+    assert routes.lookup("nope.corral.test") is None
+    assert looked_up == ["hello.corral.test", "nope.corral.test"]
+    # A new table (routing changed) forgets every kept route, misses included.
+    current[0] = Counting(domain="corral.test", apps={"nope": AppRoute("nope")})
+    assert routes.lookup("hello.corral.test") is None
+    assert routes.lookup("nope.corral.test") == AppRoute("nope")
+    assert looked_up[2:] == ["hello.corral.test", "nope.corral.test"]
+
+
+def test_forward_outcomes_name_router_pages_or_say_keep_or_close() -> None:
+    for outcome, code in ((REFUSED, "H10"), (TIMED_OUT, "H12"), (BACKEND_CLOSED, "H13")):
+        # The client connection answers these with the router's page for the failure.
+        assert FAILURES[outcome.failure].code == code
+        assert outcome.upgraded is None
+    assert KEEP.keep_alive and not KEEP.failure and KEEP.upgraded is None
+    assert not CLOSE.keep_alive and not CLOSE.failure and CLOSE.upgraded is None
 
 
 def test_round_robin_cycles_through_backends() -> None:

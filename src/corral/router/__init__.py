@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from corral.router.context import Timeouts
 from corral.router.http1 import Limits
-from corral.router.proxy import Router, Timeouts
+from corral.router.proxy import Router
 from corral.router.table import (
     AppRoute,
     Backend,

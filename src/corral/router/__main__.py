@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from corral.logfiles import MAX_LOG_BYTES, LogFile, format_line, timestamp
-from corral.router.proxy import Router, Timeouts
+from corral.router.context import Timeouts
+from corral.router.proxy import Router
 from corral.router.table import TableFile
 
 __all__ = ["main", "run_router"]

@@ -1,30 +1,23 @@
 """One client connection: read requests (keep-alive, pipelined), route each, answer errors.
 
-Forwarding a routed request to a dyno lives in :mod:`corral.router.forward`.
+Forwarding a routed request to a dyno lives in :mod:`corral.router.forward`, which says
+how it went with an :class:`~corral.router.forward.Outcome`; this module acts on it:
+the router's failure pages, the log line, and whether the connection serves another request.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING
 
+from corral.router.channel import Channel
+from corral.router.client import ClientStream
+from corral.router.context import RouterContext
 from corral.router.exchange import ClientGone, Exchange
-from corral.router.forward import forward
+from corral.router.forward import forward, tunnel
 from corral.router.heads import page_head_bytes
-from corral.router.http1 import (
-    BODY,
-    END,
-    HEAD,
-    BadRequest,
-    RequestHead,
-    RequestParser,
-)
+from corral.router.http1 import BadRequest, RequestHead
 from corral.router.pages import FAILURES, logfmt_value, render_page
-
-if TYPE_CHECKING:
-    from corral.router.channel import Channel
-    from corral.router.proxy import Router
 
 __all__ = ["ClientConnection"]
 
@@ -66,21 +59,6 @@ _new_request_id = _RequestIds()
 _LOGFMT_KEPT: dict[str, str] = {}
 
 
-# Client addresses repeat too (every connection from one host): text, bytes and logfmt.
-_CLIENT_IPS: dict[str, tuple[str, bytes, str]] = {}
-
-
-def _client_ip(address: str) -> tuple[str, bytes, str]:
-    known = _CLIENT_IPS.get(address)
-    if known is None:
-        text = str(address)
-        known = (text, text.encode(), logfmt_value(text, quoted=True))
-        if len(_CLIENT_IPS) >= 1024:
-            _CLIENT_IPS.clear()
-        _CLIENT_IPS[address] = known
-    return known
-
-
 def _logfmt_cached(text: str) -> str:
     value = _LOGFMT_KEPT.get(text)
     if value is None:
@@ -93,27 +71,21 @@ def _logfmt_cached(text: str) -> str:
 class ClientConnection:
     """Serves the requests of one client connection, one after another."""
 
-    def __init__(self, router: Router, channel: Channel) -> None:
-        self.router = router
-        #: One channel both reads and writes; two names keep the stream-like call sites.
-        self.reader = self.writer = channel
+    __slots__ = ("client", "ctx", "loop", "writer")
+
+    def __init__(self, ctx: RouterContext, channel: Channel) -> None:
+        self.ctx = ctx
+        self.client = ClientStream(channel, ctx.timeouts, ctx.limits, ctx.listen_port)
+        self.writer = channel
         self.loop = channel.loop
-        self.parser = RequestParser(router.limits)
-        peer = channel.get_extra_info("peername")
-        self.client_ip, self.client_ip_bytes, self._fwd = _client_ip(peer[0] if peer else "")
-        port = router.listen_port
-        if port is None:  # listening on several ports: the one this client reached
-            port = str(channel.get_extra_info("sockname")[1]).encode()
-        self.port = port
-        #: The current request's body has been read completely from the client.
-        self.body_done = True
 
     async def run(self) -> None:
         """Serve requests until the client closes, errs, or either side asks to close."""
+        client = self.client
         first = True
         while True:
             try:
-                head = await self._next_head(first)
+                head = await client.next_head(first)
             except BadRequest as exc:
                 await self._refuse(exc)
                 return
@@ -137,47 +109,9 @@ class ClientConnection:
             if not keep_alive:
                 return
 
-    async def _next_head(self, first: bool) -> RequestHead | None:
-        """The next request head, or None when the client closed between requests."""
-        events = self.parser.events
-        deadline = self.loop.time() + self.router.timeouts.header if first else None
-        while True:
-            while events:
-                kind, payload = events.popleft()
-                if kind == HEAD:
-                    assert isinstance(payload, RequestHead)
-                    self.body_done = not payload.has_body
-                    return payload
-            if self.parser.in_head and deadline is None:
-                deadline = self.loop.time() + self.router.timeouts.header
-            if deadline is not None:
-                data = await self.reader.read(deadline)
-            else:
-                data = await self.reader.read(self.loop.time() + self.router.timeouts.keepalive)
-            if not data:
-                return None
-            self.parser.feed(data)
-
-    async def next_body_event(self) -> tuple[int, bytes]:
-        """The next piece of the current request's body, or ``(END, b"")`` after the last."""
-        events = self.parser.events
-        while not events:
-            try:
-                data = await self.reader.read(self.loop.time() + self.router.timeouts.idle)
-            except (TimeoutError, ConnectionError) as exc:
-                # Said as the client's doing, so it is never mistaken for the dyno's.
-                raise ClientGone("client stalled or reset during the request body") from exc
-            if not data:
-                raise ClientGone("client closed during the request body")
-            self.parser.feed(data)
-        kind, payload = events.popleft()
-        if kind == BODY:
-            assert isinstance(payload, bytes)
-            return BODY, payload
-        if kind == END:
-            self.body_done = True
-            return END, b""
-        raise BadRequest(400, "Malformed request body")
+    def close(self) -> None:
+        """Let go of what the connection holds once it is done (the channel is the caller's)."""
+        self.client.close()
 
     def _request_id(self, head: RequestHead) -> bytes:
         rid = head.request_id
@@ -190,7 +124,7 @@ class ClientConnection:
         head = exchange.head
         if head.method == b"CONNECT":
             return await self.fail(exchange, "method", reason="CONNECT")
-        route = self.router.route(head.host)
+        route = self.ctx.routes.lookup(head.host)
         if route is None:
             return await self.fail(exchange, "no_app", host=head.host)
         exchange.app = route.app
@@ -198,14 +132,21 @@ class ClientConnection:
             return await self.fail(exchange, "maintenance")
         if not route.backends:
             return await self.fail(exchange, "crashed" if route.crashed else "no_dynos")
-        return await forward(self, exchange, route)
+        outcome = await forward(self.ctx, self.client, exchange, route)
+        if outcome.failure:
+            return await self.fail(exchange, outcome.failure)
+        self.log_exchange(exchange)
+        if outcome.upgraded is not None:
+            await tunnel(self.client, outcome.upgraded)
+            return False
+        return outcome.keep_alive
 
     async def fail(self, exchange: Exchange, name: str, **values: str) -> bool:
         """Answer with the router's page for failure ``name``; True if the connection stays."""
         failure = FAILURES[name]
         exchange.failure = name
         exchange.status = failure.status
-        keep_alive = exchange.head.keep_alive and self.body_done
+        keep_alive = exchange.head.keep_alive and self.client.body_done
         body = render_page(failure, request_id=exchange.request_id.decode(), **values)
         body_out = b"" if exchange.head.method == b"HEAD" else body
         data = page_head_bytes(
@@ -248,8 +189,8 @@ class ClientConnection:
         line = (
             f"{at} method={_logfmt_cached(head.method.decode('latin-1'))}"
             f" path={logfmt_value(head.url.decode('latin-1'))} host={_logfmt_cached(head.host)}"
-            f" request_id={exchange.request_id.decode()} fwd={self._fwd}"
+            f" request_id={exchange.request_id.decode()} fwd={self.client.ip_logfmt}"
             f" dyno={_logfmt_cached(exchange.dyno)} connect={connect}ms service={service}ms"
-            f" status={exchange.status} bytes={exchange.sent} protocol={self.router.proto_name}"
+            f" status={exchange.status} bytes={exchange.sent} protocol={self.ctx.proto_name}"
         )
-        self.router.log(exchange.app, line)
+        self.ctx.log(exchange.app, line)

@@ -17,8 +17,18 @@ class ClientGone(Exception):
 class Exchange:
     """What the log line says about one request; filled in as it is served."""
 
-    __slots__ = ("app", "connect", "dyno", "failure", "head", "request_id", "sent", "started")
-    __slots__ += ("status", "service_start")
+    __slots__ = (
+        "app",
+        "connect",
+        "dyno",
+        "failure",
+        "head",
+        "request_id",
+        "sent",
+        "service_start",
+        "started",
+        "status",
+    )
 
     def __init__(self, head: RequestHead, request_id: bytes, started: float) -> None:
         self.head = head

@@ -1,16 +1,21 @@
 """Forward one routed request to a web dyno and stream its response back to the client.
 
 Bodies stream both ways in pieces of at most one socket read; WebSocket (and any other
-``101 Switching Protocols``) upgrades become a raw byte tunnel.
+``101 Switching Protocols``) upgrades become a raw byte tunnel. :func:`forward` reports
+what happened as an :class:`Outcome`; the client connection acts on it (answers with the
+router's page, writes the log line, keeps or closes the connection, runs the tunnel).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 from corral.router.channel import Channel
+from corral.router.client import ClientStream
+from corral.router.context import RouterContext
 from corral.router.exchange import ClientGone, Exchange
 from corral.router.heads import request_head_bytes, response_head_bytes
 from corral.router.http1 import (
@@ -26,65 +31,103 @@ from corral.router.http1 import (
 from corral.router.pool import BackendConnection
 from corral.router.table import AppRoute
 
-if TYPE_CHECKING:
-    from corral.router.connection import ClientConnection
+__all__ = [
+    "BACKEND_CLOSED",
+    "CLOSE",
+    "KEEP",
+    "REFUSED",
+    "TIMED_OUT",
+    "Outcome",
+    "forward",
+    "tunnel",
+]
 
-__all__ = ["forward"]
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What forwarding one request did, and what the client connection does next.
+
+    The status and the bytes sent are in the request's :class:`Exchange`, where the log
+    line reads them; the outcome only says what to do.
+    """
+
+    #: The dyno's response went out whole and the client connection may serve another request.
+    keep_alive: bool = False
+    #: The router's page to answer with instead (a name in ``pages.FAILURES``), or "".
+    failure: str = ""
+    #: The dyno switched protocols (its 101 went out): :func:`tunnel` over this connection.
+    upgraded: BackendConnection | None = None
+
+
+#: The outcomes of every request but an upgrade, made once rather than per request.
+KEEP = Outcome(keep_alive=True)
+CLOSE = Outcome()
+#: No backend of the app accepted a connection (H10, as Heroku says it: "App crashed").
+REFUSED = Outcome(failure="refused")
+TIMED_OUT = Outcome(failure="timeout")
+#: The dyno closed the connection or sent no valid response head.
+BACKEND_CLOSED = Outcome(failure="closed")
 
 
 class _NoResponse(Exception):
     """The backend closed the connection before sending a response head."""
 
 
-async def forward(client: ClientConnection, exchange: Exchange, route: AppRoute) -> bool:
-    """Proxy ``exchange``'s request to one of ``route``'s backends; True to keep the client."""
-    router = client.router
+async def forward(
+    ctx: RouterContext, client: ClientStream, exchange: Exchange, route: AppRoute
+) -> Outcome:
+    """Proxy ``exchange``'s request to one of ``route``'s backends and say how it went.
+
+    Failures on the client's side (it left, stalled, or sent a bad body) raise
+    :class:`ClientGone`, ``TimeoutError``, ``ConnectionError`` or ``BadRequest``.
+    """
     head = exchange.head
     request = request_head_bytes(
         head,
         request_id=exchange.request_id,
-        client_ip=client.client_ip_bytes,
-        proto=router.proto,
+        client_ip=client.ip_bytes,
+        proto=ctx.proto,
         port=client.port,
     )
-    conn = await _connect(client, exchange, route)
+    conn = await _connect(ctx, client, exchange, route)
     if conn is None:
-        return await client.fail(exchange, "refused")
+        return REFUSED
     parser = conn.response_parser(head_request=head.method == b"HEAD")
+    version = head.version
     pump: asyncio.Task[None] | None = None
     try:
         if not head.has_body:
             try:
-                response = await _send_and_await_head(client, conn, request, parser, head.version)
+                response = await _send_and_await_head(ctx, client, conn, request, parser, version)
             except (_NoResponse, ConnectionError):
                 if not conn.reused or parser.started:
                     raise
                 # A pooled connection the dyno closed while idle: one retry on a fresh one.
                 conn.close()
-                conn = await router.pool.connect(conn.backend, timeout=router.timeouts.connect)
+                conn = await ctx.pool.connect(conn.backend, timeout=ctx.timeouts.connect)
                 parser = conn.response_parser(head_request=head.method == b"HEAD")
-                response = await _send_and_await_head(client, conn, request, parser, head.version)
+                response = await _send_and_await_head(ctx, client, conn, request, parser, version)
         else:
             conn.writer.write(request)
             pump = asyncio.ensure_future(_pump_body(client, conn, head.chunked))
-            response = await _await_head_while_pumping(client, conn, parser, pump, head.version)
+            response = await _await_head_while_pumping(ctx, client, conn, parser, pump, version)
     except TimeoutError:
         _cancel(pump)
         conn.close()
-        return await client.fail(exchange, "timeout")
+        return TIMED_OUT
     except (_NoResponse, BadResponse, ConnectionError, OSError):
         _cancel(pump)
         conn.close()
-        return await client.fail(exchange, "closed")
+        return BACKEND_CLOSED
     except BaseException:
         _cancel(pump)
         conn.close()
         raise
     try:
         if response.status == 101 and head.upgrade:
-            await _tunnel(client, exchange, conn, parser, response)
-            return False
-        keep_alive = await _relay_response(client, exchange, conn, parser, response)
+            _pass_upgrade(client, exchange, parser, response)
+            return Outcome(upgraded=conn)
+        keep_alive = await _relay_response(ctx, client, exchange, conn, parser, response)
     except BaseException:
         _cancel(pump)
         conn.close()
@@ -93,32 +136,32 @@ async def forward(client: ClientConnection, exchange: Exchange, route: AppRoute)
         # The dyno answered before reading the whole upload: the client stream is out of step.
         _cancel(pump)
         conn.close()
-        return False
+        return CLOSE
     if response.keep_alive and parser.done and not parser.events:
-        router.pool.release(conn)
+        ctx.pool.release(conn)
     else:
         conn.close()
-    return keep_alive and not head.upgrade
+    return KEEP if keep_alive and not head.upgrade else CLOSE
 
 
-def _cancel(task: asyncio.Task[None] | None) -> None:
+def _cancel(task: asyncio.Future[Any] | None) -> None:
     if task is not None and not task.done():
         task.cancel()
 
 
 async def _connect(
-    client: ClientConnection, exchange: Exchange, route: AppRoute
+    ctx: RouterContext, client: ClientStream, exchange: Exchange, route: AppRoute
 ) -> BackendConnection | None:
     """A connection to the app's next backend in turn, skipping those that refuse."""
-    router = client.router
-    started = client.loop.time()
-    for backend in router.balancer.order(route):
+    loop = client.loop
+    started = loop.time()
+    for backend in ctx.balancer.order(route):
         try:
-            conn = await router.pool.acquire(backend, timeout=router.timeouts.connect)
+            conn = await ctx.pool.acquire(backend, timeout=ctx.timeouts.connect)
         except (OSError, TimeoutError):
             continue
         exchange.dyno = backend.dyno
-        now = client.loop.time()
+        now = loop.time()
         exchange.connect = now - started
         exchange.service_start = now
         return conn
@@ -126,19 +169,20 @@ async def _connect(
 
 
 async def _send_and_await_head(
-    client: ClientConnection,
+    ctx: RouterContext,
+    client: ClientStream,
     conn: BackendConnection,
     request: bytes,
     parser: ResponseParser,
     version: str,
 ) -> ResponseHead:
     conn.writer.write(request)
-    deadline = client.loop.time() + client.router.timeouts.request
+    deadline = client.loop.time() + ctx.timeouts.request
     return await _await_head(client, conn, parser, version, deadline)
 
 
 async def _await_head(
-    client: ClientConnection,
+    client: ClientStream,
     conn: BackendConnection,
     parser: ResponseParser,
     client_version: str,
@@ -159,14 +203,14 @@ async def _await_head(
             if client_version == "1.1":
                 lines = [b"HTTP/1.1 %d %s\r\n" % (payload.status, payload.reason)]
                 lines += [b"%s: %s\r\n" % header for header in payload.headers]
-                client.writer.write(b"".join(lines) + b"\r\n")
+                client.channel.write(b"".join(lines) + b"\r\n")
         data = await conn.reader.read(deadline)
         if not data:
             raise _NoResponse
         parser.feed(data)
 
 
-async def _pump_body(client: ClientConnection, conn: BackendConnection, chunked: bool) -> None:
+async def _pump_body(client: ClientStream, conn: BackendConnection, chunked: bool) -> None:
     """Stream the request body to the backend; client-side failures propagate.
 
     If the backend stops reading, the rest of the body is still read (and dropped) so the
@@ -186,7 +230,8 @@ async def _pump_body(client: ClientConnection, conn: BackendConnection, chunked:
 
 
 async def _await_head_while_pumping(
-    client: ClientConnection,
+    ctx: RouterContext,
+    client: ClientStream,
     conn: BackendConnection,
     parser: ResponseParser,
     pump: asyncio.Task[None],
@@ -199,7 +244,7 @@ async def _await_head_while_pumping(
         if pump.done() and pump.exception() is not None:
             raise pump.exception()  # type: ignore[misc]
         if not waiting.done():
-            await asyncio.wait({waiting}, timeout=client.router.timeouts.request)
+            await asyncio.wait({waiting}, timeout=ctx.timeouts.request)
         if not waiting.done():
             raise TimeoutError
         return waiting.result()
@@ -225,7 +270,8 @@ def _take_body(parser: ResponseParser, out: list[bytes], chunked: bool) -> bool:
 
 
 async def _relay_response(
-    client: ClientConnection,
+    ctx: RouterContext,
+    client: ClientStream,
     exchange: Exchange,
     conn: BackendConnection,
     parser: ResponseParser,
@@ -253,9 +299,9 @@ async def _relay_response(
         )
     ]
     exchange.status = response.status
-    writer = client.writer
+    writer = client.channel
     reader = conn.reader
-    idle = client.router.timeouts.idle
+    idle = ctx.timeouts.idle
     loop = client.loop
     done = _take_body(parser, out, chunked)
     while True:
@@ -275,40 +321,41 @@ async def _relay_response(
         elif parser.feed_eof():
             done = _take_body(parser, out, chunked)
         else:  # the dyno died mid-body; the client must see a broken response, not a short one
-            client.log_exchange(exchange)
             return False
     await writer.drain()
-    client.log_exchange(exchange)
     return keep_alive
 
 
-async def _tunnel(
-    client: ClientConnection,
-    exchange: Exchange,
-    conn: BackendConnection,
-    parser: ResponseParser,
-    response: ResponseHead,
+def _pass_upgrade(
+    client: ClientStream, exchange: Exchange, parser: ResponseParser, response: ResponseHead
 ) -> None:
-    """Pass a 101 response on, then copy raw bytes both ways until both sides are done."""
+    """Pass a 101 response on, with whatever the dyno sent after it."""
     from_backend = b"".join(p for k, p in parser.events if k == UPGRADE)  # type: ignore[misc]
-    from_client = b"".join(p for k, p in client.parser.events if k == UPGRADE)  # type: ignore[misc]
     data = response_head_bytes(
         response, request_id=exchange.request_id, framing=b"", keep_alive=True
     )
-    client.writer.write(data + from_backend)
+    client.channel.write(data + from_backend)
     exchange.status = 101
     exchange.sent += len(data)
-    client.log_exchange(exchange)
-    if from_client:
-        conn.writer.write(from_client)
-    copies = [
-        asyncio.ensure_future(_copy(client.reader, conn.writer)),
-        asyncio.ensure_future(_copy(conn.reader, client.writer)),
-    ]
+
+
+async def tunnel(client: ClientStream, conn: BackendConnection) -> None:
+    """Copy raw bytes both ways between an upgraded client and its dyno until both are done.
+
+    ``conn`` is closed at the end; the client connection is the caller's to close.
+    """
+    from_client = b"".join(p for k, p in client.parser.events if k == UPGRADE)  # type: ignore[misc]
+    copies: list[asyncio.Future[None]] = []
     try:
+        if from_client:
+            conn.writer.write(from_client)
+        copies = [
+            asyncio.ensure_future(_copy(client.channel, conn.writer)),
+            asyncio.ensure_future(_copy(conn.reader, client.channel)),
+        ]
         _, pending = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
         if pending:  # one side finished: give the other a moment to finish too
-            await asyncio.wait(pending, timeout=client.router.timeouts.idle)
+            await asyncio.wait(pending, timeout=client.timeouts.idle)
     finally:
         for task in copies:
             task.cancel()

@@ -9,32 +9,16 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from corral.router.channel import Channel
 from corral.router.connection import ClientConnection
+from corral.router.context import RouterContext, Timeouts
 from corral.router.deadlines import Deadlines
 from corral.router.http1 import Limits
 from corral.router.pool import BackendPool, RoundRobin
-from corral.router.table import AppRoute, RouteTable
+from corral.router.table import AppRoute, HostRoutes, RouteTable
 
 __all__ = ["Router", "Timeouts"]
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """How long the router waits, in seconds."""
-
-    #: For the backend to start its response once the request is sent (H12).
-    request: float = 30.0
-    #: For a client to finish sending a request head.
-    header: float = 10.0
-    #: For the next request on an idle keep-alive client connection.
-    keepalive: float = 75.0
-    #: Without a byte while streaming a body, either way.
-    idle: float = 55.0
-    #: To connect to a backend before trying the next one.
-    connect: float = 5.0
 
 
 def _print_log(app: str, line: str) -> None:
@@ -59,6 +43,8 @@ class Router:
         forwarded_port: int | None = None,
     ) -> None:
         self.table_source = table_source
+        #: Host header -> route in the current table, kept across client connections.
+        self.routes = HostRoutes(table_source)
         self.log = log
         self.timeouts = timeouts or Timeouts()
         self.limits = limits or Limits()
@@ -74,10 +60,8 @@ class Router:
         self._clients: set[asyncio.Task[None]] = set()
         #: X-Forwarded-Port when the listening sockets share one port, found once at start.
         self.listen_port: bytes | None = None
-        # Host header -> route, for the table they were looked up in: clients come and go
-        # but name the same few hosts, so a new connection rarely pays for a look-up.
-        self._routes_table: RouteTable | None = None
-        self._routes: dict[str, AppRoute | None] = {}
+        #: What each client connection is given, made once the listening port is known.
+        self._context: RouterContext | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Start listening; returns the bound port."""
@@ -85,27 +69,26 @@ class Router:
         self._server = await loop.create_server(
             lambda: _ClientChannel(self, loop), host, port, backlog=1024, reuse_address=True
         )
-        ports = {sock.getsockname()[1] for sock in self._server.sockets}
-        port = self.forwarded_port or (ports.pop() if len(ports) == 1 else None)
-        self.listen_port = None if port is None else str(port).encode()
+        ports: set[int] = {sock.getsockname()[1] for sock in self._server.sockets}
+        reached = self.forwarded_port or (ports.pop() if len(ports) == 1 else None)
+        self.listen_port = None if reached is None else str(reached).encode()
+        # Made before the loop's next turn, when the first client task can run.
+        self._context = RouterContext(
+            timeouts=self.timeouts,
+            limits=self.limits,
+            routes=self.routes,
+            pool=self.pool,
+            balancer=self.balancer,
+            log=self.log,
+            proto=self.proto,
+            proto_name=self.proto_name,
+            listen_port=self.listen_port,
+        )
         return self._server.sockets[0].getsockname()[1]
 
     def route(self, host: str) -> AppRoute | None:
         """The route for a ``Host`` header in the current table, or None if it names no app."""
-        table = self.table_source()
-        if table is not self._routes_table:  # replaced when routing changes, never changed
-            self._routes_table = table
-            self._routes = {}
-        routes = self._routes
-        try:
-            return routes[host]
-        except KeyError:
-            pass
-        route = table.lookup(host)
-        if len(routes) >= 1024:  # any client can send new hosts: keep the cache bounded
-            routes.clear()
-        routes[host] = route
-        return route
+        return self.routes.lookup(host)
 
     async def serve(self, host: str = "127.0.0.1", port: int = 8080) -> None:
         """Listen and serve until cancelled."""
@@ -132,12 +115,13 @@ class Router:
             self._server = None
 
     async def _accept(self, channel: _ClientChannel) -> None:
-        client = ClientConnection(self, channel)
+        assert self._context is not None
+        client = ClientConnection(self._context, channel)
         try:
             await client.run()
         finally:
             channel.close()
-            client.parser.close()
+            client.close()
             # Rather than a done callback per task: that is one more loop callback each.
             self._clients.discard(channel.task)  # type: ignore[arg-type]
 

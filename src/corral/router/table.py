@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from corral.files import atomic_write
 __all__ = [
     "AppRoute",
     "Backend",
+    "HostRoutes",
     "RouteTable",
     "TableFile",
     "load_route_table",
@@ -67,6 +69,36 @@ class RouteTable:
             if name and "." not in name:
                 return self.apps.get(name)
         return None
+
+
+class HostRoutes:
+    """The route for a ``Host`` header in a source's current table, kept per table.
+
+    Clients come and go but name the same few hosts, so a new connection rarely pays for
+    a look-up; the kept routes are dropped whenever the source hands out a new table.
+    """
+
+    def __init__(self, table_source: Callable[[], RouteTable]) -> None:
+        self.table_source = table_source
+        self._table: RouteTable | None = None
+        self._routes: dict[str, AppRoute | None] = {}
+
+    def lookup(self, host: str) -> AppRoute | None:
+        """The route for a ``Host`` header in the current table, or None if it names no app."""
+        table = self.table_source()
+        if table is not self._table:  # replaced when routing changes, never changed
+            self._table = table
+            self._routes = {}
+        routes = self._routes
+        try:
+            return routes[host]
+        except KeyError:
+            pass
+        route = table.lookup(host)
+        if len(routes) >= 1024:  # any client can send new hosts: keep the cache bounded
+            routes.clear()
+        routes[host] = route
+        return route
 
 
 def split_host(host_header: str) -> str:

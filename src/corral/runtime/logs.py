@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 
 from corral.logfiles import LogLine, parse_line
@@ -114,7 +114,7 @@ def follow(
     interval: float = 0.2,
     stop: float | None = None,
     heartbeat: bool = False,
-) -> Iterator[LogLine | None]:
+) -> Generator[LogLine | None, None, None]:
     """Yield lines written after the call, until ``stop`` (a monotonic deadline) if given.
 
     With ``heartbeat`` it also yields None whenever a poll found nothing, so a caller can

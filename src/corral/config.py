@@ -92,5 +92,5 @@ class Settings:
 
     @property
     def routes_path(self) -> Path:
-        """The route table the dyno manager writes and the router reads."""
+        """The route table the supervisor writes and the router reads."""
         return self.run_dir / "routes.json"

@@ -1,6 +1,6 @@
 """Writing log lines: the one line format, the one timestamp and the one rotating file.
 
-Every writer of an app's logs (the dyno shim, the dyno manager, the deploy pipeline, the
+Every writer of an app's logs (the dyno shim, the supervisor, the deploy pipeline, the
 router) stores lines as ``2026-11-24T10:00:00.123456+00:00 source[dyno]: message`` in a
 file of its own, rotated to ``.1`` by size; :mod:`corral.runtime.logs` reads them back.
 """

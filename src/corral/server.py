@@ -1,6 +1,6 @@
 """``corral server``: the whole platform on one machine, started by one command.
 
-The server process runs the dyno manager. The API (gunicorn serving
+The server process runs the supervisor. The API (gunicorn serving
 :mod:`corral.api.wsgi`) and the router run as processes of their own, held by the same
 shim as dynos, so a ``kill -9`` of the server leaves them serving and the next start
 adopts them. The API is reached through the router at the platform's own host names

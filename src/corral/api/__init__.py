@@ -1,6 +1,6 @@
 """corral's API: a Flask app serving the JSON API under ``/api/v1`` and the dashboard at ``/``.
 
-The API only writes desired state to the store; the dyno manager converges the machine
+The API only writes desired state to the store; the supervisor converges the machine
 to it. Build the app with :func:`create_app`; gunicorn serves :mod:`corral.api.wsgi`.
 """
 
@@ -27,7 +27,7 @@ __all__ = ["API_PREFIX", "DEFAULT_MAX_UPLOAD", "create_app"]
 API_PREFIX = "/api/v1"
 #: The largest request body accepted (a source tarball), in bytes.
 DEFAULT_MAX_UPLOAD = 200 * 1024 * 1024
-#: How long deleting an app waits for the dyno manager to stop its dynos, in seconds.
+#: How long deleting an app waits for the supervisor to stop its dynos, in seconds.
 DELETE_WAIT = 40.0
 
 

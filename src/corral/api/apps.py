@@ -1,6 +1,6 @@
 """Apps: create, list, show, delete, maintenance mode.
 
-Deleting an app removes it from the store at once; the dyno manager then stops its dynos
+Deleting an app removes it from the store at once; the supervisor then stops its dynos
 and forgets them, and only after that are the app's files (slugs, repository, logs) removed,
 so no dyno runs from a deleted slug.
 """

@@ -1,6 +1,6 @@
 """The formation (how many dynos of each type) and the dynos the manager observes.
 
-Scaling only writes the desired counts; the dyno manager starts and stops dynos to match.
+Scaling only writes the desired counts; the supervisor starts and stops dynos to match.
 A running dyno's memory and CPU are measured over its whole process tree.
 """
 
@@ -114,7 +114,7 @@ def scale(app: str) -> ResponseReturnValue:
 
 @formation_blueprint.get("/apps/<app>/dynos")
 def list_dynos(app: str) -> ResponseReturnValue:
-    """The app's dynos as the dyno manager last observed them."""
+    """The app's dynos as the supervisor last observed them."""
     store = context.store()
     store.get_app(app)
     return jsonify([dyno_json(dyno) for dyno in store.dynos(app)])
@@ -128,13 +128,13 @@ def list_platform_dynos() -> ResponseReturnValue:
 
 @formation_blueprint.post("/apps/<app>/dynos/restart")
 def restart_dynos(app: str) -> ResponseReturnValue:
-    """Ask the dyno manager to restart dynos: all, one process type or one dyno."""
+    """Ask the supervisor to restart dynos: all, one process type or one dyno."""
     return _dyno_request(app, "restart")
 
 
 @formation_blueprint.post("/apps/<app>/dynos/stop")
 def stop_dynos(app: str) -> ResponseReturnValue:
-    """Ask the dyno manager to stop dynos; those in the formation are started again."""
+    """Ask the supervisor to stop dynos; those in the formation are started again."""
     return _dyno_request(app, "stop")
 
 

@@ -1,4 +1,4 @@
-"""``corral server``: run the platform (API and dashboard, dyno manager, router)."""
+"""``corral server``: run the platform (API and dashboard, supervisor, router)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def server(
     grace: float,
     memory_quota: int,
 ) -> None:
-    """Run the platform: API and dashboard, dyno manager and router, on one port."""
+    """Run the platform: API and dashboard, supervisor and router, on one port."""
     # imported here: the platform's modules are heavy, and other commands never need them
     from corral.runtime.supervisor import SupervisorOptions
     from corral.server import ServerOptions, run_server

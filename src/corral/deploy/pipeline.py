@@ -1,7 +1,7 @@
 """Deploys and one-off runs, as the API and the git hook perform them.
 
 A deploy builds the source into a slug, runs the release phase, records a *pending*
-release and waits while the dyno manager rolls it out: the release succeeds only once its
+release and waits while the supervisor rolls it out: the release succeeds only once its
 web dynos passed their health checks. Deploys of one app are serialized; at most as many
 builds run at once as the machine has cores. Every step yields text lines to stream back.
 """

@@ -1,6 +1,6 @@
 """The route table: which app a Host belongs to and which web dynos serve it.
 
-The dyno manager writes it as a JSON file (atomically); the router only reads it, through
+The supervisor writes it as a JSON file (atomically); the router only reads it, through
 :class:`TableFile`, which reloads it when the file changes.
 """
 

@@ -1,6 +1,6 @@
 """When to restart a dyno that exited: at once the first time, then with growing delays.
 
-Pure logic: the dyno manager asks :meth:`RestartPolicy.delay` how long to wait before the
+Pure logic: the supervisor asks :meth:`RestartPolicy.delay` how long to wait before the
 next try, given how many times in a row the dyno has crashed and how long it last stayed up.
 """
 

@@ -4,7 +4,7 @@
 COMMAND in the shim's own process group (the manager starts the shim as a session leader
 and signals the whole group), writes each output line stamped and tagged
 (``2026-11-24T10:00:00.123456+00:00 app[web.1]: ...``) to ``DIR/web.1.log`` (rotated by
-size), and on exit records the status in FILE. Because the shim, not the dyno manager,
+size), and on exit records the status in FILE. Because the shim, not the supervisor,
 reads the pipe, the manager can die and be restarted without the dyno losing a line.
 On SIGTERM or SIGINT the shim stays to collect the dyno's last lines and status; it
 leaves when the dyno does.

@@ -1,7 +1,7 @@
 """corral's store: one SQLite file, the single source of truth of the platform.
 
 The API writes desired state (apps, releases, config vars, formation, domains, tokens);
-the dyno manager reads it and records the dynos it observes. Every process opens its own
+the supervisor reads it and records the dynos it observes. Every process opens its own
 :class:`Store`; inside a process, threads share one connection behind a lock. SQLite runs
 in WAL mode with a busy timeout, and every read-modify-write (like allocating the next
 release version) runs in one short ``BEGIN IMMEDIATE`` transaction, so several gunicorn

@@ -59,7 +59,7 @@ class AppsMixin(Database):
     def delete_app(self, name: str) -> None:
         """Delete an app with its releases, builds, config, formation and domains.
 
-        Its dynos stay listed until the dyno manager has stopped them (see the schema).
+        Its dynos stay listed until the supervisor has stopped them (see the schema).
         """
         with self._write() as conn:
             require_app(conn, name)

@@ -1,4 +1,4 @@
-"""Dynos as the dyno manager observes them; it is the only writer of these rows.
+"""Dynos as the supervisor observes them; it is the only writer of these rows.
 
 Rows are not tied to the app by a foreign key: a deleted app's dynos stay listed until the
 manager has stopped them and called :meth:`DynosMixin.delete_dyno`.

@@ -96,7 +96,7 @@ class Domain:
 
 @dataclass(frozen=True)
 class Dyno:
-    """A dyno as the dyno manager last observed it (``pid_start_time`` guards against pid reuse)."""
+    """A dyno as the supervisor last observed it (``pid_start_time`` guards against pid reuse)."""
 
     app: str
     name: str

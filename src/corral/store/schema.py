@@ -67,7 +67,7 @@ CREATE TABLE domains (
 );
 CREATE INDEX domains_by_app ON domains (app);
 
--- Observed state, owned by the dyno manager. No foreign key on purpose: when an app is
+-- Observed state, owned by the supervisor. No foreign key on purpose: when an app is
 -- deleted its dynos stay listed until the manager has stopped them and removed the rows.
 CREATE TABLE dynos (
     app             TEXT NOT NULL,
@@ -92,7 +92,7 @@ CREATE TABLE tokens (
 );
 """
 
-# v2: restart and stop requests from `ps:restart` / `ps:stop`, consumed by the dyno manager.
+# v2: restart and stop requests from `ps:restart` / `ps:stop`, consumed by the supervisor.
 _V2 = """
 CREATE TABLE dyno_requests (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -94,3 +94,22 @@ def test_a_restarted_server_adopts_its_services(server: Server) -> None:
     assert {name: entry["pid"] for name, entry in after.items()} == {
         name: entry["pid"] for name, entry in before.items()
     }
+
+
+def test_a_service_found_dead_at_start_is_started_at_once(server: Server) -> None:
+    before = services(server)
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    os.killpg(before["api"]["pid"], signal.SIGKILL)
+    wait_until(lambda: not api_answers(server), message="the API to be gone")
+    server.process = start_server(server.home, server.port, server.env)
+    assert server.process.stdout is not None
+    said = []
+    while not said or "press Ctrl-C" not in said[-1]:
+        said.append(server.process.stdout.readline())
+    assert f"corral: adopted router (pid {before['router']['pid']})\n" in said
+    assert any(line.startswith("corral: started api (pid ") for line in said), said
+    assert said.index(next(line for line in said if "api (pid" in line)) < said.index(
+        next(line for line in said if "router (pid" in line)
+    )  # in the order the services are declared
+    assert services(server)["api"]["restarts"] == 0

@@ -53,6 +53,11 @@ class Settings:
             router_port=_port(env.get("CORRAL_ROUTER_PORT") or "8080"),
         )
 
+    @property
+    def platform_url(self) -> str:
+        """Where the dashboard and API are reached through the router (what the CLI uses)."""
+        return f"http://{self.domain}:{self.router_port}"
+
     def app_url(self, app: str) -> str:
         """Where the router serves ``app``: ``http://<app>.<domain>:<port>/``."""
         return f"http://{app}.{self.domain}:{self.router_port}/"

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.config import Settings
@@ -28,18 +28,11 @@ from corral.store import Store
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """What ``corral server`` was asked for."""
+    """What ``corral server`` was asked for beyond its settings (domain and port are there)."""
 
     host: str = "127.0.0.1"
-    port: int = 8080
-    domain: str = "localhost"
     workers: int = 2
     manager: SupervisorOptions = field(default_factory=SupervisorOptions)
-
-    @property
-    def url(self) -> str:
-        """The dashboard/API URL users and the CLI talk to."""
-        return f"http://{self.domain}:{self.port}"
 
 
 def ensure_admin_token(settings: Settings, store: Store, url: str) -> tuple[Path, bool]:
@@ -64,7 +57,7 @@ class Platform:
         self.supervisor = Supervisor(
             settings,
             self.store,
-            replace(options.manager, domain=options.domain),
+            options.manager,
             services=self._services(),
             platform_hosts=self._platform_hosts(),
         )
@@ -77,8 +70,8 @@ class Platform:
         }
         env.update(
             CORRAL_HOME=str(self.settings.home),
-            CORRAL_DOMAIN=self.options.domain,
-            CORRAL_ROUTER_PORT=str(self.options.port),
+            CORRAL_DOMAIN=self.settings.domain,
+            CORRAL_ROUTER_PORT=str(self.settings.router_port),
             PYTHONUNBUFFERED="1",
             XDG_RUNTIME_DIR=str(self.settings.run_dir / "platform"),
         )
@@ -107,8 +100,8 @@ class Platform:
                 (
                     python, "-m", "corral.router",
                     "--table", str(self.settings.routes_path),
-                    "--bind", f"{self.options.host}:{self.options.port}",
-                    "--domain", self.options.domain,
+                    "--bind", f"{self.options.host}:{self.settings.router_port}",
+                    "--domain", self.settings.domain,
                     "--logs", str(self.settings.home / "logs"),
                 ),
                 home,
@@ -117,7 +110,7 @@ class Platform:
         ]  # fmt: skip
 
     def _platform_hosts(self) -> list[str]:
-        hosts = {self.options.domain, "localhost", "127.0.0.1", self.options.host}
+        hosts = {self.settings.domain, "localhost", "127.0.0.1", self.options.host}
         return sorted(h for h in hosts if h not in ("0.0.0.0", "::"))
 
     def start(self) -> list[str]:
@@ -128,19 +121,21 @@ class Platform:
         adopted = [name for name in services.specs if services.alive(name)]
         if not services.alive("router"):
             self._check_port_free()
-        started = services.tick()
-        return [f"adopted {name} (pid {services.running[name].row.pid})" for name in adopted] + [
-            f"started {name} (pid {services.running[name].row.pid})" for name in started
+        services.start_missing()
+        return [
+            f"{'adopted' if name in adopted else 'started'} {name} "
+            f"(pid {services.running[name].row.pid})"
+            for name in services.specs
         ]
 
     def _check_port_free(self) -> None:
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((self.options.host, self.options.port))
+                sock.bind((self.options.host, self.settings.router_port))
             except OSError as exc:
                 raise UserError(
-                    f"Cannot listen on {self.options.host}:{self.options.port} "
+                    f"Cannot listen on {self.options.host}:{self.settings.router_port} "
                     f"({exc.strerror}); stop what uses it or pass --bind HOST:PORT."
                 ) from None
 
@@ -154,11 +149,11 @@ class Platform:
 def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
     """Start (or adopt) the platform and run it until SIGINT or SIGTERM."""
     platform = Platform(settings, options)
-    token_file, created = ensure_admin_token(settings, platform.store, options.url)
+    token_file, created = ensure_admin_token(settings, platform.store, settings.platform_url)
     for line in platform.start():
         say(f"corral: {line}")
-    say(f"corral: dashboard and API at {options.url}/")
-    say(f"corral: apps are served at http://<app>.{options.domain}:{options.port}/")
+    say(f"corral: dashboard and API at {settings.platform_url}/")
+    say(f"corral: apps are served at {settings.app_url('<app>')}")
     if created:
         say(f"corral: admin token written to {token_file} (and to {credentials_path()})")
     else:

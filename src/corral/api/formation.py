@@ -18,8 +18,8 @@ from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.objects import formation_json, iso, json_body
 from corral.runtime.dyno import DynoProcess
-from corral.runtime.services import PLATFORM_APP
 from corral.store import Dyno
+from corral.store.names import PLATFORM_APP
 
 __all__ = ["CpuSampler", "dyno_json", "formation_blueprint"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -42,13 +43,12 @@ def server(
     host, port = _parse_bind(bind)
     options = ServerOptions(
         host=host,
-        port=port,
-        domain=domain,
         manager=SupervisorOptions(
             boot_timeout=boot_timeout, grace=grace, memory_quota=memory_quota << 20
         ),
     )
-    run_server(Settings.load(home), options, say=click.echo)
+    settings = replace(Settings.load(home), domain=domain, router_port=port)
+    run_server(settings, options, say=click.echo)
 
 
 COMMANDS = [server]

@@ -227,12 +227,14 @@ class DeployPipeline:
         release = self.store.release(app, version)
         checked = time.monotonic()
         for line in logs:
-            if release.status != "pending":
-                break
+            if release.status != "pending" and line is None:
+                break  # decided, and an empty poll since: the progress lines are all relayed
             if line is not None and line.dyno and not line.message.startswith(" "):
                 yield f"       {line.dyno}: {line.message}"
             # on every empty poll, and now and then while lines keep coming
-            if line is None or time.monotonic() - checked > _VERDICT_POLL:
+            if release.status == "pending" and (
+                line is None or time.monotonic() - checked > _VERDICT_POLL
+            ):
                 release = self.store.release(app, version)
                 checked = time.monotonic()
         else:  # the deadline: one last look

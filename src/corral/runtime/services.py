@@ -17,17 +17,27 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from corral.runtime import dyno as dynos
 from corral.runtime.plan import due_for_restart
 from corral.runtime.units import Running, Units
 from corral.store.models import Dyno
+from corral.store.names import PLATFORM_APP
 
 __all__ = ["PLATFORM_APP", "PORT", "ServiceSpec", "Services", "free_port"]
 
-#: The app name the platform's services are recorded and logged under (reserved).
-PLATFORM_APP = "corral"
 #: Stands in a service's command for the port it is given (``listens=True``).
 PORT = "{port}"
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:
@@ -83,14 +93,15 @@ class Services:
         # corral before 0.2 kept its services in run/platform.json: adopt them once
         try:
             state = json.loads(path.read_text())
-        except ValueError:
-            state = {}
-        rows = [
-            Dyno(PLATFORM_APP, name, name, 0, entry["pid"], entry["started_at"],
-                 entry["port"] if self.specs[name].listens else None, "up", 0, None, time.time())
-            for name, entry in state.items()
-            if name in self.specs
-        ]  # fmt: skip
+            rows = [
+                Dyno(PLATFORM_APP, name, name, 0, int(entry["pid"]), float(entry["started_at"]),
+                     int(entry["port"]) if self.specs[name].listens else None, "up", 0, None,
+                     time.time())
+                for name, entry in state.items()
+                if name in self.specs
+            ]  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError):
+            rows = []  # unreadable: nothing to adopt
         for row in rows:
             self.units.store.upsert_dyno(row)
         path.unlink()
@@ -102,9 +113,22 @@ class Services:
         return r is not None and not r.exited()
 
     def port(self, name: str) -> int | None:
-        """The port service ``name`` serves on while it is up."""
+        """The port service ``name`` serves on while it runs (starting or up)."""
         r = self.running.get(name)
-        return r.row.port if r is not None and r.row.state == "up" else None
+        return r.row.port if r is not None and r.row.state != "crashed" else None
+
+    def start_missing(self) -> list[str]:
+        """Start at once every service that is not running, its crash count forgotten.
+
+        For a platform that starts: a service found dead is started now, not after the
+        backoff its last run's crashes earned. Returns the names started, in spec order.
+        """
+        started = []
+        for name, spec in self.specs.items():
+            if not self.alive(name):
+                self.running[name] = self._start(spec, self.running.get(name))
+                started.append(name)
+        return started
 
     def tick(self) -> list[str]:
         """Start what is missing, notice what exited, restart what is due; returns starts."""
@@ -113,22 +137,32 @@ class Services:
         for name, spec in self.specs.items():
             r = self.running.get(name)
             if r is None:
-                self.running[name] = self._start(spec)
+                self.running[name] = self._start(spec, None)
                 started.append(name)
             elif r.row.state != "crashed" and r.exited():
                 self.units.exited(r)
             elif r.row.state == "crashed" and due_for_restart(r.row.next_restart_at, now):
-                self.running[name] = self._start(spec, restarts=r.row.restarts)
+                self.running[name] = self._start(spec, r, restarts=r.row.restarts)
                 started.append(name)
             elif r.row.state == "starting":
                 self.units.check_boot(r, self.boot_timeout)
         return started
 
-    def _start(self, spec: ServiceSpec, restarts: int = 0) -> Running:
+    def _start(self, spec: ServiceSpec, last: Running | None, restarts: int = 0) -> Running:
         if spec.before_start is not None:
             spec.before_start()
-        port = free_port() if spec.listens else None
-        return self.units.start(spec.dyno_spec(port), 0, restarts=restarts)
+        port = None
+        if spec.listens:  # the same port again if it is free: the route to it stays right
+            port = last.row.port if last and last.row.port and _free(last.row.port) else free_port()
+        try:
+            return self.units.start(spec.dyno_spec(port), 0, restarts=restarts)
+        except (OSError, psutil.Error) as exc:  # a crash like any other: logged, retried
+            self.units.log(PLATFORM_APP, spec.name, f"Could not start ({exc})")
+            row = Dyno(PLATFORM_APP, spec.name, spec.name, 0, None, None, port, "starting",
+                       restarts, None, time.time())  # fmt: skip
+            failed = Running(row, None)
+            self.units.exited(failed)
+            return failed
 
     async def stop_all(self, grace: float) -> None:
         """Stop every service (a clean shutdown of the platform)."""

@@ -29,10 +29,11 @@ from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import recent
 from corral.runtime.restart import RestartPolicy
 from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release, health_path
-from corral.runtime.services import PLATFORM_APP, Services, ServiceSpec, free_port
+from corral.runtime.services import Services, ServiceSpec, free_port
 from corral.runtime.units import Running, Units
 from corral.store import Store
 from corral.store.models import App, Release
+from corral.store.names import PLATFORM_APP
 
 __all__ = ["Supervisor", "SupervisorOptions"]
 
@@ -46,7 +47,6 @@ class SupervisorOptions:
     memory_quota: int = 512 * 1024 * 1024
     tick: float = 0.25
     policy: RestartPolicy = field(default_factory=RestartPolicy)
-    domain: str = "localhost"
 
 
 class Supervisor:
@@ -300,6 +300,7 @@ class Supervisor:
         await asyncio.gather(*(self.units.stop(r, grace) for r in everything))
         await self.units.drained()  # dynos already on their way out
         self.dynos.clear()
+        self.rollouts.clear()
 
     async def stop_services(self, grace: float) -> None:
         """Stop the platform's own services, last of all in a clean shutdown."""
@@ -343,7 +344,7 @@ class Supervisor:
 
     def _write_routes(self, apps: dict[str, App]) -> None:
         table = RouteTable(
-            domain=self.options.domain,
+            domain=self.settings.domain,
             apps={name: self._app_route(name, app.maintenance) for name, app in apps.items()},
             custom_domains={d.hostname: d.app for d in self.store.domains()},
         )

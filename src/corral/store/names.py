@@ -12,6 +12,7 @@ import secrets
 from corral.store.errors import Invalid
 
 __all__ = [
+    "PLATFORM_APP",
     "RESERVED_APP_NAMES",
     "RESERVED_CONFIG_KEYS",
     "random_app_name",
@@ -22,6 +23,8 @@ __all__ = [
 ]
 
 #: Names that would clash with the platform's own hostnames and routes.
+#: The app name the platform's own services (API, router) are recorded and logged under.
+PLATFORM_APP = "corral"
 RESERVED_APP_NAMES = frozenset(
     {"api", "www", "admin", "corral", "git", "dashboard", "static", "localhost"}
 )

@@ -1,4 +1,4 @@
-"""The dyno manager against a real store, real slugs and real gunicorn dynos."""
+"""The supervisor against a real store, real slugs and real gunicorn dynos."""
 
 from __future__ import annotations
 

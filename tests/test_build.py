@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from corral.builder import build
 from corral.builder.environment import uv_bin
 from corral.builder.python import installed_interpreters
 from corral.config import Settings
-from support.cli import run_corral
+from support.cli import corral, run_corral
 from support.processes import running_process
 from support.wait import wait_for_http
 
@@ -302,7 +303,12 @@ def test_setup_py_app_builds_and_serves(tmp_path: Path, settings: Settings) -> N
 def test_warns_when_web_starts_a_program_not_installed(tmp_path: Path, corral_home: Path) -> None:
     app = flask_app(tmp_path, "flask\n")
     (app / "Procfile").write_text("web: gunicorn app:app\nworker: python -c pass\n")
-    result = run_corral("build", str(app), home=corral_home)
+    # the caller has a gunicorn (this test run's own, as the README's PATH gives); the app not
+    tools = Path(sys.executable).parent
+    assert (tools / "gunicorn").is_file()
+    path = os.pathsep.join([str(tools), os.environ.get("PATH", os.defpath)])
+    env = {**os.environ, "CORRAL_HOME": str(corral_home), "PATH": path}
+    result = corral("build", str(app), env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "web starts 'gunicorn', which is not installed in the environment" in result.stdout
     assert "worker starts" not in result.stdout

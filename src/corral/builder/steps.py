@@ -10,6 +10,7 @@ from pathlib import Path
 from corral.builder.detect import Detection
 from corral.builder.environment import Environment, run_streaming, uv_bin
 from corral.builder.log import BuildLog
+from corral.builder.slug import BASE_PATH
 
 #: Where a slug's own package is installed when the app is itself a package.
 SITE = Path(".corral") / "site"
@@ -91,12 +92,16 @@ def post_compile(slug_dir: Path, env: dict[str, str], log: BuildLog) -> None:
 def missing_programs(
     commands: dict[str, str], environment: Environment, pythonpath: list[str]
 ) -> list[str]:
-    """Warnings for process types whose program is installed neither in the env nor on PATH."""
+    """Warnings for process types whose program is installed neither in the env nor on PATH.
+
+    Looked up where a dyno will look (the slug's own ``bin`` directories, then the dynos'
+    base PATH), never on the caller's PATH: a gunicorn there is not in the slug.
+    """
     search = os.pathsep.join(
         [
             str(environment.path / "bin"),
             *(os.path.join(p, "bin") for p in pythonpath),
-            os.environ.get("PATH", os.defpath),
+            BASE_PATH,
         ]
     )
     warnings = []

@@ -12,6 +12,7 @@ from rich.table import Table
 from corral.builder import Slug, build
 from corral.cli.common import err_console
 from corral.config import Settings
+from corral.errors import UserError
 
 
 def _summary(slug: Slug, console: Console) -> None:
@@ -31,6 +32,19 @@ def _summary(slug: Slug, console: Console) -> None:
     console.print(processes)
 
 
+def _config_vars(assignments: tuple[str, ...]) -> dict[str, str]:
+    config: dict[str, str] = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise UserError(
+                f"--env {assignment!r} is not KEY=VALUE; write it like "
+                "`--env DISABLE_COLLECTSTATIC=1`."
+            )
+        config[key] = value
+    return config
+
+
 @click.command("build")
 @click.argument(
     "source", type=click.Path(file_okay=False, path_type=Path), default=".", required=False
@@ -45,6 +59,14 @@ def _summary(slug: Slug, console: Console) -> None:
 @click.option(
     "--installer", type=click.Choice(["uv", "pip"]), help="Override the app's installer choice."
 )
+@click.option(
+    "-e",
+    "--env",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A config var the build sees, as a deploy's would (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def build_command(
     source: Path,
@@ -52,9 +74,11 @@ def build_command(
     app: str | None,
     output: Path | None,
     installer: str | None,
+    assignments: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Build SOURCE (default: .) into a slug, as a deploy would."""
+    config = _config_vars(assignments)
     settings = Settings.load(home)
     out = err_console if as_json else Console(highlight=False, soft_wrap=True)
     slug = build(
@@ -63,6 +87,7 @@ def build_command(
         app=app,
         output=output.resolve() if output else None,
         installer=installer,
+        config=config,
         emit=lambda line: out.print(line, markup=False),
     )
     if as_json:

@@ -126,8 +126,8 @@ def test_build_env_that_is_not_an_assignment_is_refused(tmp_path: Path) -> None:
     result = run_corral("build", str(tmp_path), "--env", "DISABLE_COLLECTSTATIC", home=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
-        "error: --env 'DISABLE_COLLECTSTATIC' is not KEY=VALUE; write it like "
-        "`--env DISABLE_COLLECTSTATIC=1`."
+        "error: 'DISABLE_COLLECTSTATIC' is not KEY=value; write config vars like "
+        "`corral build --env DISABLE_COLLECTSTATIC=1`."
     )
 
 

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from corral.builder import Slug, build
 from corral.cli.common import err_console
+from corral.cli.config import parse_assignments
 from corral.config import Settings
-from corral.errors import UserError
 
 
 def _summary(slug: Slug, console: Console) -> None:
@@ -30,19 +30,6 @@ def _summary(slug: Slug, console: Console) -> None:
         inferred = " [dim](inferred)[/]" if name in slug.inferred else ""
         processes.add_row(name, command.replace("[", r"\[") + inferred)
     console.print(processes)
-
-
-def _config_vars(assignments: tuple[str, ...]) -> dict[str, str]:
-    config: dict[str, str] = {}
-    for assignment in assignments:
-        key, sep, value = assignment.partition("=")
-        if not sep or not key:
-            raise UserError(
-                f"--env {assignment!r} is not KEY=VALUE; write it like "
-                "`--env DISABLE_COLLECTSTATIC=1`."
-            )
-        config[key] = value
-    return config
 
 
 @click.command("build")
@@ -78,7 +65,7 @@ def build_command(
     as_json: bool,
 ) -> None:
     """Build SOURCE (default: .) into a slug, as a deploy would."""
-    config = _config_vars(assignments)
+    config = parse_assignments(assignments, example="corral build --env DISABLE_COLLECTSTATIC=1")
     settings = Settings.load(home)
     out = err_console if as_json else Console(highlight=False, soft_wrap=True)
     slug = build(

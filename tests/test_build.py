@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from packaging.version import Version
 from corral.builder import build
 from corral.builder.environment import uv_bin
 from corral.builder.python import installed_interpreters
+from corral.builder.steps import static_root_line
 from corral.config import Settings
-from support.cli import run_corral
+from support.cli import corral, run_corral
 from support.processes import running_process
 from support.wait import wait_for_http
 
@@ -114,16 +116,22 @@ def test_removing_a_requirement_removes_the_package(tmp_path: Path, settings: Se
     assert check.returncode != 0
 
 
-def test_django_project_collects_static_and_serves(tmp_path: Path, settings: Settings) -> None:
+def django_project(tmp_path: Path, settings: Settings) -> Path:
+    """A fresh `django-admin startproject mysite` (no STATIC_ROOT) needing Django and gunicorn."""
     env = {**os.environ, "UV_CACHE_DIR": str(settings.cache_dir / "uv")}
-    (tmp_path / "site").mkdir()
+    site = tmp_path / "site"
+    site.mkdir()
     subprocess.run(
         [uv_bin(), "tool", "run", "--from", "django>=4.2,<6", "django-admin", "startproject",
-         "mysite", str(tmp_path / "site")],
+         "mysite", str(site)],
         env=env, check=True, capture_output=True, timeout=300,
     )  # fmt: skip
-    site = tmp_path / "site"
     (site / "requirements.txt").write_text("django>=4.2,<6\ngunicorn\n")
+    return site
+
+
+def test_django_project_collects_static_and_serves(tmp_path: Path, settings: Settings) -> None:
+    site = django_project(tmp_path, settings)
     settings_py = site / "mysite" / "settings.py"
     settings_py.write_text(settings_py.read_text() + "\nSTATIC_ROOT = BASE_DIR / 'staticfiles'\n")
     lines: list[str] = []
@@ -134,7 +142,41 @@ def test_django_project_collects_static_and_serves(tmp_path: Path, settings: Set
     serve_ok(slug, "django")
 
 
-def test_collectstatic_can_be_disabled(tmp_path: Path, settings: Settings, monkeypatch) -> None:
+def test_collectstatic_without_static_root_says_which_line_to_add(
+    tmp_path: Path, corral_home: Path
+) -> None:
+    site = django_project(tmp_path, Settings.load(corral_home))
+    result = run_corral("build", str(site), home=corral_home)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    line = 'STATIC_ROOT = BASE_DIR / "staticfiles"'
+    out = result.stdout
+    assert f"add this line to mysite/settings.py:\n           {line}\n" in out, out
+    # said before the traceback's tail, which still ends with Django's own words
+    raised = "ImproperlyConfigured: You're using the staticfiles app without having set"
+    assert out.index(line) < out.index("Traceback (most recent call last)") < out.index(raised)
+    assert "lines left out" in out
+    error = result.stderr.strip().splitlines()[-1]
+    assert error == (
+        f"error: collectstatic failed: STATIC_ROOT is not set; add `{line}` to "
+        "mysite/settings.py, or skip collectstatic with `corral config:set "
+        "DISABLE_COLLECTSTATIC=1`."
+    )
+    # the advice works: the build sees config vars
+    skipped = run_corral("build", str(site), "--env", "DISABLE_COLLECTSTATIC=1", home=corral_home)
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert "Skipping collectstatic (DISABLE_COLLECTSTATIC is set)" in skipped.stdout
+
+
+def test_static_root_line_follows_the_settings_style() -> None:
+    assert static_root_line("BASE_DIR = Path(__file__).resolve().parent.parent\n") == (
+        'STATIC_ROOT = BASE_DIR / "staticfiles"'
+    )
+    old_style = "BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))\n"
+    assert static_root_line(old_style) == 'STATIC_ROOT = os.path.join(BASE_DIR, "staticfiles")'
+
+
+def test_collectstatic_can_be_disabled(tmp_path: Path, settings: Settings) -> None:
     app = write(
         tmp_path / "dj",
         {"requirements.txt": "django>=4.2,<6\n", "manage.py": "raise SystemExit(3)\n"},
@@ -142,9 +184,8 @@ def test_collectstatic_can_be_disabled(tmp_path: Path, settings: Settings, monke
     write(app, {"Procfile": "web: python -m http.server $PORT\n"})
     with pytest.raises(Exception, match="collectstatic"):
         build(app, settings, emit=lambda _: None)
-    monkeypatch.setenv("DISABLE_COLLECTSTATIC", "1")
     lines: list[str] = []
-    build(app, settings, emit=lines.append)
+    build(app, settings, config={"DISABLE_COLLECTSTATIC": "1"}, emit=lines.append)
     assert any("Skipping collectstatic" in line for line in lines)
 
 
@@ -302,7 +343,12 @@ def test_setup_py_app_builds_and_serves(tmp_path: Path, settings: Settings) -> N
 def test_warns_when_web_starts_a_program_not_installed(tmp_path: Path, corral_home: Path) -> None:
     app = flask_app(tmp_path, "flask\n")
     (app / "Procfile").write_text("web: gunicorn app:app\nworker: python -c pass\n")
-    result = run_corral("build", str(app), home=corral_home)
+    # the caller has a gunicorn (this test run's own, as the README's PATH gives); the app not
+    tools = Path(sys.executable).parent
+    assert (tools / "gunicorn").is_file()
+    path = os.pathsep.join([str(tools), os.environ.get("PATH", os.defpath)])
+    env = {**os.environ, "CORRAL_HOME": str(corral_home), "PATH": path}
+    result = corral("build", str(app), env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "web starts 'gunicorn', which is not installed in the environment" in result.stdout
     assert "worker starts" not in result.stdout

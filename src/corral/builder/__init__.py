@@ -10,13 +10,14 @@ import os
 import re
 import secrets
 import time
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from corral.builder.detect import detect
 from corral.builder.environment import INSTALLERS, ensure_environment, installer_environ, uv_bin
-from corral.builder.log import BuildLog, Emit
+from corral.builder.log import BuildLog, Emit, hidden_values
 from corral.builder.procfile import process_types
 from corral.builder.python import find_interpreter, installed_interpreters, python_request
 from corral.builder.slug import Slug, write_metadata
@@ -74,6 +75,7 @@ def build(
     procfile: Path | None = None,
     installer: str | None = None,
     require_processes: bool = True,
+    config: Mapping[str, str] = {},
     emit: Emit = print,
 ) -> Slug:
     """Build ``source`` into a slug and return it; a failed build leaves nothing behind.
@@ -81,10 +83,11 @@ def build(
     With ``snapshot=False`` (``corral local``) the source is not copied: the slug points
     at ``source`` itself and framework steps that write into it are skipped. With
     ``require_processes=False`` an app with no Procfile and nothing to infer still builds
-    (for one-off commands), with no process types.
+    (for one-off commands), with no process types. ``config`` (the app's config vars)
+    reaches the installers and framework steps; its values never reach the output.
     """
     started = time.monotonic()
-    log = BuildLog(emit)
+    log = BuildLog(emit, hidden=hidden_values(config))
     source = Path(source)
     app = app or default_app_name(source)
     slug_id = _new_slug_id() if snapshot else "local"
@@ -106,9 +109,8 @@ def build(
             digest = snap.digest
         else:
             digest = ""
-        slug = _build_in(
-            work, settings, log, app, slug_id, installer, procfile, snapshot, require_processes
-        )
+        options = _Options(installer, procfile, snapshot, require_processes, config)
+        slug = _build_in(work, settings, log, app, slug_id, options)
         slug = replace(
             slug,
             path=final,
@@ -139,17 +141,21 @@ def _choose_installer(requested: str | None, options: dict) -> str:
     return installer
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How one build was asked to run, as :func:`build` took it."""
+
+    installer: str | None
+    procfile: Path | None
+    snapshot: bool
+    require_processes: bool
+    config: Mapping[str, str]
+
+
 def _build_in(
-    work: Path,
-    settings: Settings,
-    log: BuildLog,
-    app: str,
-    slug_id: str,
-    installer: str | None,
-    procfile: Path | None,
-    snapshot: bool,
-    require_processes: bool,
+    work: Path, settings: Settings, log: BuildLog, app: str, slug_id: str, options: _Options
 ) -> Slug:
+    installer, procfile, config = options.installer, options.procfile, options.config
     with log.step("Detecting the app"):
         detection = detect(work)
         log.retitle(f"Detected Python app ({detection.manifest})")
@@ -160,18 +166,21 @@ def _build_in(
         )
         log.retitle(f"Using Python {interpreter.version} (from {request.origin})")
     chosen = _choose_installer(installer, detection.corral_options)
-    found = process_types(work, procfile, required=require_processes)  # fails before installs
+    found = process_types(work, procfile, required=options.require_processes)  # before installs
     with log.step(f"Installing dependencies with {chosen}"):
-        environment = ensure_environment(settings, work, detection, interpreter, chosen, log)
+        environment = ensure_environment(
+            settings, work, detection, interpreter, chosen, log, config
+        )
         if environment.reused:
             log.retitle(f"Using cached environment {environment.hash[:8]}")
         else:
             log.retitle(f"Installed {len(environment.freeze)} packages with {chosen}")
     pythonpath: list[str] = []
-    if snapshot:
-        env = step_environ(installer_environ(settings), environment, work)
+    if options.snapshot:
+        base = installer_environ(settings, config)
+        env = step_environ(base, config, environment, work)
         pythonpath = install_project(work, detection, environment, chosen, env, log)
-        env = step_environ(installer_environ(settings), environment, work)
+        env = step_environ(base, config, environment, work)  # again: now with the project
         collectstatic(work, environment, env, log)
         post_compile(work, env, log)
     elif detection.installs_project:

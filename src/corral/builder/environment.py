@@ -3,6 +3,10 @@
 An environment is built in place under ``envs/<hash>`` while holding ``envs/<hash>.lock``
 and counts only once its completion marker exists; a build that died half-way leaves
 no marker, and the next build starts that environment over.
+
+Installers see the app's config vars (``UV_INDEX_URL``, ``PIP_EXTRA_INDEX_URL`` for a
+private index); those that steer an installer (``UV_*``, ``PIP_*``) join the hash, as
+digests only, so an environment is never shared by apps installing from other indexes.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,26 +107,74 @@ def environment_hash(python: Interpreter, installer: str, inputs: dict[str, str]
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def installer_environ(settings: Settings) -> dict[str, str]:
-    """Environment for installer processes: shared caches, no prompts, no downloads of Pythons."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
-    env.update(
-        UV_CACHE_DIR=str(settings.cache_dir / "uv"),
-        UV_PYTHON_DOWNLOADS="never",
-        UV_NO_PROGRESS="1",
-        PIP_CACHE_DIR=str(settings.cache_dir / "pip"),
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        PIP_NO_INPUT="1",
-        PIP_PROGRESS_BAR="off",
-        NO_COLOR="1",
-    )
+def _fixed_environ(settings: Settings) -> dict[str, str]:
+    """What corral sets for installers whatever the app's config says."""
+    return {
+        "UV_CACHE_DIR": str(settings.cache_dir / "uv"),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_PROGRESS": "1",
+        "PIP_CACHE_DIR": str(settings.cache_dir / "pip"),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "PIP_PROGRESS_BAR": "off",
+        "NO_COLOR": "1",
+    }
+
+
+def installer_environ(settings: Settings, config: Mapping[str, str] = {}) -> dict[str, str]:
+    """Environment for installer processes: this host's, then the app's config vars, then
+    shared caches, no prompts and no downloads of Pythons."""
+    merged = {**os.environ, **config}
+    env = {k: v for k, v in merged.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env.update(_fixed_environ(settings))
     return env
 
 
+def installer_inputs(settings: Settings, config: Mapping[str, str]) -> dict[str, str]:
+    """The config vars that steer an installer, as name → digest of the value (never the value)."""
+    fixed = _fixed_environ(settings)
+    return {
+        f"config:{key}": hashlib.sha256(value.encode()).hexdigest()
+        for key, value in config.items()
+        if key.startswith(("UV_", "PIP_")) and key not in fixed
+    }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What a failed command's traceback means: lines to show before its tail, and the error."""
+
+    lines: tuple[str, ...]
+    message: str
+
+
+Diagnose = Callable[[list[str]], Diagnosis | None]
+
+
+def _traceback_tail(traceback: list[str]) -> list[str]:
+    """The traceback's first line, then only its last frame and the exception."""
+    frames = [i for i, line in enumerate(traceback) if line.startswith('  File "')]
+    start = frames[-1] if frames else 1
+    if start <= 1:
+        return traceback
+    return [traceback[0], f"  ... ({start - 1} lines left out)", *traceback[start:]]
+
+
 def run_streaming(
-    command: Sequence[str], *, cwd: Path, env: dict[str, str], log: BuildLog, what: str
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: BuildLog,
+    what: str,
+    diagnose: Diagnose | None = None,
 ) -> None:
-    """Run ``command``, streaming its output as detail lines; fail the build if it fails."""
+    """Run ``command``, streaming its output as detail lines; fail the build if it fails.
+
+    With ``diagnose``, a Python traceback in the output is held back until the command
+    ends: when ``diagnose`` recognises it, its explanation comes first and only the
+    traceback's tail (last frame and exception) follows; otherwise it is shown whole.
+    """
     try:
         process = subprocess.Popen(
             list(command),
@@ -137,12 +189,23 @@ def run_streaming(
     except OSError as exc:
         raise BuildError(f"Could not start {command[0]} for {what} ({exc.strerror}).") from None
     assert process.stdout is not None
+    held: list[str] = []
     try:
         for line in process.stdout:
-            log.detail(line.rstrip())
+            if diagnose is not None and (held or line.startswith("Traceback (most recent")):
+                held.append(line.rstrip())
+            else:
+                log.detail(line.rstrip())
     finally:
         process.stdout.close()
         code = process.wait()
+    diagnosis = diagnose(held) if diagnose is not None and held and code != 0 else None
+    if diagnosis is not None:
+        held = _traceback_tail(held)
+    for line in [*(diagnosis.lines if diagnosis else ()), *held]:
+        log.detail(line)
+    if diagnosis is not None:
+        raise BuildError(diagnosis.message)
     if code != 0:
         raise BuildError(f"{what} failed (exit status {code}); see the output above.")
 
@@ -243,15 +306,16 @@ def ensure_environment(
     python: Interpreter,
     installer: str,
     log: BuildLog,
+    config: Mapping[str, str] = {},
 ) -> Environment:
     """Reuse the environment for these inputs, or build it once even with builds racing."""
-    inputs = dependency_inputs(source, detection)
+    inputs = {**dependency_inputs(source, detection), **installer_inputs(settings, config)}
     env_hash = environment_hash(python, installer, inputs)
     path = settings.envs_dir / env_hash
     frozen = _read_marker(path)
     if frozen is not None:
         return Environment(path, env_hash, frozen, reused=True)
-    env = installer_environ(settings)
+    env = installer_environ(settings, config)
     with _locked(settings.envs_dir / f"{env_hash}.lock"):
         frozen = _read_marker(path)  # another build may have finished it meanwhile
         if frozen is not None:

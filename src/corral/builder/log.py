@@ -1,14 +1,48 @@
-"""Heroku-style build output: ``-----> Step`` lines, indented detail, the time each took."""
+"""Heroku-style build output: ``-----> Step`` lines, indented detail, the time each took.
+
+Builds see the app's config vars, which are secrets: what the tools print is shown with
+each config value replaced by its name (``$UV_INDEX_URL``), so no value reaches a log.
+"""
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 Emit = Callable[[str], None]
 INDENT = " " * 7
+#: Values shorter than this are left alone: hiding every "1" or "true" would garble output.
+MIN_HIDDEN = 8
+_URL_CREDENTIALS = re.compile(r"://([^/@\s:]+)(?::([^/@\s]*))?@")
+
+
+def hidden_values(config: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """What to hide from build output, as (secret, shown instead), longest secret first.
+
+    Each value, and the password (or token-as-user name) of any URL in it, since tools
+    print index URLs with their own paths appended or their passwords masked.
+    """
+    hidden: dict[str, str] = {}
+    for key, value in config.items():
+        for match in _URL_CREDENTIALS.finditer(value):
+            user, password = match.groups()
+            secret = password if password else user
+            if len(secret) >= MIN_HIDDEN:
+                hidden.setdefault(secret, "****")
+        if len(value) >= MIN_HIDDEN:
+            hidden[value] = f"${key}"
+    return tuple(sorted(hidden.items(), key=lambda pair: -len(pair[0])))
+
+
+def hide(line: str, hidden: tuple[tuple[str, str], ...]) -> str:
+    """``line`` with every secret of ``hidden`` replaced."""
+    for secret, shown in hidden:
+        if secret in line:
+            line = line.replace(secret, shown)
+    return line
 
 
 @dataclass
@@ -17,10 +51,11 @@ class BuildLog:
 
     A step with no detail lines prints one header line with its time when it ends; a
     step with detail prints its header before the first detail line and a closing
-    ``done in`` line, so long steps stream.
+    ``done in`` line, so long steps stream. Detail lines go through :func:`hide`.
     """
 
     emit: Emit
+    hidden: tuple[tuple[str, str], ...] = ()
     steps: list[dict[str, object]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     _title: str | None = None
@@ -58,7 +93,7 @@ class BuildLog:
         if self._title is not None and not self._header_shown:
             self.emit(f"-----> {self._title}")
             self._header_shown = True
-        self.emit(f"{INDENT}{line}")
+        self.emit(f"{INDENT}{hide(line, self.hidden)}")
 
     def warn(self, message: str) -> None:
         """A warning, shown at once and repeated in the summary."""

@@ -13,6 +13,9 @@ from pathlib import Path
 from corral.errors import UserError
 
 METADATA = Path(".corral") / "slug.json"
+#: The PATH every process of a slug starts from, before its virtualenv's ``bin``: the
+#: builder checks programs against it, so it must be what dynos really get.
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass(frozen=True)

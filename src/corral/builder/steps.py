@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from corral.builder.detect import Detection
-from corral.builder.environment import Environment, run_streaming, uv_bin
+from corral.builder.environment import Diagnose, Diagnosis, Environment, run_streaming, uv_bin
 from corral.builder.log import BuildLog
+from corral.builder.slug import BASE_PATH
 
 #: Where a slug's own package is installed when the app is itself a package.
 SITE = Path(".corral") / "site"
 
 
-def step_environ(base: dict[str, str], environment: Environment, slug_dir: Path) -> dict[str, str]:
-    """Environment for commands run in the slug at build time: its virtualenv first on PATH."""
+def step_environ(
+    base: dict[str, str], config: Mapping[str, str], environment: Environment, slug_dir: Path
+) -> dict[str, str]:
+    """Environment for commands run in the slug at build time: the installers' ``base``, the
+    app's config vars as dynos get them, and its virtualenv first on PATH."""
     env = dict(base)
+    # base drops PYTHON* (they would steer the installers); the app's own ones count here
+    env.update({k: v for k, v in config.items() if k.startswith("PYTHON") and k != "PYTHONHOME"})
     env["VIRTUAL_ENV"] = str(environment.path)
     env["PATH"] = os.pathsep.join([str(environment.path / "bin"), env.get("PATH", os.defpath)])
     site = slug_dir / SITE
     if site.is_dir():
-        env["PYTHONPATH"] = str(site)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), config.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -58,6 +66,57 @@ def _has_package(environment: Environment, name: str) -> bool:
     return any(line.lower().startswith(prefix) for line in environment.freeze)
 
 
+_SETTINGS_DEFAULT = re.compile(r"""["']DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)["']""")
+
+
+def static_root_line(settings_text: str) -> str:
+    """The ``STATIC_ROOT`` line to add to a settings file, in the style of its ``BASE_DIR``.
+
+    ``BASE_DIR`` is a ``Path`` in projects started with Django 3.1 or later, a ``str``
+    built with ``os.path`` before.
+    """
+    if re.search(r"^BASE_DIR\s*=\s*os\.path", settings_text, re.MULTILINE):
+        return 'STATIC_ROOT = os.path.join(BASE_DIR, "staticfiles")'
+    return 'STATIC_ROOT = BASE_DIR / "staticfiles"'
+
+
+def _settings_file(slug_dir: Path, env: Mapping[str, str]) -> Path | None:
+    """The project's settings file, from ``DJANGO_SETTINGS_MODULE`` or ``manage.py``'s default."""
+    module = env.get("DJANGO_SETTINGS_MODULE")
+    if not module:
+        match = _SETTINGS_DEFAULT.search((slug_dir / "manage.py").read_text(errors="replace"))
+        module = match.group(1) if match else None
+    if not module:
+        return None
+    base = Path(*module.split("."))
+    for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
+        if (slug_dir / candidate).is_file():
+            return candidate
+    return None
+
+
+def _diagnose_collectstatic(slug_dir: Path, env: Mapping[str, str]) -> Diagnose:
+    def diagnose(traceback: list[str]) -> Diagnosis | None:
+        if not any("ImproperlyConfigured" in ln and "STATIC_ROOT" in ln for ln in traceback):
+            return None
+        found = _settings_file(slug_dir, env)
+        where = str(found) if found else "your settings module"
+        line = static_root_line((slug_dir / found).read_text(errors="replace") if found else "")
+        return Diagnosis(
+            lines=(
+                f"STATIC_ROOT is not set, so collectstatic has nowhere to put the files; "
+                f"add this line to {where}:",
+                f"    {line}",
+            ),
+            message=(
+                f"collectstatic failed: STATIC_ROOT is not set; add `{line}` to {where}, "
+                "or skip collectstatic with `corral config:set DISABLE_COLLECTSTATIC=1`."
+            ),
+        )
+
+    return diagnose
+
+
 def collectstatic(
     slug_dir: Path, environment: Environment, env: dict[str, str], log: BuildLog
 ) -> None:
@@ -75,6 +134,7 @@ def collectstatic(
             env=env,
             log=log,
             what="collectstatic (set DISABLE_COLLECTSTATIC=1 to skip it)",
+            diagnose=_diagnose_collectstatic(slug_dir, env),
         )
 
 
@@ -91,12 +151,16 @@ def post_compile(slug_dir: Path, env: dict[str, str], log: BuildLog) -> None:
 def missing_programs(
     commands: dict[str, str], environment: Environment, pythonpath: list[str]
 ) -> list[str]:
-    """Warnings for process types whose program is installed neither in the env nor on PATH."""
+    """Warnings for process types whose program is installed neither in the env nor on PATH.
+
+    Looked up where a dyno will look (the slug's own ``bin`` directories, then the dynos'
+    base PATH), never on the caller's PATH: a gunicorn there is not in the slug.
+    """
     search = os.pathsep.join(
         [
             str(environment.path / "bin"),
             *(os.path.join(p, "bin") for p in pythonpath),
-            os.environ.get("PATH", os.defpath),
+            BASE_PATH,
         ]
     )
     warnings = []

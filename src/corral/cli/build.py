@@ -11,6 +11,7 @@ from rich.table import Table
 
 from corral.builder import Slug, build
 from corral.cli.common import err_console
+from corral.cli.config import parse_assignments
 from corral.config import Settings
 
 
@@ -45,6 +46,14 @@ def _summary(slug: Slug, console: Console) -> None:
 @click.option(
     "--installer", type=click.Choice(["uv", "pip"]), help="Override the app's installer choice."
 )
+@click.option(
+    "-e",
+    "--env",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A config var the build sees, as a deploy's would (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def build_command(
     source: Path,
@@ -52,9 +61,11 @@ def build_command(
     app: str | None,
     output: Path | None,
     installer: str | None,
+    assignments: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Build SOURCE (default: .) into a slug, as a deploy would."""
+    config = parse_assignments(assignments, example="corral build --env DISABLE_COLLECTSTATIC=1")
     settings = Settings.load(home)
     out = err_console if as_json else Console(highlight=False, soft_wrap=True)
     slug = build(
@@ -63,6 +74,7 @@ def build_command(
         app=app,
         output=output.resolve() if output else None,
         installer=installer,
+        config=config,
         emit=lambda line: out.print(line, markup=False),
     )
     if as_json:

@@ -21,16 +21,16 @@ from corral.cli.git import resolve_app
 from corral.errors import UserError
 
 
-def parse_assignments(arguments: tuple[str, ...]) -> dict[str, str]:
-    """``KEY=value`` arguments as a dict; one without ``=`` or without a key is a UserError."""
+def parse_assignments(
+    arguments: tuple[str, ...], *, example: str = "corral config:set SECRET_KEY=abc123"
+) -> dict[str, str]:
+    """``KEY=value`` arguments as a dict; one without ``=`` or without a key is a UserError
+    whose hint is ``example``."""
     config: dict[str, str] = {}
     for argument in arguments:
         key, sep, value = argument.partition("=")
         if not sep or not key:
-            raise UserError(
-                f"{argument!r} is not KEY=value; write config vars like `corral config:set "
-                "SECRET_KEY=abc123`."
-            )
+            raise UserError(f"{argument!r} is not KEY=value; write config vars like `{example}`.")
         config[key] = value
     return config
 

@@ -166,12 +166,17 @@ class DeployPipeline:
             time.sleep(0.2)
 
     def _build_lines(self, app: str, source: Path) -> Iterator[str | Slug]:
-        """Run the builder in a thread, yielding its lines as they come, then the slug."""
+        """Run the builder in a thread, yielding its lines as they come, then the slug.
+
+        The build sees the app's config vars, as on Heroku (``DISABLE_COLLECTSTATIC``, a
+        private index's ``UV_INDEX_URL``).
+        """
         lines: queue.Queue[object] = queue.Queue()
+        config = self.store.config(app)  # read here: the store is not the build thread's
 
         def work() -> None:
             try:
-                slug = build(source, self.settings, app=app, emit=lines.put)
+                slug = build(source, self.settings, app=app, config=config, emit=lines.put)
                 lines.put(slug)
             except UserError as exc:
                 for detail in exc.details:

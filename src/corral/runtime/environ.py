@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from corral.builder.slug import Slug
+from corral.builder.slug import BASE_PATH, Slug
 
 __all__ = ["base_environ", "process_environ"]
 
@@ -18,7 +18,7 @@ def base_environ() -> dict[str, str]:
     leaks into an app.
     """
     return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PATH": BASE_PATH,
         "HOME": os.environ.get("HOME", "/"),
         "LANG": "C.UTF-8",
     }

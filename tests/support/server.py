@@ -68,7 +68,8 @@ def _healthy(port: int) -> bool:
 
 
 def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
-    """Start `corral server` on ``port`` and return it once its API says it is healthy."""
+    """Start `corral server` on ``port`` and return it once its API says it is healthy
+    and its admin token is written (which follows, once the platform serves)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
          "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5"],
@@ -80,7 +81,11 @@ def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen
         assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
 
     wait_until(
-        lambda: _healthy(port), timeout=60, interval=0.1, message="corral server", check=alive
+        lambda: _healthy(port) and (home / "admin-token").exists(),
+        timeout=60,
+        interval=0.1,
+        message="corral server",
+        check=alive,
     )
     return process
 

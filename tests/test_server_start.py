@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,10 @@ from support.server import Server, platform_pids, start_server
 from support.wait import wait_until
 
 pytestmark = pytest.mark.slow
+
+#: A gunicorn configuration (read from the API's working directory, the home) whose workers
+#: never serve: a real way for the platform to start and not answer.
+NEVER_SERVES = "import time\n\ndef post_worker_init(worker):\n    time.sleep(600)\n"
 
 #: What the credentials file holds before each start below: another home's login.
 SAVED = {"server": "http://localhost:1", "token": "corral_other_home"}
@@ -41,6 +46,11 @@ def assert_changed_nothing(home: Path, tmp_path: Path, result) -> None:
     """The start failed as a user should see it, and left nothing behind."""
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+    assert_left_nothing(home, tmp_path)
+
+
+def assert_left_nothing(home: Path, tmp_path: Path) -> None:
+    """No credentials or token written, and no process of ``home`` running."""
     assert json.loads((tmp_path / "saved-credentials.json").read_text()) == SAVED
     assert not (home / "admin-token").exists()
     # stopped processes may take a moment to be reaped; one left running never goes
@@ -80,6 +90,28 @@ def test_the_lock_dies_with_its_server(server: Server, tmp_path) -> None:
     assert "corral: press Ctrl-C to stop\n" in said, said
     lock = json.loads((server.home / "run" / "server.lock").read_text())
     assert lock == {"pid": server.process.pid, "url": f"http://localhost:{server.port}"}
+
+
+def test_a_restart_on_another_port_than_the_adopted_router_is_refused(
+    server: Server, tmp_path
+) -> None:
+    router = services(server)["router"]
+    server.process.kill()
+    server.process.wait()
+    port = free_port()
+    result = corral(
+        "server", "--home", str(server.home), "--bind", f"127.0.0.1:{port}",
+        env=server.env, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f"error: The router the last corral server left running (pid {router}) does not "
+        f"listen on 127.0.0.1:{port}; pass the --bind it was started with, or stop it first."
+    )
+    assert "Traceback" not in result.stderr
+    # the apps' and the API's processes were left as they were: the old port still serves
+    assert httpx.get(f"http://localhost:{server.port}/api/v1/health").status_code == 200
+    server.process = start_server(server.home, server.port, server.env)  # for the teardown
 
 
 def test_a_port_in_use_by_another_home_changes_nothing(server: Server, tmp_path) -> None:
@@ -156,12 +188,33 @@ def test_an_api_that_exits_at_start_is_reported_and_stopped(tmp_path) -> None:
 def test_a_platform_that_never_answers_times_out_and_is_stopped(tmp_path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "gunicorn.conf.py").write_text(
-        "import time\n\ndef post_worker_init(worker):\n    time.sleep(600)\n"
-    )
+    (home / "gunicorn.conf.py").write_text(NEVER_SERVES)
     result = start(home, tmp_path, "--boot-timeout", "3")
     assert "error: The platform did not answer at http://127.0.0.1:" in result.stderr
     assert "within 3s; fix what its last lines say, or pass a longer --boot-timeout." in (
         result.stderr
     )
     assert_changed_nothing(home, tmp_path, result)
+
+
+def test_a_stop_while_starting_stops_everything_and_writes_no_token(tmp_path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "gunicorn.conf.py").write_text(NEVER_SERVES)
+    credentials = tmp_path / "saved-credentials.json"
+    credentials.write_text(json.dumps(SAVED))
+    env = {**os.environ, "CORRAL_CREDENTIALS": str(credentials)}
+    env.pop("CORRAL_HOME", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "corral", "server", "--home", str(home),
+         "--bind", f"127.0.0.1:{free_port()}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    said = [process.stdout.readline(), process.stdout.readline()]
+    assert said[1].startswith("corral: started router (pid "), said
+    process.terminate()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert out == "corral: stopped\n" and err == ""
+    assert_left_nothing(home, tmp_path)

@@ -29,6 +29,7 @@ from corral.homelock import lock_home
 from corral.runtime.logs import recent
 from corral.runtime.services import PORT, ServiceSpec
 from corral.runtime.supervisor import Supervisor, SupervisorOptions
+from corral.runtime.units import Running
 from corral.store import Store
 from corral.store.names import PLATFORM_APP
 
@@ -134,8 +135,7 @@ class Platform:
         (self.settings.run_dir / "platform").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.supervisor.adopt()
         services = self.supervisor.services
-        if not services.alive("router"):
-            self._check_port_free()
+        self._check_port(adopted=services.running["router"] if services.alive("router") else None)
         if not self.token_file.exists():
             token, secret = self.store.create_token("admin")
             self.new_token = AdminToken(token.id, secret)
@@ -146,16 +146,27 @@ class Platform:
             for name in services.specs
         ]
 
-    def _check_port_free(self) -> None:
+    def _check_port(self, adopted: Running | None) -> None:
+        # Before anything starts: the router this start would run must be able to listen,
+        # and one adopted from the last run must be the one listening there.
+        where = f"{self.options.host}:{self.settings.router_port}"
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.options.host, self.settings.router_port))
             except OSError as exc:
-                raise UserError(
-                    f"Cannot listen on {self.options.host}:{self.settings.router_port} "
-                    f"({exc.strerror}); stop what uses it or pass --bind HOST:PORT."
-                ) from None
+                if adopted is None:
+                    raise UserError(
+                        f"Cannot listen on {where} ({exc.strerror}); "
+                        "stop what uses it or pass --bind HOST:PORT."
+                    ) from None
+                return
+        if adopted is not None:
+            raise UserError(
+                f"The router the last corral server left running (pid {adopted.row.pid}) "
+                f"does not listen on {where}; pass the --bind it was started with, "
+                "or stop it first."
+            )
 
     async def boot(self, stop: asyncio.Event) -> bool:
         """Keep the services going until the API answers through the router (True).
@@ -233,22 +244,35 @@ def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
 
     One server per home (:mod:`corral.homelock`), and a start that fails changes nothing:
     what it started is stopped, and the token and credentials are written only once the
-    platform serves.
+    platform serves. A signal at any point from here on stops the platform cleanly.
     """
-    with lock_home(settings.home, settings.run_dir, settings.platform_url):
-        platform = Platform(settings, options)
-        try:
-            asyncio.run(_main(platform, say))
-        except OSError as exc:
-            raise UserError(f"The platform could not start ({exc}).") from None
+    # Recorded until the loop takes over: a stop asked for while starting is still a stop.
+    asked: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _: asked.append(signum)) for sig in _STOP}
+    try:
+        with lock_home(settings.home, settings.run_dir, settings.platform_url):
+            platform = Platform(settings, options)
+            try:
+                asyncio.run(_main(platform, say, asked))
+            except OSError as exc:
+                raise UserError(f"The platform could not start ({exc}).") from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     say("corral: stopped")
 
 
-async def _main(platform: Platform, say) -> None:
+#: The signals that stop the platform.
+_STOP = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _main(platform: Platform, say, asked: list[int]) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP:
         loop.add_signal_handler(sig, stop.set)
+    if asked:
+        stop.set()
     try:
         for line in platform.start():
             say(f"corral: {line}")
@@ -257,8 +281,9 @@ async def _main(platform: Platform, say) -> None:
     except BaseException:
         await platform.abandon()
         raise
-    if not served:
+    if not served:  # stopped while starting: what it started, then what it adopted
         await platform.abandon()
+        await platform.serve(stop)
         return
     settings = platform.settings
     say(f"corral: dashboard and API at {settings.platform_url}/")

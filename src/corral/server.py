@@ -5,6 +5,11 @@ The server process runs the supervisor. The API (gunicorn serving
 shim as dynos, so a ``kill -9`` of the server leaves them serving and the next start
 adopts them. The API is reached through the router at the platform's own host names
 (``localhost``, ``127.0.0.1``), so one port serves apps, the API and git.
+
+One server runs per home (:mod:`corral.homelock`). A start either serves or changes
+nothing: the port is checked before anything starts, app dynos wait until the API has
+answered through the router, a start that fails stops the services it started, and the
+admin token reaches its file and the CLI's credentials only once the platform serves.
 """
 
 from __future__ import annotations
@@ -197,7 +202,8 @@ class Platform:
                         f"fix what its last lines say, or pass a longer --boot-timeout.\n"
                         + self._last_lines(None)
                     )
-                services.tick()
+                # an adopted service that died meanwhile is restarted: this start's too
+                self.started += [n for n in services.tick() if n not in self.started]
                 self.supervisor.write_routes()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.options.manager.tick)

@@ -5,25 +5,38 @@ The server process runs the supervisor. The API (gunicorn serving
 shim as dynos, so a ``kill -9`` of the server leaves them serving and the next start
 adopts them. The API is reached through the router at the platform's own host names
 (``localhost``, ``127.0.0.1``), so one port serves apps, the API and git.
+
+One server runs per home (:mod:`corral.homelock`). A start either serves or changes
+nothing: the port is checked before anything starts, app dynos wait until the API has
+answered through the router, a start that fails stops the services it started, and the
+admin token reaches its file and the CLI's credentials only once the platform serves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from corral.config import Settings
 from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
 from corral.files import atomic_write
+from corral.homelock import lock_home
+from corral.runtime.logs import recent
 from corral.runtime.services import PORT, ServiceSpec
 from corral.runtime.supervisor import Supervisor, SupervisorOptions
+from corral.runtime.units import Running
 from corral.store import Store
+from corral.store.names import PLATFORM_APP
 
 
 @dataclass(frozen=True)
@@ -35,16 +48,12 @@ class ServerOptions:
     manager: SupervisorOptions = field(default_factory=SupervisorOptions)
 
 
-def ensure_admin_token(settings: Settings, store: Store, url: str) -> tuple[Path, bool]:
-    """Create the admin token on first start; write it (0600) and the CLI's credentials."""
-    token_file = settings.home / "admin-token"
-    if token_file.exists():
-        return token_file, False
-    _, secret = store.create_token("admin")
-    token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write(token_file, secret + "\n", mode=0o600)
-    Credentials(server=url, token=secret).save()
-    return token_file, True
+@dataclass(frozen=True)
+class AdminToken:
+    """The admin token a first start created: in the store at once, on disk once serving."""
+
+    id: str
+    secret: str
 
 
 class Platform:
@@ -61,6 +70,9 @@ class Platform:
             services=self._services(),
             platform_hosts=self._platform_hosts(),
         )
+        #: The services this start started (not adopted): what a failed start stops.
+        self.started: list[str] = []
+        self.new_token: AdminToken | None = None
 
     def _environ(self) -> dict[str, str]:
         env = {
@@ -113,31 +125,111 @@ class Platform:
         hosts = {self.settings.domain, "localhost", "127.0.0.1", self.options.host}
         return sorted(h for h in hosts if h not in ("0.0.0.0", "::"))
 
+    @property
+    def token_file(self) -> Path:
+        """The admin token, readable by the owner only (the first start writes it)."""
+        return self.settings.home / "admin-token"
+
     def start(self) -> list[str]:
-        """Adopt what a previous run left, start the services that are missing; say which."""
+        """Adopt what a previous run left, start the services that are missing; say which.
+
+        The router's port is checked before anything starts. A first start creates the
+        admin token in the store here, so the API knows it from its first request; it is
+        written to disk only by :meth:`publish_token`, once the platform serves.
+        """
         (self.settings.run_dir / "platform").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.supervisor.adopt()
         services = self.supervisor.services
-        adopted = [name for name in services.specs if services.alive(name)]
-        if not services.alive("router"):
-            self._check_port_free()
-        services.start_missing()
+        self._check_port(adopted=services.running["router"] if services.alive("router") else None)
+        if not self.token_file.exists():
+            token, secret = self.store.create_token("admin")
+            self.new_token = AdminToken(token.id, secret)
+        self.started = services.start_missing()
         return [
-            f"{'adopted' if name in adopted else 'started'} {name} "
+            f"{'started' if name in self.started else 'adopted'} {name} "
             f"(pid {services.running[name].row.pid})"
             for name in services.specs
         ]
 
-    def _check_port_free(self) -> None:
+    def _check_port(self, adopted: Running | None) -> None:
+        # Before anything starts: the router this start would run must be able to listen,
+        # and one adopted from the last run must be the one listening there.
+        where = f"{self.options.host}:{self.settings.router_port}"
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.options.host, self.settings.router_port))
             except OSError as exc:
-                raise UserError(
-                    f"Cannot listen on {self.options.host}:{self.settings.router_port} "
-                    f"({exc.strerror}); stop what uses it or pass --bind HOST:PORT."
-                ) from None
+                if adopted is None:
+                    raise UserError(
+                        f"Cannot listen on {where} ({exc.strerror}); "
+                        "stop what uses it or pass --bind HOST:PORT."
+                    ) from None
+                return
+        if adopted is not None:
+            raise UserError(
+                f"The router the last corral server left running (pid {adopted.row.pid}) "
+                f"does not listen on {where}; pass the --bind it was started with, "
+                "or stop it first."
+            )
+
+    async def boot(self, stop: asyncio.Event) -> bool:
+        """Keep the services going until the API answers through the router (True).
+
+        False if ``stop`` is set first; a :class:`UserError` saying why if a service this
+        start started exits, or nothing answers within the boot timeout. App dynos are
+        not started yet: a start that fails leaves none behind.
+        """
+        services = self.supervisor.services
+        timeout = self.options.manager.boot_timeout
+        deadline = time.monotonic() + timeout
+        host = "127.0.0.1" if self.options.host in ("", "0.0.0.0", "::") else self.options.host
+        url = f"http://{f'[{host}]' if ':' in host else host}:{self.settings.router_port}"
+        async with httpx.AsyncClient(base_url=url, timeout=1) as client:
+            while not stop.is_set():
+                for name in self.started:
+                    if not services.alive(name):
+                        raise UserError(
+                            f"The platform could not start: its {name} service exited before "
+                            f"it served; fix what its last lines say and start again.\n"
+                            + self._last_lines(name)
+                        )
+                if await _answers(client):
+                    return True
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"The platform did not answer at {url} within {timeout:g}s; "
+                        f"fix what its last lines say, or pass a longer --boot-timeout.\n"
+                        + self._last_lines(None)
+                    )
+                # an adopted service that died meanwhile is restarted: this start's too
+                self.started += [n for n in services.tick() if n not in self.started]
+                self.supervisor.write_routes()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.options.manager.tick)
+        return False
+
+    def _last_lines(self, service: str | None) -> str:
+        lines = recent(self.settings.logs_dir(PLATFORM_APP), 10, dyno=service)
+        return "\n".join(f"  {line}" for line in lines)
+
+    def publish_token(self) -> bool:
+        """Write the admin token a first start created (0600) and the CLI's credentials."""
+        if self.new_token is None:
+            return False
+        atomic_write(self.token_file, self.new_token.secret + "\n", mode=0o600)
+        Credentials(server=self.settings.platform_url, token=self.new_token.secret).save()
+        return True
+
+    async def abandon(self) -> None:
+        """Undo a start that failed: stop the services it started, revoke the token it made."""
+        # a short grace: nothing it started has served a request yet
+        await self.supervisor.services.stop(self.started, grace=3)
+        await self.supervisor.units.drained()
+        if self.new_token is not None:
+            self.token_file.unlink(missing_ok=True)  # it did not exist before this start
+            self.store.delete_token(self.new_token.id)
+            self.new_token = None
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Supervise until ``stop``; then stop the dynos, and the services last."""
@@ -146,29 +238,65 @@ class Platform:
         await self.supervisor.stop_services(grace=10)
 
 
+async def _answers(client: httpx.AsyncClient) -> bool:
+    try:
+        return (await client.get("/api/v1/health")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
-    """Start (or adopt) the platform and run it until SIGINT or SIGTERM."""
-    platform = Platform(settings, options)
-    token_file, created = ensure_admin_token(settings, platform.store, settings.platform_url)
-    for line in platform.start():
-        say(f"corral: {line}")
+    """Start (or adopt) the platform and run it until SIGINT or SIGTERM.
+
+    One server per home (:mod:`corral.homelock`), and a start that fails changes nothing:
+    what it started is stopped, and the token and credentials are written only once the
+    platform serves. A signal at any point from here on stops the platform cleanly.
+    """
+    # Recorded until the loop takes over: a stop asked for while starting is still a stop.
+    asked: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _: asked.append(signum)) for sig in _STOP}
+    try:
+        with lock_home(settings.home, settings.run_dir, settings.platform_url):
+            platform = Platform(settings, options)
+            try:
+                asyncio.run(_main(platform, say, asked))
+            except OSError as exc:
+                raise UserError(f"The platform could not start ({exc}).") from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    say("corral: stopped")
+
+
+#: The signals that stop the platform.
+_STOP = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _main(platform: Platform, say, asked: list[int]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in _STOP:
+        loop.add_signal_handler(sig, stop.set)
+    if asked:
+        stop.set()
+    try:
+        for line in platform.start():
+            say(f"corral: {line}")
+        served = await platform.boot(stop)
+        created = served and platform.publish_token()
+    except BaseException:
+        await platform.abandon()
+        raise
+    if not served:  # stopped while starting: what it started, then what it adopted
+        await platform.abandon()
+        await platform.serve(stop)
+        return
+    settings = platform.settings
     say(f"corral: dashboard and API at {settings.platform_url}/")
     say(f"corral: apps are served at {settings.app_url('<app>')}")
     if created:
-        say(f"corral: admin token written to {token_file} (and to {credentials_path()})")
+        say(f"corral: admin token written to {platform.token_file} (and to {credentials_path()})")
     else:
-        say(f"corral: admin token in {token_file}")
+        say(f"corral: admin token in {platform.token_file}")
     say("corral: press Ctrl-C to stop")
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await platform.serve(stop)
-
-    try:
-        asyncio.run(main())
-    except OSError as exc:
-        raise UserError(f"The platform could not start ({exc}).") from None
-    say("corral: stopped")
+    await platform.serve(stop)

@@ -3,6 +3,7 @@ stops, and the git helpers that push an app to it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -67,8 +68,19 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def _holds_lock(home: Path, pid: int) -> bool:
+    try:
+        return json.loads((home / "run" / "server.lock").read_text())["pid"] == pid
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
-    """Start `corral server` on ``port`` and return it once its API says it is healthy."""
+    """Start `corral server` on ``port`` and return it once it holds its home's lock, its
+    API says it is healthy and its admin token is written (once the platform serves).
+
+    The lock matters after a ``kill -9``: the old API answers before the new server runs.
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
          "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5"],
@@ -80,7 +92,13 @@ def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen
         assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
 
     wait_until(
-        lambda: _healthy(port), timeout=60, interval=0.1, message="corral server", check=alive
+        lambda: (
+            _holds_lock(home, process.pid) and _healthy(port) and (home / "admin-token").exists()
+        ),
+        timeout=60,
+        interval=0.1,
+        message="corral server",
+        check=alive,
     )
     return process
 

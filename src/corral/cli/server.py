@@ -41,6 +41,11 @@ def server(
     from corral.server import ServerOptions, run_server
 
     host, port = _parse_bind(bind)
+    for flag, value in (("--boot-timeout", boot_timeout), ("--grace", grace)):
+        if not value > 0:
+            raise UserError(f"{flag} is {value:g}; pass a number of seconds above 0.")
+    if memory_quota <= 0:
+        raise UserError(f"--memory-quota is {memory_quota}; pass a number of MB above 0.")
     options = ServerOptions(
         host=host,
         manager=SupervisorOptions(

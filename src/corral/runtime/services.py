@@ -164,7 +164,11 @@ class Services:
             self.units.exited(failed)
             return failed
 
+    async def stop(self, names: Iterable[str], grace: float) -> None:
+        """Stop the services ``names`` (those a start that failed had started), now."""
+        chosen = [self.running.pop(name) for name in names if name in self.running]
+        await asyncio.gather(*(self.units.stop(r, grace) for r in chosen))
+
     async def stop_all(self, grace: float) -> None:
         """Stop every service (a clean shutdown of the platform)."""
-        await asyncio.gather(*(self.units.stop(r, grace) for r in self.running.values()))
-        self.running.clear()
+        await self.stop(list(self.running), grace)

@@ -65,15 +65,20 @@ def _released_line(release: Release, url: str, running: list[Dyno]) -> str:
     )
 
 
-def _verdict_lines(release: Release, released: str) -> Iterator[str]:
-    """What a deploy prints for the release's status, ending with the ``corral-status:`` line."""
+def _verdict_lines(release: Release, released: str, *, first: bool = False) -> Iterator[str]:
+    """What a deploy prints for the release's status, ending with the ``corral-status:`` line.
+
+    ``first``: no release of the app has ever served, so none keeps serving.
+    """
     if release.status == "succeeded":
         yield released
         yield STATUS_PREFIX + f"succeeded {release.name}"
         return
     if release.status == "failed":
         why = f": {release.failure_reason}" if release.failure_reason else ""
-        yield f" !     {release.name} failed to start{why}; the previous release keeps serving."
+        keeps = "the previous release keeps serving"
+        keeps = "the app has no release serving yet" if first else keeps
+        yield f" !     {release.name} failed to start{why}; {keeps}."
         yield from (f"       {line}" for line in release.failure_excerpt)
     else:
         yield (
@@ -266,7 +271,8 @@ class DeployPipeline:
             release = self.store.release(app, version)
         running = self.store.dynos(app) if release.status == "succeeded" else []
         released = _released_line(release, self.settings.app_url(app), running)
-        yield from _verdict_lines(release, released)
+        first = self.store.current_release(app) is None
+        yield from _verdict_lines(release, released, first=first)
 
     # -- one-off dynos -------------------------------------------------------------------
 

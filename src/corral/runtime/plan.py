@@ -101,7 +101,7 @@ def settle_time(declared: object) -> float:
     ):
         raise ValueError(
             f"app.json's healthcheck.settle is {declared!r}; give a number of seconds "
-            f"from 0 to {MAX_SETTLE:.0f}, such as 3."
+            f"from 0 to {MAX_SETTLE:.0f}, such as 3"
         )
     return float(declared)
 
@@ -124,7 +124,8 @@ def excerpt(
     if not last or last[-1] >= len(lines) - limit:
         return list(lines[-limit:])
     end = last[-1] + 1
-    return [*lines[max(0, end - (limit - tail)) : end], *lines[-tail:]]
+    head = lines[max(0, end - (limit - tail)) : end]
+    return [*head, *lines[len(lines) - (limit - len(head)) :]]
 
 
 def due_for_restart(next_restart_at: float | None, now: float) -> bool:

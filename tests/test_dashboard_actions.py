@@ -116,6 +116,18 @@ def test_scale_refuses_bad_numbers_and_types(
     assert store.formation("hello") == before
 
 
+def test_the_release_phase_has_no_scale_form_and_cannot_be_scaled(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    deployed(store, settings, types={**TWO, "release": "python migrate.py"})
+    page = client.get("/apps/hello").text
+    assert 'id="scale-web"' in page and 'id="scale-worker"' in page
+    assert 'id="scale-release"' not in page
+    page = post(client, "/apps/hello/scale", type="release", quantity="1")
+    assert flash_of(page.text).startswith("danger: release is the release phase")
+    assert [e.process_type for e in store.formation("hello")] == ["web", "worker"]
+
+
 def test_scale_before_the_first_deploy_says_to_push(client: FlaskClient, store: Store) -> None:
     store.create_app("hello")
     page = post(client, "/apps/hello/scale", type="web", quantity="1")

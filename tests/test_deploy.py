@@ -196,3 +196,96 @@ def test_builds_wait_for_a_free_slot_when_every_core_is_building(settings, tmp_p
         worker.join(timeout=120)
         assert "-----> Waiting for a free build slot" in lines
         assert lines[-1] == "corral-status: succeeded v1"
+
+
+# -- a broken release never goes live -----------------------------------------------------
+
+#: The good release prints this at import, so its lines are told apart from the new one's.
+MARKED = APP.replace("import os\n", "import os\nprint('old-release-importing', flush=True)\n")
+
+
+def test_app_whose_import_raises_fails_with_its_own_traceback(settings, tmp_path) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("keyerr")
+        pipeline = DeployPipeline(settings, running.store)
+        good = list(pipeline.deploy_source("keyerr", source(tmp_path, app=MARKED), "v1"))
+        assert good[-1] == "corral-status: succeeded v1", good
+        [old] = running.store.dynos("keyerr")
+        broken = source(tmp_path, app='import os\nDB = os.environ["DATABASE_URL"]\n')
+        lines = list(pipeline.deploy_source("keyerr", broken, "v2"))
+        assert lines[-1] == "corral-status: failed"
+        assert not any("is live" in line for line in lines), lines
+        verdict = lines.index(
+            " !     v2 failed to start: web.1 exited while booting; "
+            "the previous release keeps serving."
+        )
+        shown = lines[verdict + 1 : -1]
+        assert "       web.1: KeyError: 'DATABASE_URL'" in shown, shown
+        assert not any("old-release-importing" in line for line in shown), shown
+        assert running.store.current_release("keyerr").version == 1
+        [still] = running.store.dynos("keyerr")
+        assert (still.pid, still.state) == (old.pid, "up")
+        [(_, port)] = backends(settings, "keyerr")
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "v-one"
+
+
+def test_app_answering_500_at_root_fails_and_old_keeps_serving(settings, tmp_path) -> None:
+    options = replace(OPTIONS, boot_timeout=4)
+    with ManagerThread(settings, options) as running:
+        running.store.create_app("fivehundred")
+        pipeline = DeployPipeline(settings, running.store)
+        list(pipeline.deploy_source("fivehundred", source(tmp_path), "v1"))
+        erroring = APP.replace('return os.environ.get("GREETING", "v-one")', "return 1 / 0")
+        lines = list(pipeline.deploy_source("fivehundred", source(tmp_path, app=erroring), "v2"))
+        assert lines[-1] == "corral-status: failed"
+        assert " !     v2 failed to start: web.1 did not pass the health check within 4s; " in (
+            "\n".join(lines)
+        )
+        assert any("ZeroDivisionError" in line for line in lines), lines  # its own traceback
+        [(_, port)] = backends(settings, "fivehundred")
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "v-one"
+
+
+def test_released_says_why_nothing_is_routed_without_a_web_dyno(settings, tmp_path) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        store = running.store
+        store.create_app("quiet")
+        pipeline = DeployPipeline(settings, store)
+        worker = "worker: python -c 'import time; time.sleep(600)'\n"
+        lines = list(pipeline.deploy_source("quiet", source(tmp_path, worker), "v1"))
+        assert lines[-2:] == [
+            "-----> Released v1 (no web process: nothing is routed; "
+            "start one with `corral ps:scale worker=1`)",
+            "corral-status: succeeded v1",
+        ]
+        store.scale("quiet", {"worker": 1})
+        wait_managed(lambda: store.dynos("quiet"), message="worker.1")
+        lines = list(pipeline.deploy_source("quiet", source(tmp_path, worker), "v2"))
+        assert "-----> Released v2 (no web process: nothing is routed; running worker.1)" in lines
+        both = "web: gunicorn app:app\n" + worker
+        lines = list(pipeline.deploy_source("quiet", source(tmp_path, both), "v3"))
+        assert lines[-1] == "corral-status: succeeded v3"
+        store.scale("quiet", {"web": 0})
+        lines = list(pipeline.deploy_source("quiet", source(tmp_path, both), "v4"))
+        assert (
+            "-----> Released v4 (web is scaled to 0: nothing is routed; "
+            "scale it with `corral ps:scale web=1`)"
+        ) in lines
+        assert not any("is live" in line for line in lines)
+
+
+def test_a_bad_settle_time_in_app_json_fails_the_release_saying_what_to_write(
+    settings, tmp_path
+) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        running.store.create_app("settle")
+        pipeline = DeployPipeline(settings, running.store)
+        directory = source(tmp_path)
+        (directory / "app.json").write_text('{"healthcheck": {"settle": "soon"}}')
+        lines = list(pipeline.deploy_source("settle", directory, "v1"))
+        assert lines[-1] == "corral-status: failed"
+        assert (
+            " !     v1 failed to start: app.json's healthcheck.settle is 'soon'; give a number "
+            "of seconds from 0 to 300, such as 3; the app has no release serving yet."
+        ) in lines
+        assert running.store.dynos("settle") == []

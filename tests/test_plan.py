@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from corral.runtime.plan import (
+    DEFAULT_SETTLE,
     due_for_restart,
+    excerpt,
     memory_verdict,
     needs_rollout,
     process_type,
+    settle_time,
+    settled,
     wanted_dynos,
     web_concurrency,
 )
@@ -80,3 +85,43 @@ def test_web_concurrency_is_one_worker_per_256_mb_capped_by_cores() -> None:
     assert web_concurrency(512 * MB, cpus=2) == 2
     assert web_concurrency(100 * MB, cpus=2) == 1
     assert web_concurrency(8192 * MB, cpus=2) == 4
+
+
+def test_the_release_phase_is_never_a_dyno() -> None:
+    assert wanted_dynos(["web", "release"], {"web": 1, "release": 1}, first_deploy=False) == [
+        "web.1"
+    ]
+
+
+def test_settle_time_is_app_jsons_number_of_seconds_or_the_default() -> None:
+    assert settle_time(None) == DEFAULT_SETTLE == 3
+    assert settle_time(0) == 0 and settle_time(2.5) == 2.5 and settle_time(300) == 300
+    assert settled(3.0, 3.0) and not settled(2.9, 3.0)
+
+
+@pytest.mark.parametrize("bad", ["3", -1, 301, True, [3], {"s": 3}])
+def test_a_settle_time_that_is_not_seconds_says_what_to_write(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"healthcheck.settle is .*; give a number of seconds"):
+        settle_time(bad)
+
+
+def test_excerpt_is_the_last_lines_keeping_the_exception_shutdown_lines_push_out() -> None:
+    assert excerpt(["a", "b"], str) == ["a", "b"]
+    assert excerpt([str(i) for i in range(20)], str, limit=5) == ["15", "16", "17", "18", "19"]
+    traceback = ["Traceback (most recent call last):", '  File "app.py"', "KeyError: 'DB'"]
+    shutdown = [f"[INFO] shutting down {i}" for i in range(8)]
+    assert excerpt([*traceback, *shutdown], str, limit=5, tail=2) == [
+        *traceback,
+        *shutdown[-2:],
+    ]
+    assert excerpt([*traceback, *shutdown], str, limit=4, tail=2)[:2] == traceback[1:]
+    dotted = ["x", "django.core.exceptions.ImproperlyConfigured: no", "y"]
+    assert excerpt(dotted, str, limit=2) == dotted[-2:]  # not an ...Error name: the last lines
+
+
+@given(st.lists(st.sampled_from(["ok", "ValueError: x", "  frame"]), max_size=40))
+def test_an_excerpt_is_never_longer_than_its_limit_and_keeps_order(lines: list[str]) -> None:
+    chosen = excerpt(lines, str, limit=6, tail=2)
+    assert len(chosen) <= 6 and len(chosen) == min(len(lines), 6)
+    if any(line.startswith("ValueError") for line in lines):
+        assert "ValueError: x" in chosen

@@ -338,6 +338,15 @@ def test_no_web_dynos_is_h14(router: RouterThread) -> None:
     assert app == "hello" and 'at=error code=H14 desc="No web dynos running"' in line
 
 
+def test_app_without_a_web_type_is_not_told_to_scale_web(router: RouterThread) -> None:
+    router.table = _table(AppRoute("hello", has_web=False))
+    response = get(router)
+    assert response.status_code == 503 and "ps:scale" not in response.text
+    assert "has no web process" in response.text and "`web:` line" in response.text
+    app, line = router.wait_log(lambda line: "code=H14" in line)
+    assert app == "hello" and 'desc="No web process type"' in line
+
+
 def test_crashed_app_is_h10(router: RouterThread) -> None:
     router.table = _table(AppRoute("hello", crashed=True))
     response = get(router)

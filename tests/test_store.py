@@ -368,6 +368,19 @@ def test_formation_only_lists_process_types_of_the_current_release(store: Store)
     assert [(e.process_type, e.quantity) for e in store.formation("hello")] == [("web", 1)]
 
 
+def test_the_release_phase_is_never_in_the_formation_nor_scaled(store: Store) -> None:
+    store.create_app("hello")
+    deploy(store, "hello", "s1", process_types={**WEB_AND_WORKER, "release": "migrate"})
+    assert [e.process_type for e in store.formation("hello")] == ["web", "worker"]
+    with pytest.raises(Invalid) as refused:
+        store.scale("hello", {"release": 1, "web": 2})
+    assert str(refused.value) == (
+        "release is the release phase, which each deploy runs once before its release "
+        "starts; it is not a process type to scale. Scale one of: web, worker."
+    )
+    assert [e.quantity for e in store.formation("hello")] == [1, 0]  # nothing changed
+
+
 # --- domains ---------------------------------------------------------------------------
 
 

@@ -306,3 +306,122 @@ def test_dynos_left_booting_by_a_dead_platform_are_stopped_and_the_rollout_rerun
         assert get(port).text == "hello from web.1"  # the old release serves throughout
     # a clean shutdown in the middle of a rollout stops the dyno it was booting too
     wait_managed(lambda: _zombie(rerun["pid"]), timeout=10, message="the booting dyno stopped")
+
+
+# -- dynos without HTTP must stay up a settle time -----------------------------------------
+
+#: A worker that exits a second after it starts: it passes no settle time.
+QUITTER = "worker: python -c 'import time; print(\"quitting soon\", flush=True); time.sleep(1)'\n"
+SLEEPER = "worker: python -c 'import time; time.sleep(600)'\n"
+
+
+def _pids(store: Store, app: str) -> dict[str, int | None]:
+    return {d.name: d.pid for d in store.dynos(app)}
+
+
+def test_a_worker_that_exits_after_a_second_fails_its_release(settings, running, tmp_path) -> None:
+    store = running.store
+    store.create_app("quits")
+    deploy(settings, store, tmp_path, "quits", "web: gunicorn app:app\n" + SLEEPER)
+    wait_managed(lambda: backends(settings, "quits"))
+    store.scale("quits", {"worker": 1})
+    wait_managed(lambda: len(store.dynos("quits")) == 2, message="web.1 and worker.1")
+    before = _pids(store, "quits")
+    broken = deploy(settings, store, tmp_path, "quits", "web: gunicorn app:app\n" + QUITTER)
+    wait_managed(lambda: store.release("quits", broken.version).status == "failed")
+    failed = store.release("quits", broken.version)
+    assert failed.failure_reason.startswith("worker.1 exited 1."), failed.failure_reason
+    assert failed.failure_reason.endswith("a dyno without HTTP must keep running for 3s")
+    assert failed.failure_excerpt == ("worker.1: quitting soon",)
+    # the old release's web and worker ran throughout and still run
+    assert _pids(store, "quits") == before
+    assert {d.release_version for d in store.dynos("quits")} == {broken.version - 1}
+    [(_, port)] = backends(settings, "quits")
+    assert get(port).text == "hello from web.1"
+
+
+def test_new_workers_boot_beside_the_old_until_they_have_settled(settings, tmp_path) -> None:
+    with ManagerThread(settings, OPTIONS) as running:
+        store = running.store
+        store.create_app("settles")
+        first = deploy(settings, store, tmp_path, "settles", SLEEPER)
+        wait_managed(lambda: store.release("settles", first.version).status == "succeeded")
+        store.scale("settles", {"worker": 1})
+        wait_managed(lambda: store.dynos("settles"), message="worker.1")
+        [old] = store.dynos("settles")
+        app_json = json.dumps({"healthcheck": {"settle": 2}})
+        new = deploy(settings, store, tmp_path, "settles", SLEEPER, **{"app.json": app_json})
+        booting = settings.run_dir / "booting" / "settles.json"
+        wait_managed(booting.exists, message="the new worker booting")
+        started = time.monotonic()
+        # the old worker keeps its row (and runs) while the new one settles
+        assert_stays(lambda: _pids(store, "settles") == {"worker.1": old.pid}, for_seconds=1.5)
+        wait_managed(lambda: store.release("settles", new.version).status == "succeeded")
+        assert time.monotonic() - started >= 1.5
+        [now] = store.dynos("settles")
+        assert (now.release_version, now.state) == (new.version, "up") and now.pid != old.pid
+        wait_managed(lambda: not psutil.pid_exists(old.pid) or _zombie(old.pid), message="drained")
+
+
+def test_a_rollback_to_a_release_that_crashes_keeps_the_current_one(
+    settings, running, tmp_path
+) -> None:
+    store = running.store
+    store.create_app("back")
+    # v1's worker quits at once, unnoticed: the first deploy runs no worker
+    deploy(settings, store, tmp_path, "back", "web: gunicorn app:app\n" + QUITTER)
+    wait_managed(lambda: backends(settings, "back"))
+    fixed = deploy(settings, store, tmp_path, "back", "web: gunicorn app:app\n" + SLEEPER)
+    wait_managed(lambda: store.release("back", fixed.version).status == "succeeded")
+    store.scale("back", {"worker": 1})
+    wait_managed(lambda: len(store.dynos("back")) == 2, message="web.1 and worker.1")
+    wait_managed(lambda: {d.state for d in store.dynos("back")} == {"up"}, message="all up")
+    before = _pids(store, "back")
+    rollback = store.rollback("back", 1)
+
+    def failed() -> bool:
+        messages = [line.message for line in recent(settings.logs_dir("back"), source="corral")]
+        return f"Release {rollback.name} failed: worker.1 exited" in "\n".join(messages)
+
+    wait_managed(failed, message="the rollback's rollout to fail")
+    assert _pids(store, "back") == before
+    assert {d.release_version for d in store.dynos("back")} == {fixed.version}
+    [(_, port)] = backends(settings, "back")
+    assert get(port).text == "hello from web.1"
+    # not retried on every tick: the failed rollback stays failed until something new
+    assert_stays(lambda: not (settings.run_dir / "booting" / "back.json").exists(), 1)
+
+
+def test_a_restart_of_a_worker_that_now_crashes_keeps_the_running_one(
+    settings, running, tmp_path
+) -> None:
+    store = running.store
+    store.create_app("restarts")
+    marker = tmp_path / "broken"
+    worker = (
+        "worker: python -c 'import os, sys, time; "
+        f'os.path.exists("{marker}") and sys.exit("worker cannot start"); time.sleep(600)\'\n'
+    )
+    deploy(settings, store, tmp_path, "restarts", "web: gunicorn app:app\n" + worker)
+    wait_managed(lambda: backends(settings, "restarts"))
+    store.scale("restarts", {"worker": 1})
+    wait_managed(lambda: len(store.dynos("restarts")) == 2, message="web.1 and worker.1")
+    before = _pids(store, "restarts")
+    marker.touch()
+    store.request_dynos("restarts", "restart", "worker")
+
+    def failed() -> bool:
+        messages = [line.message for line in recent(settings.logs_dir("restarts"))]
+        return any("failed: worker.1 exited" in m for m in messages)
+
+    wait_managed(failed, message="the restart's rollout to fail")
+    assert _pids(store, "restarts") == before
+    messages = [line.message for line in recent(settings.logs_dir("restarts"), dyno="worker.1")]
+    assert "  worker cannot start" in messages  # its own line, quoted in the verdict
+    marker.unlink()
+    store.request_dynos("restarts", "restart")
+    wait_managed(
+        lambda: all(pid != before[name] for name, pid in _pids(store, "restarts").items()),
+        message="both dynos replaced",
+    )
+    assert set(_pids(store, "restarts")) == {"web.1", "worker.1"}

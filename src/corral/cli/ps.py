@@ -48,16 +48,27 @@ def parse_scale(arguments: tuple[str, ...]) -> dict[str, int]:
 def ps(app: str | None, platform: bool, as_json: bool) -> None:
     """List the app's dynos: state, age, release, port, memory and CPU."""
     name = "the platform" if platform else resolve_app(app)
+    types: list[str] = []  # asked only for the hint of an app with no dynos
     with ApiClient.load() as api:
         dynos = api.get("/api/v1/platform/dynos" if platform else app_path(name, "dynos")) or []
+        if not dynos and not platform and not as_json:
+            types = [f["type"] for f in api.get(app_path(name, "formation")) or []]
     if as_json:
         echo_json(dynos)
     elif not dynos and platform:
         console.print("No platform services are recorded; is `corral server` running?")
     elif not dynos:
-        console.print(f"{name} has no dynos; scale up with `corral ps:scale web=1`.", markup=False)
+        console.print(_no_dynos_hint(name, types), markup=False)
     else:
         console.print(_dyno_table(dynos, platform=platform))
+
+
+def _no_dynos_hint(app: str, types: list[str]) -> str:
+    """What to do about an app with no dynos: scale a type it has (``web`` only if it has one)."""
+    if not types:
+        return f"{app} has no dynos and no process types yet; deploy it first."
+    kind = "web" if "web" in types else types[0]
+    return f"{app} has no dynos; scale up with `corral ps:scale {kind}=1`."
 
 
 def _dyno_table(dynos: list[dict], *, platform: bool) -> Table:

@@ -31,7 +31,8 @@ from corral.exitcodes import shell_status
 from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import follow
-from corral.store import Release, Store
+from corral.store import Dyno, Release, Store
+from corral.store.formation import PHASES
 
 STATUS_PREFIX = "corral-status: "
 EXIT_PREFIX = "corral-exit: "
@@ -40,15 +41,44 @@ _DONE = object()
 _VERDICT_POLL = 0.5
 
 
-def _verdict_lines(release: Release, url: str) -> Iterator[str]:
-    """What a deploy prints for the release's status, ending with the ``corral-status:`` line."""
+def _released_line(release: Release, url: str, running: list[Dyno]) -> str:
+    """The success line: the URL only once a web dyno of ``release`` has served.
+
+    ``running`` are the app's dynos; the supervisor records the new ones before it marks
+    the release succeeded, and a web dyno is recorded only once it has answered HTTP.
+    """
+    mine = [d.name for d in running if d.release_version == release.version]
+    if "web" not in release.process_types:
+        types = [kind for kind in release.process_types if kind not in PHASES]
+        if mine:
+            hint = f"running {', '.join(mine)}"
+        elif types:
+            hint = f"start one with `corral ps:scale {types[0]}=1`"
+        else:
+            hint = "its Procfile declares no process to run"
+        return f"-----> Released {release.name} (no web process: nothing is routed; {hint})"
+    if any(name.startswith("web.") for name in mine):
+        return f"-----> Released {release.name}: {url} is live"
+    return (
+        f"-----> Released {release.name} (web is scaled to 0: nothing is routed; "
+        "scale it with `corral ps:scale web=1`)"
+    )
+
+
+def _verdict_lines(release: Release, released: str, *, first: bool = False) -> Iterator[str]:
+    """What a deploy prints for the release's status, ending with the ``corral-status:`` line.
+
+    ``first``: no release of the app has ever served, so none keeps serving.
+    """
     if release.status == "succeeded":
-        yield f"-----> Released {release.name}: {url} is live"
+        yield released
         yield STATUS_PREFIX + f"succeeded {release.name}"
         return
     if release.status == "failed":
         why = f": {release.failure_reason}" if release.failure_reason else ""
-        yield f" !     {release.name} failed to start{why}; the previous release keeps serving."
+        keeps = "the previous release keeps serving"
+        keeps = "the app has no release serving yet" if first else keeps
+        yield f" !     {release.name} failed to start{why}; {keeps}."
         yield from (f"       {line}" for line in release.failure_excerpt)
     else:
         yield (
@@ -244,7 +274,10 @@ class DeployPipeline:
                 checked = time.monotonic()
         else:  # the deadline: one last look
             release = self.store.release(app, version)
-        yield from _verdict_lines(release, self.settings.app_url(app))
+        running = self.store.dynos(app) if release.status == "succeeded" else []
+        released = _released_line(release, self.settings.app_url(app), running)
+        first = self.store.current_release(app) is None
+        yield from _verdict_lines(release, released, first=first)
 
     # -- one-off dynos -------------------------------------------------------------------
 

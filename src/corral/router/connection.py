@@ -17,7 +17,7 @@ from corral.router.exchange import ClientGone, Exchange
 from corral.router.forward import forward, tunnel
 from corral.router.heads import page_head_bytes
 from corral.router.http1 import BadRequest, RequestHead
-from corral.router.pages import FAILURES, logfmt_value, render_page
+from corral.router.pages import FAILURES, logfmt_value, no_backend_failure, render_page
 
 __all__ = ["ClientConnection"]
 
@@ -131,7 +131,8 @@ class ClientConnection:
         if route.maintenance:
             return await self.fail(exchange, "maintenance")
         if not route.backends:
-            return await self.fail(exchange, "crashed" if route.crashed else "no_dynos")
+            failure = no_backend_failure(crashed=route.crashed, has_web=route.has_web)
+            return await self.fail(exchange, failure)
         outcome = await forward(self.ctx, self.client, exchange, route)
         if outcome.failure:
             return await self.fail(exchange, outcome.failure)

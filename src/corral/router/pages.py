@@ -10,7 +10,7 @@ import html
 import re
 from dataclasses import dataclass
 
-__all__ = ["FAILURES", "Failure", "logfmt", "logfmt_value", "render_page"]
+__all__ = ["FAILURES", "Failure", "logfmt", "logfmt_value", "no_backend_failure", "render_page"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,15 @@ FAILURES: dict[str, Failure] = {
         "Application error",
         "No web dynos are running for this app. If you own it, try `corral ps:scale web=1`.",
     ),
+    # an app whose release has no web type: scaling web is no answer, a Procfile line is
+    "no_web": Failure(
+        "H14",
+        503,
+        "No web process type",
+        "Application error",
+        "This app has no web process, so nothing here answers HTTP. If you own it, add a "
+        "`web:` line to its Procfile and deploy again.",
+    ),
     "maintenance": Failure(
         "H80",
         503,
@@ -87,6 +96,14 @@ FAILURES: dict[str, Failure] = {
         "The router does not proxy {reason}.",
     ),
 }
+
+
+def no_backend_failure(*, crashed: bool, has_web: bool) -> str:
+    """Which failure answers a request to an app with no healthy web dyno."""
+    if crashed:
+        return "crashed"
+    return "no_dynos" if has_web else "no_web"
+
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

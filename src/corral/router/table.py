@@ -45,6 +45,8 @@ class AppRoute:
     backends: tuple[Backend, ...] = ()
     maintenance: bool = False
     crashed: bool = False
+    #: Whether the app's release has a ``web`` type at all: if not, no scaling brings one.
+    has_web: bool = True
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ def _table_from_json(data: dict[str, Any]) -> RouteTable:
             backends=backends,
             maintenance=bool(entry.get("maintenance", False)),
             crashed=bool(entry.get("crashed", False)),
+            has_web=bool(entry.get("has_web", True)),
         )
     domains = {split_host(h): str(a) for h, a in data.get("custom_domains", {}).items()}
     return RouteTable(
@@ -141,6 +144,7 @@ def _table_to_json(table: RouteTable) -> dict[str, Any]:
                 ],
                 "maintenance": route.maintenance,
                 "crashed": route.crashed,
+                "has_web": route.has_web,
             }
             for name, route in table.apps.items()
         },

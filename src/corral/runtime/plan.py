@@ -1,28 +1,44 @@
 """The supervisor's decisions, as pure functions of plain values.
 
-Which dynos a release wants, whether an app runs behind its release, when a crashed unit
+Which dynos a release wants, whether an app runs behind its release, when a new dyno
+without HTTP has settled, which of a failed dyno's lines explain it, when a crashed unit
 is due again, what a dyno's memory use calls for: nothing here starts, stops or reads
 anything, so each rule is tested with plain values (``tests/test_plan.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Literal
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Literal, TypeVar
+
+from corral.store.formation import PHASES
 
 __all__ = [
+    "DEFAULT_SETTLE",
+    "MAX_SETTLE",
     "NOT_DYNOS",
     "MemoryVerdict",
     "due_for_restart",
+    "excerpt",
     "memory_verdict",
     "needs_rollout",
     "process_type",
+    "settle_time",
+    "settled",
     "wanted_dynos",
     "web_concurrency",
 ]
 
-#: Process types that are not dynos: ``release`` runs once per deploy.
-NOT_DYNOS = frozenset({"release"})
+T = TypeVar("T")
+
+#: Process types that are not dynos: ``release`` is a phase each deploy runs once.
+NOT_DYNOS = PHASES
+#: Seconds a new dyno without HTTP (a worker, a clock) must keep running to count as up.
+DEFAULT_SETTLE = 3.0
+MAX_SETTLE = 300.0
+#: A Python exception's own line (``KeyError: 'DATABASE_URL'``), as a traceback ends.
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b")
 
 MemoryVerdict = Literal["ok", "warn", "restart"]
 
@@ -68,6 +84,48 @@ def needs_rollout(
     if failed_version == target_version:
         return False
     return target_pending or any(version != target_version for version in running_versions)
+
+
+def settle_time(declared: object) -> float:
+    """The settle time ``app.json`` declares (``healthcheck.settle``), or the default.
+
+    Anything but a number of seconds from 0 to :data:`MAX_SETTLE` is a ValueError whose
+    message says what to write instead.
+    """
+    if declared is None:
+        return DEFAULT_SETTLE
+    if (
+        isinstance(declared, bool)
+        or not isinstance(declared, int | float)
+        or not 0 <= declared <= MAX_SETTLE
+    ):
+        raise ValueError(
+            f"app.json's healthcheck.settle is {declared!r}; give a number of seconds "
+            f"from 0 to {MAX_SETTLE:.0f}, such as 3"
+        )
+    return float(declared)
+
+
+def settled(running_for: float, settle: float) -> bool:
+    """Whether a new dyno without HTTP has run long enough to count as up."""
+    return running_for >= settle
+
+
+def excerpt(
+    lines: Sequence[T], text: Callable[[T], str], limit: int = 12, tail: int = 3
+) -> list[T]:
+    """The lines that explain a failed dyno: its last ``limit``, keeping its exception.
+
+    A traceback is often followed by the server's own shutdown lines (gunicorn prints
+    several); when those would push the exception's line out, the excerpt ends at that
+    line and then shows only the last ``tail`` lines. ``text`` is a line's message.
+    """
+    last = [i for i, line in enumerate(lines) if _EXCEPTION.match(text(line))]
+    if not last or last[-1] >= len(lines) - limit:
+        return list(lines[-limit:])
+    end = last[-1] + 1
+    head = lines[max(0, end - (limit - tail)) : end]
+    return [*head, *lines[len(lines) - (limit - len(head)) :]]
 
 
 def due_for_restart(next_restart_at: float | None, now: float) -> bool:

@@ -1,10 +1,13 @@
-"""A rollout: boot a release's web dynos beside the old ones and wait until they are healthy.
+"""A rollout: boot a release's dynos beside the old ones and wait until they are healthy.
 
+A web dyno is healthy once it answers HTTP; a dyno without HTTP (a worker, a clock) once
+it is still running a settle time after it started (``healthcheck.settle`` in
+``app.json``, :data:`~corral.runtime.plan.DEFAULT_SETTLE` by default).
 :func:`boot_release` is handed the narrow :class:`RolloutUnits` interface (start and stop
 one unit) and returns a :class:`Booted` outcome; the supervisor then cuts over (or keeps
-the old release serving). While it boots, the dynos it started are listed in a
-:class:`BootingRecord`, so a platform that dies mid-rollout stops them when it comes back
-instead of leaving orphans.
+the old release serving: its dynos, workers too, run until the cutover). While it boots,
+the dynos it started are listed in a :class:`BootingRecord`, so a platform that dies
+mid-rollout stops them when it comes back instead of leaving orphans.
 """
 
 from __future__ import annotations
@@ -13,22 +16,34 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from corral.errors import UserError
 from corral.files import atomic_write
+from corral.logfiles import timestamp
 from corral.runtime import dyno as dynos
+from corral.runtime import plan as rules
 from corral.runtime.units import Running
 
-__all__ = ["BootPlan", "Booted", "BootingRecord", "RolloutUnits", "boot_release", "health_path"]
+__all__ = [
+    "BootPlan",
+    "Booted",
+    "BootingRecord",
+    "HealthCheck",
+    "RolloutUnits",
+    "boot_release",
+    "health_check",
+]
 
 
 class RolloutUnits(Protocol):
     """What a rollout needs of the supervisor's units: start one, stop one."""
 
-    def start(self, spec: dynos.DynoSpec, version: int, *, record: bool) -> Running:
+    def start(
+        self, spec: dynos.DynoSpec, version: int, *, record: bool, health_checked: bool
+    ) -> Running:
         """Start ``spec``; with ``record`` off its row stays out of the store."""
         ...
 
@@ -45,16 +60,36 @@ class Booted:
     problem: str | None = None
     #: The dynos the problem is about, whose own log lines explain it.
     culprits: tuple[str, ...] = ()
+    #: When the rollout began (a log timestamp): the culprits' lines from before it are
+    #: the old dynos' of the same names.
+    since: str = ""
 
 
-def health_path(slug_path: Path) -> str | None:
-    """The HTTP path the app declares for health checks in ``app.json``, if any."""
+@dataclass(frozen=True)
+class HealthCheck:
+    """How a new dyno proves it is healthy: ``app.json``'s ``healthcheck`` object."""
+
+    #: ``healthcheck.path``, expecting 2xx/3xx; None checks ``/`` below 500.
+    path: str | None = None
+    #: ``healthcheck.settle``: seconds a dyno without HTTP must keep running.
+    settle: float = rules.DEFAULT_SETTLE
+
+
+def health_check(slug_path: Path) -> HealthCheck:
+    """The health check the app declares in ``app.json`` (the defaults when it declares none).
+
+    A settle time that is not a number of seconds is a UserError saying what to write.
+    """
     try:
-        data = json.loads((slug_path / "app.json").read_text())
-        path = data.get("healthcheck", {}).get("path")
+        declared = json.loads((slug_path / "app.json").read_text()).get("healthcheck", {})
+        path, settle = declared.get("path"), declared.get("settle")
     except (OSError, ValueError, AttributeError):
-        return None
-    return path if isinstance(path, str) and path.startswith("/") else None
+        return HealthCheck()
+    try:
+        seconds = rules.settle_time(settle)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return HealthCheck(path if isinstance(path, str) and path.startswith("/") else None, seconds)
 
 
 class BootingRecord:
@@ -95,14 +130,15 @@ class BootingRecord:
 
 @dataclass(frozen=True)
 class BootPlan:
-    """What to boot: the web dynos of one release, and how to know they are healthy."""
+    """What to boot: dynos of one release (web and others), and how to know they are healthy."""
 
     app: str
     version: int
-    web: tuple[str, ...]
+    #: The dynos to boot: every one the release wants, or those a restart names.
+    names: tuple[str, ...]
     spec_for: Callable[[str], dynos.DynoSpec]
-    #: ``app.json``'s ``healthcheck.path``; None checks that the port accepts.
-    health: str | None
+    #: Read from the slug when the rollout starts, so a bad ``app.json`` fails the release.
+    health: Callable[[], HealthCheck]
     boot_timeout: float
 
 
@@ -113,8 +149,9 @@ async def boot_release(units: RolloutUnits, record: BootingRecord, plan: BootPla
     they are returned running, not yet in the store, for the caller to cut over to.
     """
     fresh: dict[str, Running] = {}
+    since = timestamp()
     try:
-        booted = await _boot(units, record, plan, fresh)
+        booted = replace(await _boot(units, record, plan, fresh), since=since)
     except (Exception, asyncio.CancelledError):  # not GeneratorExit: a loop torn down
         await _give_up(units, record, plan.app, fresh)
         raise
@@ -127,12 +164,17 @@ async def _boot(
     units: RolloutUnits, record: BootingRecord, plan: BootPlan, fresh: dict[str, Running]
 ) -> Booted:
     try:
-        for name in plan.web:
-            fresh[name] = units.start(plan.spec_for(name), plan.version, record=False)
+        check = plan.health()
+    except UserError as exc:
+        return Booted(problem=exc.message)
+    try:
+        for name in plan.names:
+            spec = plan.spec_for(name)
+            fresh[name] = units.start(spec, plan.version, record=False, health_checked=True)
             record.write(plan.app, fresh)
     except (UserError, OSError) as exc:
         return Booted(problem=f"could not start its dynos ({exc})")
-    problem, culprits = await _await_healthy(fresh, plan.health, plan.boot_timeout)
+    problem, culprits = await _await_healthy(fresh, check, plan.boot_timeout)
     if problem:
         return Booted(problem=problem, culprits=culprits)
     return Booted(fresh=fresh)
@@ -146,22 +188,41 @@ async def _give_up(
 
 
 async def _await_healthy(
-    fresh: dict[str, Running], path: str | None, boot_timeout: float
+    fresh: dict[str, Running], check: HealthCheck, boot_timeout: float
 ) -> tuple[str | None, tuple[str, ...]]:
+    """Wait until every dyno is healthy; else the problem and the dynos it is about.
+
+    A dyno that has passed its check must still be running when the last one passes:
+    a worker that exits after its settle time, while a web dyno is still booting, would
+    otherwise be cut over to as if it were up.
+    """
     deadline = time.monotonic() + boot_timeout
     pending = list(fresh.values())
-    while pending:
-        for r in list(pending):
+    while True:
+        for r in fresh.values():
             if r.exited():
-                return f"{r.row.name} exited while booting", tuple(fresh)
-            if r.row.port and await dynos.healthy(r.row.port, path, timeout=1):
+                return _exited(r, check.settle), (r.row.name,)
+        for r in list(pending):
+            if r.row.port is None:
+                ok = rules.settled(time.monotonic() - r.started, check.settle)
+            else:
+                ok = await dynos.healthy(r.row.port, check.path, timeout=1)
+            if ok:
                 pending.remove(r)
-        if pending and time.monotonic() > deadline:
+        if not pending:
+            return None, ()
+        if time.monotonic() > deadline:
             names = ", ".join(r.row.name for r in pending)
-            return (
-                f"{names} did not pass the health check within {boot_timeout:.0f}s",
-                tuple(fresh),
-            )
-        if pending:
-            await asyncio.sleep(0.05)
-    return None, ()
+            problem = f"{names} did not pass the health check within {boot_timeout:.0f}s"
+            return problem, tuple(r.row.name for r in pending)
+        await asyncio.sleep(0.05)
+
+
+def _exited(r: Running, settle: float) -> str:
+    if r.row.port is not None:
+        return f"{r.row.name} exited while booting"
+    ran = time.monotonic() - r.started
+    return (
+        f"{r.row.name} exited {ran:.1f}s after starting; a dyno without HTTP must keep "
+        f"running for {settle:g}s"
+    )

@@ -3,10 +3,11 @@
 One reconcile loop for every unit: the dynos of each app's formation and the platform's
 own services (:mod:`corral.runtime.services`), all started, adopted, restarted with
 backoff and logged by the same :class:`~corral.runtime.units.Units`. A release the dynos
-do not run yet (a pending deploy, a config change, a rollback) is rolled out with zero
-downtime (:mod:`corral.runtime.rollout`): new web dynos boot beside the old ones and must
-pass a health check before the routes switch to them; then the old ones are drained. If
-they fail, the release is marked failed and the old dynos keep serving.
+do not run yet (a pending deploy, a config change, a rollback) and a ``ps:restart`` are
+rolled out with zero downtime (:mod:`corral.runtime.rollout`): the new dynos, web and
+workers, boot beside the old ones and must pass their health checks before the routes
+switch to them; then the old ones are drained. If one fails, the release is marked
+failed and the old dynos keep running.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import signal
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from corral.builder.slug import load_slug
 from corral.config import Settings
@@ -28,7 +28,7 @@ from corral.runtime import plan
 from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import recent
 from corral.runtime.restart import RestartPolicy
-from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release, health_path
+from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release, health_check
 from corral.runtime.services import Services, ServiceSpec, free_port
 from corral.runtime.units import Running, Units
 from corral.store import Store
@@ -76,6 +76,8 @@ class Supervisor:
         self.rollouts: dict[str, asyncio.Task[None]] = {}
         #: app -> a release version whose rollout failed; not retried until a newer one.
         self.failed: dict[str, int] = {}
+        #: app -> whether its release has a ``web`` type (the router's page says so if not).
+        self.has_web: dict[str, bool] = {}
         self.booting = BootingRecord(settings.run_dir)
         self._routes: RouteTable | None = None
         self._adopted = False
@@ -151,6 +153,7 @@ class Supervisor:
         current = self.store.current_release(app)
         pending = self.store.pending_releases(app)  # newest first
         target = pending[0] if pending else current
+        self.has_web[app] = target is not None and "web" in target.process_types
         if target is None:
             return
         running = self.dynos.setdefault(app, {})
@@ -193,18 +196,14 @@ class Supervisor:
             if target is None or name == target or plan.process_type(name) == target
         ]
         current = self.store.current_release(app)
-        rolling = (
-            action == "restart"
-            and target in (None, "web")
-            and app not in self.rollouts
-            and current is not None
-            and any(name.startswith("web.") for name in chosen)
-        )
-        if rolling:
-            assert current is not None
-            self.units.log(app, "", f"Restarting web dynos of {current.name} with zero downtime")
-            self._start_rollout(app, current, first_deploy=False)
-            chosen = [name for name in chosen if not name.startswith("web.")]
+        if action == "restart" and chosen and current is not None and app not in self.rollouts:
+            # dynos behind the current release (its rollout failed) all roll onto it again
+            behind = any(r.row.release_version != current.version for r in running.values())
+            only = None if behind else tuple(chosen)
+            which = target or "all dynos"
+            self.units.log(app, "", f"Restarting {which} of {current.name} with zero downtime")
+            self._start_rollout(app, current, first_deploy=False, only=only)
+            return
         verb = "Restarting" if action == "restart" else "Stopping"
         for name in chosen:
             self.units.log(app, name, f"{verb} (requested by ps:{action})")
@@ -212,35 +211,50 @@ class Supervisor:
 
     # -- rollouts -------------------------------------------------------------------
 
-    def _start_rollout(self, app: str, release: Release, *, first_deploy: bool) -> None:
-        self.rollouts[app] = asyncio.create_task(self._rollout(app, release, first_deploy))
+    def _start_rollout(
+        self,
+        app: str,
+        release: Release,
+        *,
+        first_deploy: bool,
+        only: tuple[str, ...] | None = None,
+    ) -> None:
+        """Roll ``release`` out: all its dynos, or with ``only`` just those (a restart)."""
+        work = self._rollout(app, release, first_deploy, only)
+        self.rollouts[app] = asyncio.create_task(work)
 
-    async def _rollout(self, app: str, release: Release, first_deploy: bool) -> None:
-        """Boot ``release``'s web dynos beside the old ones, switch when healthy, drain old."""
+    async def _rollout(
+        self, app: str, release: Release, first_deploy: bool, only: tuple[str, ...] | None
+    ) -> None:
+        """Boot ``release``'s dynos beside the old ones, switch when healthy, drain the old."""
         boot = BootPlan(
             app=app,
             version=release.version,
-            web=tuple(n for n in self._wanted(app, release, first_deploy) if n.startswith("web.")),
-            spec_for=lambda name: self._spec(app, name, release, free_port()),
-            health=health_path(release.slug_path),
+            names=only if only is not None else tuple(self._wanted(app, release, first_deploy)),
+            spec_for=lambda name: self._spec(app, name, release, self._port_for(name)),
+            health=lambda: health_check(release.slug_path),
             boot_timeout=self.options.boot_timeout,
         )
         booted = await boot_release(self.units, self.booting, boot)
         if booted.problem is not None:
             self._fail(app, release, booted)
             return
-        if release.status == "pending":
-            self.store.mark_release_succeeded(app, release.version)
         old = self.dynos.get(app, {})
-        self.dynos[app] = booted.fresh
+        # a restart replaces the dynos it booted; a new release replaces them all
+        retired = old if only is None else {n: old[n] for n in booted.fresh if n in old}
+        kept = {n: r for n, r in old.items() if n not in retired}
+        self.dynos[app] = {**kept, **booted.fresh}
         for r in booted.fresh.values():
             self.units.set_state(r, "up")
         # In the store now: a platform that dies from here on must adopt them, not stop them.
         self.booting.clear(app)
         self.write_routes()
-        for r in old.values():
+        for r in retired.values():
             self.units.drain(r)
         self.failed.pop(app, None)
+        # the verdict last: a deploy prints "live" once the dynos that served are recorded
+        if release.status == "pending":
+            self.store.mark_release_succeeded(app, release.version)
         self.units.log(app, "", f"Release {release.name} is live")
 
     def _fail(self, app: str, release: Release, booted: Booted) -> None:
@@ -249,13 +263,13 @@ class Supervisor:
             f"Release {release.name} failed: {booted.problem}; the previous release keeps serving"
         )
         self.units.log(app, "", message)
-        # the new dynos' own lines: the old ones have the same names but wrote before the release
-        since = datetime.fromtimestamp(release.created_at, UTC).isoformat(timespec="microseconds")
-        excerpt = [
+        # the new dynos' own lines: the old ones have the same names but wrote before the rollout
+        lines = [
             line
-            for line in recent(self.settings.logs_dir(app), 10, source="app")
-            if line.dyno in booted.culprits and line.timestamp >= since
+            for line in recent(self.settings.logs_dir(app), 500, source="app")
+            if line.dyno in booted.culprits and line.timestamp >= booted.since
         ]
+        excerpt = plan.excerpt(lines, text=lambda line: line.message)
         for line in excerpt:
             self.units.log(app, line.dyno, f"  {line.message}")
         if release.status == "pending":
@@ -286,9 +300,13 @@ class Supervisor:
         command = release.process_types[plan.process_type(name)]
         return dynos.DynoSpec(app, name, command, release.slug_path, env, port)
 
+    @staticmethod
+    def _port_for(name: str) -> int | None:
+        """A free port for a web dyno; other dynos serve no HTTP."""
+        return free_port() if plan.process_type(name) == "web" else None
+
     def _start(self, app: str, name: str, release: Release, restarts: int = 0) -> Running:
-        port = free_port() if name.startswith("web.") else None
-        spec = self._spec(app, name, release, port)
+        spec = self._spec(app, name, release, self._port_for(name))
         return self.units.start(spec, release.version, restarts=restarts)
 
     async def stop_all(self, grace: float) -> None:
@@ -374,4 +392,5 @@ class Supervisor:
             ),
             maintenance=maintenance,
             crashed=any(r.row.state == "crashed" for r in running),
+            has_web=self.has_web.get(name, True),
         )

@@ -1,7 +1,8 @@
 """The formation: how many dynos of each process type an app should run.
 
 Only process types of the current release count; a type without a row runs 0 dynos.
-The first release with a ``web`` process starts one web dyno, as on Heroku.
+The first release with a ``web`` process starts one web dyno, as on Heroku. ``release``
+is a phase a deploy runs once before the release starts, never a process type to scale.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from corral.store.errors import Conflict, Invalid
 from corral.store.models import FormationEntry
 
 MAX_QUANTITY = 100
+#: Procfile entries that are phases of a deploy, not process types: never dynos.
+PHASES = frozenset({"release"})
 
 
 def ensure_default_formation(
@@ -37,7 +40,7 @@ def _process_types(conn: sqlite3.Connection, app: str) -> list[str] | None:
     row = conn.execute(
         "SELECT process_types FROM releases WHERE app = ? AND version = ?", (app, version)
     ).fetchone()
-    return list(json.loads(row["process_types"]))
+    return [name for name in json.loads(row["process_types"]) if name not in PHASES]
 
 
 def _entries(conn: sqlite3.Connection, app: str) -> list[FormationEntry]:
@@ -76,6 +79,13 @@ class FormationMixin(Database):
                 raise Conflict(
                     f"{app} has no release yet, so there is nothing to scale; "
                     "deploy it with git push first."
+                )
+            phases = sorted(set(quantities) & PHASES)
+            if phases:
+                raise Invalid(
+                    f"{phases[0]} is the release phase, which each deploy runs once before "
+                    "its release starts; it is not a process type to scale. Scale one of: "
+                    f"{', '.join(sorted(types)) or 'none'}."
                 )
             unknown = sorted(set(quantities) - set(types))
             if unknown:

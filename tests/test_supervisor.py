@@ -19,7 +19,7 @@ from corral.config import Settings
 from corral.runtime.logs import recent
 from corral.runtime.supervisor import SupervisorOptions
 from corral.store import Store
-from support.supervisor import OPTIONS, ManagerThread, backends, wait_managed
+from support.supervisor import OPTIONS, ManagerThread, backends, wait_live, wait_managed
 from support.wait import assert_stays
 
 pytestmark = pytest.mark.slow
@@ -93,7 +93,7 @@ def test_scale_up_and_down(settings, running, tmp_path) -> None:
     store = running.store
     store.create_app("scaled")
     deploy(settings, store, tmp_path, "scaled", "web: gunicorn app:app\nworker: sleep 600\n")
-    wait_managed(lambda: len(backends(settings, "scaled")) == 1)
+    wait_live(settings, store, "scaled")
     store.scale("scaled", {"web": 3, "worker": 1})
     wait_managed(lambda: len(backends(settings, "scaled")) == 3, message="three web dynos")
     wait_managed(lambda: len(store.dynos("scaled")) == 4, message="four dynos")
@@ -127,7 +127,7 @@ def test_crash_loop_shows_crashed_with_growing_delays(settings, running, tmp_pat
     store = running.store
     store.create_app("loop")
     deploy(settings, store, tmp_path, "loop", "web: gunicorn app:app\nworker: exit 1\n")
-    wait_managed(lambda: backends(settings, "loop"))
+    wait_live(settings, store, "loop")
     store.scale("loop", {"worker": 1})
     delays: list[float] = []
 
@@ -222,7 +222,7 @@ def test_restart_rolls_web_without_downtime_and_stop_brings_dynos_back(
     store = running.store
     store.create_app("again")
     deploy(settings, store, tmp_path, "again", "web: gunicorn app:app\nworker: sleep 600\n")
-    wait_managed(lambda: backends(settings, "again"))
+    wait_live(settings, store, "again")
     store.scale("again", {"worker": 1})
     wait_managed(lambda: len(store.dynos("again")) == 2, message="web and worker")
     old = {d.name: d.pid for d in store.dynos("again")}
@@ -263,7 +263,7 @@ def test_dyno_far_over_its_apps_memory_quota_is_restarted(settings, tmp_path) ->
         # holds 200 MB until the manager restarts it for its memory
         hog = "python -c \"import time; x = b'x' * (200 << 20); time.sleep(600)\""
         deploy(settings, store, tmp_path, "hungry", f"web: gunicorn app:app\nhog: {hog}\n")
-        wait_managed(lambda: backends(settings, "hungry"))
+        wait_live(settings, store, "hungry")
         store.scale("hungry", {"hog": 1})
         wait_managed(lambda: any(d.name == "hog.1" for d in store.dynos("hungry")), message="hog.1")
         first = next(d for d in store.dynos("hungry") if d.name == "hog.1")
@@ -323,7 +323,7 @@ def test_a_worker_that_exits_after_a_second_fails_its_release(settings, running,
     store = running.store
     store.create_app("quits")
     deploy(settings, store, tmp_path, "quits", "web: gunicorn app:app\n" + SLEEPER)
-    wait_managed(lambda: backends(settings, "quits"))
+    wait_live(settings, store, "quits")
     store.scale("quits", {"worker": 1})
     wait_managed(lambda: len(store.dynos("quits")) == 2, message="web.1 and worker.1")
     before = _pids(store, "quits")
@@ -370,7 +370,7 @@ def test_a_rollback_to_a_release_that_crashes_keeps_the_current_one(
     store.create_app("back")
     # v1's worker quits at once, unnoticed: the first deploy runs no worker
     deploy(settings, store, tmp_path, "back", "web: gunicorn app:app\n" + QUITTER)
-    wait_managed(lambda: backends(settings, "back"))
+    wait_live(settings, store, "back")
     fixed = deploy(settings, store, tmp_path, "back", "web: gunicorn app:app\n" + SLEEPER)
     wait_managed(lambda: store.release("back", fixed.version).status == "succeeded")
     store.scale("back", {"worker": 1})
@@ -403,7 +403,7 @@ def test_a_restart_of_a_worker_that_now_crashes_keeps_the_running_one(
         f'os.path.exists("{marker}") and sys.exit("worker cannot start"); time.sleep(600)\'\n'
     )
     deploy(settings, store, tmp_path, "restarts", "web: gunicorn app:app\n" + worker)
-    wait_managed(lambda: backends(settings, "restarts"))
+    wait_live(settings, store, "restarts")
     store.scale("restarts", {"worker": 1})
     wait_managed(lambda: len(store.dynos("restarts")) == 2, message="web.1 and worker.1")
     before = _pids(store, "restarts")

@@ -89,3 +89,11 @@ def backends(settings: Settings, app: str) -> list[tuple[str, int]]:
         return []
     route = load_route_table(path).apps.get(app)
     return [(b.dyno, b.port) for b in route.backends] if route else []
+
+
+def wait_live(settings: Settings, store: Store, app: str) -> None:
+    """Wait until ``app``'s deploy is routed *and* released: routes are written first."""
+    wait_managed(
+        lambda: backends(settings, app) and not store.pending_releases(app),
+        message=f"{app}'s release to be routed and marked succeeded",
+    )

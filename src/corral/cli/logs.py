@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import zlib
@@ -10,7 +11,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from corral.cli.client import APP_OPTION, ApiClient, app_path
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, app_path
 from corral.cli.git import resolve_app
 
 _LINE = re.compile(r"(?P<time>\S+) (?P<source>[a-z]+)(?:\[(?P<dyno>[^\]]+)\])?: (?P<rest>.*)")
@@ -35,6 +36,20 @@ def styled(line: str) -> Text:
     return text
 
 
+def as_record(line: str) -> dict[str, str | None]:
+    """One log line as ``{"time", "source", "dyno", "message"}`` (a line not in that shape:
+    its text as the message), for ``logs --json``."""
+    match = _LINE.fullmatch(line)
+    if not match:
+        return {"time": None, "source": None, "dyno": None, "message": line}
+    return {
+        "time": match["time"],
+        "source": match["source"],
+        "dyno": match["dyno"],
+        "message": match["rest"],
+    }
+
+
 @click.command("logs")
 @APP_OPTION
 @click.option("-t", "--tail", is_flag=True, help="Keep streaming new lines until Ctrl-C.")
@@ -54,7 +69,10 @@ def styled(line: str) -> Text:
     help="Only lines from this source.",
 )
 @click.option("-d", "--dyno", help="Only lines from this dyno (web.1) or process type (web).")
-def logs(app: str | None, tail: bool, num: int, source: str | None, dyno: str | None) -> None:
+@JSON_OPTION
+def logs(
+    app: str | None, tail: bool, num: int, source: str | None, dyno: str | None, as_json: bool
+) -> None:
     """Show the app's logs: dynos, router and platform lines, merged by time."""
     name = resolve_app(app)
     params: dict[str, str | int] = {"n": num}
@@ -68,7 +86,10 @@ def logs(app: str | None, tail: bool, num: int, source: str | None, dyno: str | 
     try:
         with ApiClient.load() as api:
             for line in api.stream("GET", app_path(name, "logs"), params=params):
-                console.print(styled(line))
+                if as_json:  # one object per line, so a tail can be piped to jq as it runs
+                    click.echo(json.dumps(as_record(line)))
+                else:
+                    console.print(styled(line))
                 sys.stdout.flush()
     except KeyboardInterrupt:
         return  # Ctrl-C is how a tail ends

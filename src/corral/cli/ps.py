@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import click
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from corral.cli.client import (
     APP_OPTION,
@@ -20,6 +19,7 @@ from corral.cli.client import (
     echo_json,
 )
 from corral.cli.git import resolve_app
+from corral.cli.output import print_table
 from corral.errors import UserError
 
 _SCALE = re.compile(r"([a-z0-9_-]+)=(\d+)")
@@ -57,49 +57,56 @@ def ps(app: str | None, platform: bool, as_json: bool) -> None:
     elif not dynos:
         console.print(f"{name} has no dynos; scale up with `corral ps:scale web=1`.", markup=False)
     else:
-        console.print(_dyno_table(dynos, platform=platform))
+        _print_dynos(dynos, platform=platform)
 
 
-def _dyno_table(dynos: list[dict], *, platform: bool) -> Table:
+def _print_dynos(dynos: list[dict], *, platform: bool) -> None:
     # the platform's services have no releases: their pid says more
     first, third = ("service", "pid") if platform else ("dyno", "release")
-    table = Table(first, "state", "since", third, "port", "RSS MB", "CPU%", header_style="bold")
+    rows = []
     for dyno in dynos:
         state = dyno.get("state") or ""
         rss = dyno.get("rss_bytes")
         cpu = dyno.get("cpu_percent")
-        table.add_row(
-            escape(dyno.get("name") or ""),
-            f"[{_STATE_STYLE.get(state, 'default')}]{escape(state)}[/]",
-            ago(dyno.get("since")),
-            escape(str(dyno.get(third) or "")),
-            str(dyno.get("port") or ""),
-            f"{rss / 1e6:.1f}" if rss is not None else "",
-            f"{cpu:.1f}" if cpu is not None else "",
+        rows.append(
+            (
+                dyno.get("name") or "",
+                Text(state, style=_STATE_STYLE.get(state, "")),
+                ago(dyno.get("since")),
+                str(dyno.get(third) or ""),
+                str(dyno.get("port") or ""),
+                f"{rss / 1e6:.1f}" if rss is not None else "",
+                f"{cpu:.1f}" if cpu is not None else "",
+            )
         )
-    return table
+    print_table((first, "state", "since", third, "port", "RSS MB", "CPU%"), rows)
 
 
 @click.command("ps:scale")
 @APP_OPTION
 @click.argument("quantities", nargs=-1, metavar="TYPE=N...")
-def ps_scale(app: str | None, quantities: tuple[str, ...]) -> None:
+@JSON_OPTION
+def ps_scale(app: str | None, quantities: tuple[str, ...], as_json: bool) -> None:
     """Set how many dynos of each process type run (no arguments: show the formation)."""
     changes = parse_scale(quantities)
     name = resolve_app(app)
     with ApiClient.load() as api:
         if not changes:
             formation = api.get(app_path(name, "formation")) or []
+        elif as_json:
+            formation = api.patch(app_path(name, "formation"), json=changes) or []
         else:
             with action("Scaling dynos") as done:
                 formation = api.patch(app_path(name, "formation"), json=changes) or []
                 running = ", ".join(f"{f['type']} at {f['quantity']}" for f in formation)
                 done.append(f"now running {running}")
             return
-    if not formation:
+    if as_json:
+        echo_json(formation)
+    elif not formation:
         console.print(f"{name} has no process types yet; deploy it first.", markup=False)
-        return
-    click.echo(" ".join(f"{f['type']}={f['quantity']}" for f in formation))
+    else:
+        click.echo(" ".join(f"{f['type']}={f['quantity']}" for f in formation))
 
 
 def _dyno_action(app: str | None, verb: str, target: str | None) -> None:

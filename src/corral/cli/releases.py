@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from corral.cli.client import (
     APP_OPTION,
@@ -17,6 +16,7 @@ from corral.cli.client import (
     echo_json,
 )
 from corral.cli.git import resolve_app
+from corral.cli.output import print_fields, print_table
 from corral.errors import UserError
 
 
@@ -59,16 +59,16 @@ def releases_list(app: str | None, limit: int, as_json: bool) -> None:
         )
         return
     console.print(f"=== {name} Releases", style="bold", markup=False)
-    table = Table("version", "description", "status", "created", box=None, header_style="bold")
-    for release in releases:
-        status = release.get("status") or ""
-        table.add_row(
-            f"[bold]{escape(release.get('name') or 'v' + str(release['version']))}[/]",
-            escape(release.get("description") or ""),
-            f"[{_STATUS_STYLE.get(status, 'default')}]{escape(status)}[/]",
+    rows = [
+        (
+            Text(release.get("name") or f"v{release['version']}", style="bold"),
+            release.get("description") or "",
+            Text(release.get("status") or "", style=_STATUS_STYLE.get(release.get("status"), "")),
             ago(release.get("created_at")),
         )
-    console.print(table)
+        for release in releases
+    ]
+    print_table(("version", "description", "status", "created"), rows, box=False)
 
 
 @click.command("releases:info")
@@ -87,7 +87,6 @@ def releases_info(app: str | None, version: str, as_json: bool) -> None:
     console.print(
         f"=== Release {release.get('name') or number} of {name}", style="bold", markup=False
     )
-    table = Table.grid(padding=(0, 2))
     processes = release.get("process_types") or {}
     rows = [
         ("Description", release.get("description") or ""),
@@ -98,9 +97,7 @@ def releases_info(app: str | None, version: str, as_json: bool) -> None:
         ("Packages", str(len(release.get("freeze") or []))),
     ]
     rows += [(f"Process {kind}", command) for kind, command in processes.items()]
-    for label, value in rows:
-        table.add_row(f"[bold]{label}[/]", escape(str(value)))
-    console.print(table)
+    print_fields(rows)
 
 
 @click.command("rollback")

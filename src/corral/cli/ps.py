@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import click
 from rich.text import Text
@@ -22,20 +23,63 @@ from corral.cli.git import resolve_app
 from corral.cli.output import print_table
 from corral.errors import UserError
 
-_SCALE = re.compile(r"([a-z0-9_-]+)=(\d+)")
+# lazy type name, so `my-worker-1` is my-worker minus one and `web-1=2` sets web-1
+_SCALE = re.compile(r"([a-z0-9_-]+?)([=+-])(\d+)")
 _STATE_STYLE = {"up": "green", "starting": "yellow", "crashed": "red", "stopping": "yellow"}
 
 
-def parse_scale(arguments: tuple[str, ...]) -> dict[str, int]:
-    """``type=N`` arguments as a formation change; anything else is a UserError naming it."""
-    quantities: dict[str, int] = {}
+@dataclass(frozen=True)
+class ScaleChange:
+    """One ``ps:scale`` argument: ``web=2`` sets, ``web+1`` / ``web-1`` moves by ``amount``."""
+
+    process_type: str
+    operator: str
+    amount: int
+
+    def applied(self, current: int | None) -> int:
+        """The quantity after this change, from ``current`` (None: the type is not known)."""
+        if self.operator == "=":
+            return self.amount
+        if current is None:
+            raise UserError(
+                f"The app has no process type {self.process_type} to scale by "
+                f"{self.operator}{self.amount}; see the types with `corral ps:scale`."
+            )
+        quantity = current + self.amount if self.operator == "+" else current - self.amount
+        if quantity < 0:
+            raise UserError(
+                f"{self.process_type} runs {current} dynos, so {self.process_type}-{self.amount} "
+                f"would be below zero; scale to 0 with `corral ps:scale {self.process_type}=0`."
+            )
+        return quantity
+
+
+def parse_scale(arguments: tuple[str, ...]) -> list[ScaleChange]:
+    """``type=N``, ``type+N`` and ``type-N`` arguments; anything else is a UserError naming it."""
+    changes: list[ScaleChange] = []
     for argument in arguments:
-        match = _SCALE.fullmatch(argument)
+        match = _SCALE.fullmatch(argument.lower())
+        if match and argument != argument.lower():
+            raise UserError(
+                f"{argument!r}: process type names are lower case; "
+                f"scale with `corral ps:scale {argument.lower()}`."
+            )
         if not match:
             raise UserError(
-                f"{argument!r} is not TYPE=QUANTITY; scale like `corral ps:scale web=2 worker=1`."
+                f"{argument!r} is not TYPE=QUANTITY; scale like `corral ps:scale web=2 worker=1` "
+                "(or web+1, web-1)."
             )
-        quantities[match.group(1)] = int(match.group(2))
+        changes.append(ScaleChange(match[1], match[2], int(match[3])))
+    return changes
+
+
+def _quantities(changes: list[ScaleChange], formation: list[dict]) -> dict[str, int]:
+    current = {entry["type"]: int(entry["quantity"]) for entry in formation}
+    quantities: dict[str, int] = {}
+    for change in changes:
+        # web+1 web+1 is web+2: each change starts from the one before it
+        before = quantities.get(change.process_type, current.get(change.process_type))
+        quantities[change.process_type] = change.applied(before)
     return quantities
 
 
@@ -87,20 +131,22 @@ def _print_dynos(dynos: list[dict], *, platform: bool) -> None:
 @click.argument("quantities", nargs=-1, metavar="TYPE=N...")
 @JSON_OPTION
 def ps_scale(app: str | None, quantities: tuple[str, ...], as_json: bool) -> None:
-    """Set how many dynos of each process type run (no arguments: show the formation)."""
-    changes = parse_scale(quantities)
+    """Set how many dynos of each type run: web=2, web+1, web-1 (no arguments: show them)."""
+    parsed = parse_scale(quantities)
     name = resolve_app(app)
     with ApiClient.load() as api:
-        if not changes:
-            formation = api.get(app_path(name, "formation")) or []
-        elif as_json:
-            formation = api.patch(app_path(name, "formation"), json=changes) or []
-        else:
-            with action("Scaling dynos") as done:
+        needs_current = not parsed or any(change.operator != "=" for change in parsed)
+        formation = (api.get(app_path(name, "formation")) or []) if needs_current else []
+        if parsed:
+            changes = _quantities(parsed, formation)
+            if as_json:
                 formation = api.patch(app_path(name, "formation"), json=changes) or []
-                running = ", ".join(f"{f['type']} at {f['quantity']}" for f in formation)
-                done.append(f"now running {running}")
-            return
+            else:
+                with action("Scaling dynos") as done:
+                    formation = api.patch(app_path(name, "formation"), json=changes) or []
+                    running = ", ".join(f"{f['type']} at {f['quantity']}" for f in formation)
+                    done.append(f"now running {running}")
+                return
     if as_json:
         echo_json(formation)
     elif not formation:

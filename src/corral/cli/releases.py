@@ -71,15 +71,23 @@ def releases_list(app: str | None, limit: int, as_json: bool) -> None:
     print_table(("version", "description", "status", "created"), rows, box=False)
 
 
+def _current_version(api: ApiClient, app: str) -> int:
+    current = api.get(app_path(app)).get("current_release")
+    if current is None:
+        raise UserError(f"{app} has no releases yet; deploy with `git push corral main`.")
+    return int(current)
+
+
 @click.command("releases:info")
 @APP_OPTION
-@click.argument("version")
+@click.argument("version", required=False)
 @JSON_OPTION
-def releases_info(app: str | None, version: str, as_json: bool) -> None:
-    """Show one release: its slug, process types, config keys and packages."""
+def releases_info(app: str | None, version: str | None, as_json: bool) -> None:
+    """Show one release (default: the current one): slug, process types, config keys, packages."""
     name = resolve_app(app)
-    number = parse_version(version)
+    number = parse_version(version) if version else None
     with ApiClient.load() as api:
+        number = number or _current_version(api, name)
         release = api.get(app_path(name, "releases", str(number)))
     if as_json:
         echo_json(release)
@@ -106,11 +114,28 @@ def releases_info(app: str | None, version: str, as_json: bool) -> None:
 def rollback(app: str | None, version: str | None) -> None:
     """Roll back to release VERSION (default: the one before the current), as a new release."""
     name = resolve_app(app)
-    body = {"version": parse_version(version)} if version else {}
-    target = f"v{body['version']}" if body else "the previous release"
-    with ApiClient.load() as api, action(f"Rolling back {name} to {target}") as done:
-        release = api.post(app_path(name, "rollback"), json=body)
-        done.append(release.get("name") or f"v{release['version']}")
+    number = parse_version(version) if version else None
+    with ApiClient.load() as api:
+        # Name the target before rolling back, so the line says which release came back.
+        number = number or _previous_version(api, name)
+        body = {"version": number} if number else {}  # none found: the server says why
+        target = f"v{number}" if number else "the previous release"
+        with action(f"Rolling back {name} to {target}") as done:
+            release = api.post(app_path(name, "rollback"), json=body)
+            done.append(release.get("name") or f"v{release['version']}")
+
+
+def _previous_version(api: ApiClient, app: str) -> int | None:
+    """The release a plain ``rollback`` restores: the newest succeeded one before the current."""
+    current = api.get(app_path(app)).get("current_release")
+    older = [
+        release["version"]
+        for release in api.get(app_path(app, "releases")) or []
+        if current is not None
+        and release["version"] < current
+        and release.get("status") == "succeeded"
+    ]
+    return max(older, default=None)
 
 
 @click.command("freeze")

@@ -73,3 +73,19 @@ def test_logs_num_outside_the_api_range_is_refused_before_asking(
     assert "Traceback" not in result.stderr
     assert state.params == []
     assert corral("logs", "-n", str(MAX_LOG_LINES), env=env).returncode == 0
+
+
+def test_help_is_a_command_too(tmp_path: Path):
+    env = cli_env(tmp_path)
+    everything = corral("help", env=env)
+    assert everything.returncode == 0, everything.stderr
+    assert everything.stdout == corral("--help", env=env).stdout
+    topic = corral("help", "ps", env=env)
+    assert topic.returncode == 0, topic.stderr
+    assert "ps [OPTIONS]" in topic.stdout and "List the app's dynos" in topic.stdout
+    assert "Related commands:" in topic.stdout and "  ps:scale " in topic.stdout
+    missing = corral("help", "nope", env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        "error: There is no command 'nope'; `corral help` lists them all."
+    )

@@ -55,6 +55,7 @@ COMMAND_MODULES: dict[str, str] = {
     "domains:remove": "domains",
     "deploy": "deploy",
     "run": "deploy",
+    "help": "help",
 }
 
 

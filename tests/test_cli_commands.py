@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from corral.logfiles import MAX_LOG_LINES
-from support.cli import cli_env, corral
+from support.cli import cli_env, corral, git_repo
 from support.contract_api import State, contract_app
 from support.stub_api import serve
 
@@ -89,3 +89,17 @@ def test_help_is_a_command_too(tmp_path: Path):
     assert missing.stderr.strip() == (
         "error: There is no command 'nope'; `corral help` lists them all."
     )
+
+
+def test_apps_destroy_removes_the_remote_and_its_credential_helper(
+    env: dict[str, str], tmp_path: Path
+):
+    repo = git_repo(tmp_path / "shop", env)
+    config = repo / ".git" / "config"
+    before = config.read_text()
+    assert corral("apps:create", "shop", env=env, cwd=repo).returncode == 0
+    assert "git:credential" in config.read_text()
+    result = corral("apps:destroy", "shop", "--confirm", "shop", env=env, cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "Removed git remote corral." in result.stdout
+    assert config.read_text() == before

@@ -94,9 +94,24 @@ def add_remote(server: str, app: str, remote: str = DEFAULT_REMOTE, cwd: Path | 
     return url
 
 
+def _remote_urls(cwd: Path | None) -> list[str]:
+    listed = _git("config", "--local", "--get-regexp", r"^remote\..*\.url$", cwd=cwd)
+    return [line.partition(" ")[2] for line in listed.stdout.splitlines()]
+
+
 def remove_remote(remote: str, cwd: Path | None = None) -> None:
-    """Remove ``remote`` from the repository at ``cwd`` (nothing happens when it is missing)."""
+    """Remove ``remote`` from the repository at ``cwd``, and the credential helper
+    :func:`add_remote` registered for its server once no other remote pushes there."""
+    url = _git("remote", "get-url", remote, cwd=cwd).stdout.strip()
     _git("remote", "remove", remote, cwd=cwd)
+    server = url.rpartition("/git/")[0]
+    if not server or any(other.startswith(f"{server}/git/") for other in _remote_urls(cwd)):
+        return
+    section = f"credential.{server}"
+    _git("config", "--local", "--unset-all", f"{section}.helper", cwd=cwd)
+    rest = _git("config", "--local", "--get-regexp", "^" + re.escape(section) + r"\.", cwd=cwd)
+    if not rest.stdout.strip():  # nothing of the user's in it: drop the empty section too
+        _git("config", "--local", "--remove-section", section, cwd=cwd)
 
 
 @click.command("git:remote")

@@ -123,10 +123,12 @@ class DeployPipeline:
             app_logs = self.settings.logs_dir(app)
 
             def emit(line: str) -> Iterator[str]:
-                log.write(line + "\n")
-                log.flush()
-                # the app's log too, so `corral logs --source build` shows the latest builds
-                append_line(app_logs, "build", LogLine(timestamp(), "build", "", line))
+                # the verdict line is for the pusher's CLI to read, not for people
+                if not line.startswith(STATUS_PREFIX):
+                    log.write(line + "\n")
+                    log.flush()
+                    # the app's log too, so `corral logs --source build` shows the latest builds
+                    append_line(app_logs, "build", LogLine(timestamp(), "build", "", line))
                 yield line
 
             self.store.update_build(record.id, status="running", log_path=log_path)

@@ -47,6 +47,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         web_url=_STR,
         current_release={"type": ["integer", "null"]},
         memory_quota_mb={"type": ["integer", "null"]},
+        default_memory_quota_mb=_INT,
     ),
     "Release": _object(
         app=_STR,

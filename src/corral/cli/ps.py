@@ -207,13 +207,25 @@ def ps_memory(app: str | None, megabytes: str | None) -> None:
     name = resolve_app(app)
     with ApiClient.load() as api:
         if megabytes is None:
-            quota = api.get(app_path(name)).get("memory_quota_mb")
-            click.echo(f"{quota} MB" if quota else "default (the server's --memory-quota)")
+            info = api.get(app_path(name))
+            quota, default = info.get("memory_quota_mb"), info.get("default_memory_quota_mb")
+            if quota:
+                click.echo(f"{quota} MB per dyno")
+            elif default:
+                click.echo(f"{default} MB per dyno (the server's default)")
+            else:  # a server from before default_memory_quota_mb
+                click.echo("the server's default (its --memory-quota)")
             return
         value = parse_memory(megabytes)
         with action(f"Setting the memory quota of {name}") as done:
-            api.put(app_path(name, "memory"), json={"megabytes": value})
-            done.append(f"{value} MB per dyno" if value else "back to the default")
+            info = api.put(app_path(name, "memory"), json={"megabytes": value}) or {}
+            default = info.get("default_memory_quota_mb")
+            if value:
+                done.append(f"{value} MB per dyno")
+            else:
+                done.append(
+                    f"back to the default, {default} MB" if default else "back to the default"
+                )
 
 
 COMMANDS = [ps, ps_scale, ps_restart, ps_stop, ps_memory]

@@ -34,8 +34,8 @@ def test_ps_memory_names_the_quota_in_force(server: Server, tmp_path: Path):
     env = cli_env(tmp_path, server=f"http://127.0.0.1:{server.port}", token=server.token)
     assert server.api.post("/apps", json={"name": "hello"}).status_code == 201
     shown = corral("ps:memory", "-a", "hello", env=env)
-    assert shown.stdout == "512 MB per dyno (the server's default)\n", shown.stderr
+    assert shown.stdout == "512 MB (the server's default)\n", shown.stderr
     assert corral("ps:memory", "-a", "hello", "1024", env=env).returncode == 0
-    assert corral("ps:memory", "-a", "hello", env=env).stdout == "1024 MB per dyno\n"
+    assert corral("ps:memory", "-a", "hello", env=env).stdout == "1024 MB\n"
     back = corral("ps:memory", "-a", "hello", "default", env=env)
     assert back.stdout.strip().endswith("done, back to the default, 512 MB"), back.stderr

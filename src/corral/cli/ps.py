@@ -210,9 +210,9 @@ def ps_memory(app: str | None, megabytes: str | None) -> None:
             info = api.get(app_path(name))
             quota, default = info.get("memory_quota_mb"), info.get("default_memory_quota_mb")
             if quota:
-                click.echo(f"{quota} MB per dyno")
+                click.echo(f"{quota} MB")
             elif default:
-                click.echo(f"{default} MB per dyno (the server's default)")
+                click.echo(f"{default} MB (the server's default)")
             else:  # a server from before default_memory_quota_mb
                 click.echo("the server's default (its --memory-quota)")
             return

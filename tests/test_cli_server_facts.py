@@ -1,13 +1,14 @@
 """What only the server knows, said by the CLI: ``domains:add`` refuses the platform's own
-hostnames (another app's ``<app>.<domain>`` would take its traffic) and ``ps:memory`` names
-the quota in force. Against a real ``corral server``."""
+hostnames (another app's ``<app>.<domain>`` would take its traffic), ``ps:memory`` names
+the quota in force and ``releases:output`` shows the release phase's output. Against a real
+``corral server``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from support.cli import cli_env, corral
-from support.server import Server
+from support.server import Server, git, make_repo
 
 
 def test_domains_add_refuses_another_apps_default_host(server: Server, tmp_path: Path):
@@ -39,3 +40,23 @@ def test_ps_memory_names_the_quota_in_force(server: Server, tmp_path: Path):
     assert corral("ps:memory", "-a", "hello", env=env).stdout == "1024 MB\n"
     back = corral("ps:memory", "-a", "hello", "default", env=env)
     assert back.stdout.strip().endswith("done, back to the default, 512 MB"), back.stderr
+
+
+def test_releases_output_shows_what_the_release_phase_printed(server: Server, tmp_path: Path):
+    env = cli_env(tmp_path, server=f"http://127.0.0.1:{server.port}", token=server.token)
+    assert server.api.post("/apps", json={"name": "hello"}).status_code == 201
+    repo = make_repo(tmp_path, server, "hello")
+    (repo / "Procfile").write_text("web: gunicorn app:app\nrelease: echo migrating the db\n")
+    git(repo, "commit", "-qam", "a release phase")
+    git(repo, "push", "corral", "main")
+    output = corral("releases:output", "-a", "hello", env=env)
+    assert output.returncode == 0, output.stderr
+    assert output.stdout == "migrating the db\n"
+    assert corral("releases:output", "-a", "hello", "v1", env=env).stdout == output.stdout
+    server.api.patch("/apps/hello/config", json={"GREETING": "hi"}).raise_for_status()
+    none = corral("releases:output", "-a", "hello", "v2", env=env)
+    assert none.returncode == 1
+    assert none.stderr.strip() == (
+        "error: v2 of hello ran no release phase (a `release:` line in its Procfile), "
+        "so it has no release output."
+    )

@@ -93,6 +93,10 @@ class Settings:
         """Where the slugs of ``app`` live."""
         return self.apps_dir / app / "slugs"
 
+    def release_output_path(self, app: str, version: int) -> Path:
+        """What the release phase of ``app``'s release ``version`` printed (``releases:output``)."""
+        return self.apps_dir / app / "release-output" / f"v{version}.log"
+
     def logs_dir(self, app: str) -> Path:
         """The app's log files: one per dyno, plus the router's and the platform's."""
         return self.home / "logs" / app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
@@ -43,6 +43,24 @@ def show_release(app: str, version: str) -> ResponseReturnValue:
         raise NotFound(f"{version!r} is not a release of {app}; give a version such as 3 or v3.")
     release = context.store().release(app, number)
     return jsonify({**release_json(release), "freeze": slug_freeze(release) or []})
+
+
+@releases_blueprint.get("/apps/<app>/releases/<version>/output")
+def release_output(app: str, version: str) -> ResponseReturnValue:
+    """What the release's release phase printed, as plain text."""
+    number = _version(version)
+    if number is None:
+        context.store().get_app(app)
+        raise NotFound(f"{version!r} is not a release of {app}; give a version such as 3 or v3.")
+    release = context.store().release(app, number)
+    try:
+        text = context.settings().release_output_path(app, number).read_text(errors="replace")
+    except FileNotFoundError:
+        raise NotFound(
+            f"{release.name} of {app} ran no release phase (a `release:` line in its Procfile), "
+            "so it has no release output."
+        ) from None
+    return Response(text, mimetype="text/plain")
 
 
 @releases_blueprint.post("/apps/<app>/rollback")

@@ -42,6 +42,7 @@ COMMAND_MODULES: dict[str, str] = {
     "config:unset": "config",
     "releases": "releases",
     "releases:info": "releases",
+    "releases:output": "releases",
     "rollback": "releases",
     "freeze": "releases",
     "ps": "ps",

@@ -1,4 +1,5 @@
-"""``releases``, ``releases:info``, ``rollback`` and ``freeze``: an app's release history."""
+"""``releases``, ``releases:info``, ``releases:output``, ``rollback`` and ``freeze``: an app's
+release history."""
 
 from __future__ import annotations
 
@@ -108,6 +109,19 @@ def releases_info(app: str | None, version: str | None, as_json: bool) -> None:
     print_fields(rows)
 
 
+@click.command("releases:output")
+@APP_OPTION
+@click.argument("version", required=False)
+def releases_output(app: str | None, version: str | None) -> None:
+    """Print what the release phase of release VERSION (default: the current one) printed."""
+    name = resolve_app(app)
+    number = parse_version(version) if version else None
+    with ApiClient.load() as api:
+        number = number or _current_version(api, name)
+        text = api.get(app_path(name, "releases", str(number), "output")) or ""
+    click.echo(text.rstrip("\n"))
+
+
 @click.command("rollback")
 @APP_OPTION
 @click.argument("version", required=False)
@@ -148,4 +162,4 @@ def freeze(app: str | None) -> None:
     click.echo(text.rstrip("\n") if isinstance(text, str) else "\n".join(text))
 
 
-COMMANDS = [releases_list, releases_info, rollback, freeze]
+COMMANDS = [releases_list, releases_info, releases_output, rollback, freeze]

@@ -72,7 +72,10 @@ def releases_list(app: str | None, limit: int, as_json: bool) -> None:
     print_table(("version", "description", "status", "created"), rows, box=False)
 
 
-def _current_version(api: ApiClient, app: str) -> int:
+def _chosen_version(api: ApiClient, app: str, version: str | None) -> int:
+    """VERSION as a number, or the app's current release when it is left out."""
+    if version:
+        return parse_version(version)
     current = api.get(app_path(app)).get("current_release")
     if current is None:
         raise UserError(f"{app} has no releases yet; deploy with `git push corral main`.")
@@ -86,9 +89,8 @@ def _current_version(api: ApiClient, app: str) -> int:
 def releases_info(app: str | None, version: str | None, as_json: bool) -> None:
     """Show one release (default: the current one): slug, process types, config keys, packages."""
     name = resolve_app(app)
-    number = parse_version(version) if version else None
     with ApiClient.load() as api:
-        number = number or _current_version(api, name)
+        number = _chosen_version(api, name, version)
         release = api.get(app_path(name, "releases", str(number)))
     if as_json:
         echo_json(release)
@@ -115,9 +117,8 @@ def releases_info(app: str | None, version: str | None, as_json: bool) -> None:
 def releases_output(app: str | None, version: str | None) -> None:
     """Print what the release phase of release VERSION (default: the current one) printed."""
     name = resolve_app(app)
-    number = parse_version(version) if version else None
     with ApiClient.load() as api:
-        number = number or _current_version(api, name)
+        number = _chosen_version(api, name, version)
         text = api.get(app_path(name, "releases", str(number), "output")) or ""
     click.echo(text.rstrip("\n"))
 

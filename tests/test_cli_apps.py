@@ -1,166 +1,19 @@
-"""apps, config, releases, ps, domains and logs commands against a docs/api.md server."""
+"""apps, config, releases, ps, domains, logs and help commands against a docs/api.md server,
+including the small things a Heroku user expects: rollback names its target, releases:info
+defaults to the current release, relative ps:scale, ``logs --ps``, one range for ``logs -n``."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
-from flask import Flask, Response, jsonify, request
 
+from corral.logfiles import MAX_LOG_LINES
 from support.cli import cli_env, corral, git, git_repo
-from support.stub_api import api_error, require_token, serve
-
-NOW = "2026-11-24T10:00:00+00:00"
-
-
-@dataclass
-class State:
-    """What the fake server holds, and every write it received (method, path, body)."""
-
-    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
-    config: dict[str, str] = field(default_factory=lambda: {"GREETING": "hello world"})
-    version: int = 3
-    writes: list[tuple[str, str, Any]] = field(default_factory=list)
-    params: list[dict[str, str]] = field(default_factory=list)
-
-
-def release(version: int, description: str) -> dict[str, Any]:
-    return {
-        "app": "hello",
-        "version": version,
-        "name": f"v{version}",
-        "description": description,
-        "status": "succeeded",
-        "slug_id": "abc123",
-        "process_types": {"web": "gunicorn app:app"},
-        "config_keys": ["GREETING"],
-        "created_at": NOW,
-    }
-
-
-def contract_app(state: State) -> Flask:
-    app = Flask(__name__)
-
-    def app_json(name: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "created_at": NOW,
-            "maintenance": False,
-            "web_url": f"http://{name}.localhost:8080/",
-            "current_release": state.version,
-        }
-
-    @app.before_request
-    def record() -> None:
-        if request.method != "GET":
-            state.writes.append((request.method, request.path, request.get_json(silent=True)))
-
-    @app.get("/api/v1/apps")
-    @require_token
-    def apps():
-        return jsonify([app_json(name) for name in state.apps])
-
-    @app.post("/api/v1/apps")
-    @require_token
-    def create():
-        name = (request.get_json() or {}).get("name") or "brave-otter-42"
-        if name in state.apps:
-            return api_error(409, "conflict", f"The name {name} is taken; choose another.")
-        state.apps[name] = app_json(name)
-        return jsonify(app_json(name)), 201
-
-    @app.get("/api/v1/apps/<name>")
-    @require_token
-    def info(name: str):
-        return jsonify(
-            app_json(name)
-            | {
-                "release": release(state.version, "Deploy abc123"),
-                "formation": [{"type": "web", "quantity": 2, "command": "gunicorn app:app"}],
-                "dynos": [],
-                "domains": [{"hostname": "www.example.com", "app": name}],
-            }
-        )
-
-    @app.delete("/api/v1/apps/<name>")
-    @require_token
-    def destroy(name: str):
-        state.apps.pop(name, None)
-        return "", 204
-
-    @app.put("/api/v1/apps/<name>/maintenance")
-    @require_token
-    def maintenance(name: str):
-        return jsonify(app_json(name) | {"maintenance": request.get_json()["enabled"]})
-
-    @app.get("/api/v1/apps/<name>/config")
-    @require_token
-    def config(name: str):
-        return jsonify(state.config)
-
-    @app.patch("/api/v1/apps/<name>/config")
-    @require_token
-    def set_config(name: str):
-        for key, value in request.get_json().items():
-            if value is None:
-                state.config.pop(key, None)
-            else:
-                state.config[key] = value
-        state.version += 1
-        return jsonify({"config": state.config, "release": release(state.version, "Set config")})
-
-    @app.get("/api/v1/apps/<name>/releases")
-    @require_token
-    def releases(name: str):
-        return jsonify([release(v, f"Deploy {v}") for v in range(state.version, 0, -1)])
-
-    @app.get("/api/v1/apps/<name>/releases/<int:version>")
-    @require_token
-    def release_info(name: str, version: int):
-        if version > state.version:
-            return api_error(404, "not_found", f"{name} has no release v{version}.")
-        return jsonify(release(version, "Deploy") | {"freeze": ["flask==3.1.3"]})
-
-    @app.post("/api/v1/apps/<name>/rollback")
-    @require_token
-    def rollback(name: str):
-        target = (request.get_json() or {}).get("version", state.version - 1)
-        state.version += 1
-        return jsonify(release(state.version, f"Rollback to v{target}")), 201
-
-    @app.patch("/api/v1/apps/<name>/formation")
-    @require_token
-    def scale(name: str):
-        body = request.get_json()
-        return jsonify([{"type": t, "quantity": q, "command": "x"} for t, q in body.items()])
-
-    @app.get("/api/v1/apps/<name>/dynos")
-    @require_token
-    def dynos(name: str):
-        dyno = {"app": name, "name": "web.1", "type": "web", "release": "v3", "state": "up"}
-        dyno |= {"since": NOW, "port": 5001, "pid": 42, "restarts": 0, "next_restart_at": None}
-        return jsonify([dyno | {"rss_bytes": 52_400_000, "cpu_percent": 1.5}])
-
-    @app.post("/api/v1/apps/<name>/domains")
-    @require_token
-    def add_domain(name: str):
-        return jsonify({"hostname": request.get_json()["hostname"], "app": name}), 201
-
-    @app.get("/api/v1/apps/<name>/logs")
-    @require_token
-    def logs(name: str):
-        state.params.append(dict(request.args))
-        lines = [
-            "2026-11-24T10:00:00.000001+00:00 app[web.1]: started",
-            "2026-11-24T10:00:01.000001+00:00 router: at=info method=GET path=/ status=200",
-        ]
-        return Response("".join(line + "\n" for line in lines), mimetype="text/plain")
-
-    return app
+from support.contract_api import State, contract_app
+from support.stub_api import serve
 
 
 @pytest.fixture
@@ -272,10 +125,15 @@ def test_releases_list_info_and_rollback(env: dict[str, str], state: State):
 
 
 def test_ps_scale_validates_type_equals_quantity(env: dict[str, str], state: State):
-    for argument in ("web", "web=many", "web=-1", "Web=1"):
+    for argument in ("web", "web=many", "web=-1"):
         result = corral("ps:scale", argument, env=env)
         assert result.returncode == 1
         assert f"'{argument}' is not TYPE=QUANTITY" in result.stderr
+    upper = corral("ps:scale", "Web=1", env=env)
+    assert upper.returncode == 1
+    assert upper.stderr.strip() == (
+        "error: 'Web=1': process type names are lower case; scale with `corral ps:scale web=1`."
+    )
     assert state.writes == []
     result = corral("ps:scale", "web=3", "worker=1", env=env)
     assert result.returncode == 0, result.stderr
@@ -300,3 +158,82 @@ def test_domains_add_and_logs_parameters(env: dict[str, str], state: State):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "2026-11-24T10:00:00.000001+00:00 app[web.1]: started"
     assert state.params == [{"n": "5", "source": "router", "dyno": "web.1"}]
+
+
+def test_rollback_without_a_version_names_the_release_it_restores(
+    env: dict[str, str], state: State
+):
+    result = corral("rollback", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Rolling back hello to v2... done, v4"
+    assert state.writes == [("POST", "/api/v1/apps/hello/rollback", {"version": 2})]
+
+
+def test_releases_info_defaults_to_the_current_release(env: dict[str, str]):
+    result = corral("releases:info", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("=== Release v3 of hello\n")
+
+
+def test_ps_scale_moves_counts_relative_to_the_current_ones(env: dict[str, str], state: State):
+    result = corral("ps:scale", "web+1", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "now running web at 3" in result.stdout
+    assert corral("ps:scale", "web-2", env=env).returncode == 0
+    assert [body for _, _, body in state.writes] == [{"web": 3}, {"web": 1}]
+    below = corral("ps:scale", "web-2", env=env)
+    assert below.returncode == 1
+    assert below.stderr.strip() == (
+        "error: web runs 1 dynos, so web-2 would be below zero; "
+        "scale to 0 with `corral ps:scale web=0`."
+    )
+    unknown = corral("ps:scale", "worker+1", env=env)
+    assert unknown.returncode == 1 and "no process type worker" in unknown.stderr
+    assert len(state.writes) == 2
+
+
+def test_logs_ps_is_an_alias_of_dyno(env: dict[str, str], state: State):
+    assert corral("logs", "--ps", "web.1", env=env).returncode == 0
+    assert state.params == [{"n": "100", "dyno": "web.1"}]
+
+
+@pytest.mark.parametrize("num", ["0", str(MAX_LOG_LINES + 1)])
+def test_logs_num_outside_the_api_range_is_refused_before_asking(
+    env: dict[str, str], state: State, num: str
+):
+    result = corral("logs", "-n", num, env=env)
+    assert result.returncode == 2
+    assert f"{num} is not in the range 1<=x<={MAX_LOG_LINES}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert state.params == []
+    assert corral("logs", "-n", str(MAX_LOG_LINES), env=env).returncode == 0
+
+
+def test_help_is_a_command_too(tmp_path: Path):
+    env = cli_env(tmp_path)
+    everything = corral("help", env=env)
+    assert everything.returncode == 0, everything.stderr
+    assert everything.stdout == corral("--help", env=env).stdout
+    topic = corral("help", "ps", env=env)
+    assert topic.returncode == 0, topic.stderr
+    assert "ps [OPTIONS]" in topic.stdout and "List the app's dynos" in topic.stdout
+    assert "Related commands:" in topic.stdout and "  ps:scale " in topic.stdout
+    missing = corral("help", "nope", env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        "error: There is no command 'nope'; `corral help` lists them all."
+    )
+
+
+def test_apps_destroy_removes_the_remote_and_its_credential_helper(
+    env: dict[str, str], tmp_path: Path
+):
+    repo = git_repo(tmp_path / "shop", env)
+    config = repo / ".git" / "config"
+    before = config.read_text()
+    assert corral("apps:create", "shop", env=env, cwd=repo).returncode == 0
+    assert "git:credential" in config.read_text()
+    result = corral("apps:destroy", "shop", "--confirm", "shop", env=env, cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "Removed git remote corral." in result.stdout
+    assert config.read_text() == before

@@ -133,3 +133,33 @@ def test_server_error_message_is_shown_as_is(server: str, tmp_path: Path) -> Non
     assert result.returncode == 1
     assert result.stderr.strip() == "error: No app named ghost; see `corral apps`."
     assert_token_not_shown(result.stdout, result.stderr)
+
+
+def test_login_reads_the_token_from_stdin_without_a_terminal(server: str, tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    result = corral("login", "--server", server, env=env, input=TOKEN + "\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no getpass "Can not control echo" warning
+    assert json.loads(Path(env["CORRAL_CREDENTIALS"]).read_text())["token"] == TOKEN
+    assert_token_not_shown(result.stdout)
+
+
+def test_login_takes_server_and_token_from_the_environment(server: str, tmp_path: Path) -> None:
+    env = cli_env(tmp_path) | {"CORRAL_SERVER": server, "CORRAL_TOKEN": TOKEN}
+    result = corral("login", env=env, input="")
+    assert result.returncode == 0, result.stderr
+    assert f"Logged in to {server} as token laptop" in result.stdout
+    assert json.loads(Path(env["CORRAL_CREDENTIALS"]).read_text()) == {
+        "server": server,
+        "token": TOKEN,
+    }
+
+
+def test_login_without_any_token_says_how_to_give_one(server: str, tmp_path: Path) -> None:
+    result = corral("login", "--server", server, env=cli_env(tmp_path), input="")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: No token given; pass --token TOKEN, set $CORRAL_TOKEN, or pipe it in "
+        "(echo TOKEN | corral login --server URL)."
+    )
+    assert "Warning" not in result.stderr

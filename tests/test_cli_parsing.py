@@ -16,7 +16,7 @@ from corral.cli.client import ago, git_url
 from corral.cli.config import joined, parse_assignments
 from corral.cli.deploy import stream_until_marker
 from corral.cli.logs import styled
-from corral.cli.ps import parse_scale
+from corral.cli.ps import ScaleChange, parse_scale
 from corral.cli.releases import parse_version
 from corral.credentials import normalize_server
 from corral.errors import UserError
@@ -37,11 +37,27 @@ def test_names_are_joined_like_a_sentence() -> None:
     ]
 
 
-def test_scale_arguments_are_type_equals_count() -> None:
-    assert parse_scale(("web=3", "worker=0", "clock_2=1")) == {"web": 3, "worker": 0, "clock_2": 1}
-    for bad in ("web", "web=-1", "web=1.5", "Web=1", "web+1"):
+def test_scale_arguments_set_or_move_a_count() -> None:
+    assert parse_scale(("web=3", "worker+2", "my-clock-1", "web-1=2")) == [
+        ScaleChange("web", "=", 3),
+        ScaleChange("worker", "+", 2),
+        ScaleChange("my-clock", "-", 1),
+        ScaleChange("web-1", "=", 2),
+    ]
+    for bad in ("web", "web=-1", "web=1.5", "web+", "=1"):
         with pytest.raises(UserError, match="is not TYPE=QUANTITY"):
             parse_scale((bad,))
+    with pytest.raises(UserError, match="'Web=1': process type names are lower case"):
+        parse_scale(("Web=1",))
+
+
+def test_relative_scale_starts_from_the_current_count() -> None:
+    assert ScaleChange("web", "+", 1).applied(2) == 3
+    assert ScaleChange("web", "-", 2).applied(2) == 0
+    with pytest.raises(UserError, match="web runs 1 dynos, so web-2 would be below zero"):
+        ScaleChange("web", "-", 2).applied(1)
+    with pytest.raises(UserError, match="no process type worker to scale by \\+1"):
+        ScaleChange("worker", "+", 1).applied(None)
 
 
 def test_versions_accept_v_prefix() -> None:

@@ -309,3 +309,12 @@ def test_scaffolded_app_passes_its_tests_and_serves_pages_with_gunicorn(tmp_path
         except subprocess.TimeoutExpired:
             os.killpg(gunicorn.pid, signal.SIGKILL)
             gunicorn.wait()
+
+
+def test_new_refuses_a_python_that_is_not_installed(tmp_path: Path) -> None:
+    result = _corral("new", "demo", "--python", "3.99", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Python 3.99 is not installed on this host (installed: ")
+    assert f"{RUNNING_PYTHON}" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "demo").exists()

@@ -26,6 +26,14 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _megabytes(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(
+            f"$CORRAL_MEMORY_QUOTA_MB is {text!r}; set it to a number of MB such as 512."
+        )
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where corral keeps its state, where apps are served, and the defaults builds fall back on."""
@@ -39,6 +47,9 @@ class Settings:
     domain: str = "localhost"
     #: The port the router listens on (``corral server --port``, ``$CORRAL_ROUTER_PORT``).
     router_port: int = 8080
+    #: MB per dyno of an app that sets no quota: the server hands its ``--memory-quota`` to
+    #: the API as ``$CORRAL_MEMORY_QUOTA_MB``, so ``ps:memory`` can say the number in force.
+    memory_quota_mb: int = 512
 
     @classmethod
     def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
@@ -51,6 +62,7 @@ class Settings:
             pyenv_root=Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv"),
             domain=env.get("CORRAL_DOMAIN") or "localhost",
             router_port=_port(env.get("CORRAL_ROUTER_PORT") or "8080"),
+            memory_quota_mb=_megabytes(env.get("CORRAL_MEMORY_QUOTA_MB") or "512"),
         )
 
     @property
@@ -80,6 +92,10 @@ class Settings:
     def slugs_dir(self, app: str) -> Path:
         """Where the slugs of ``app`` live."""
         return self.apps_dir / app / "slugs"
+
+    def release_output_path(self, app: str, version: int) -> Path:
+        """What the release phase of ``app``'s release ``version`` printed (``releases:output``)."""
+        return self.apps_dir / app / "release-output" / f"v{version}.log"
 
     def logs_dir(self, app: str) -> Path:
         """The app's log files: one per dyno, plus the router's and the platform's."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 __all__ = [
     "MAX_LOG_BYTES",
+    "MAX_LOG_LINES",
     "LogFile",
     "LogLine",
     "append_line",
@@ -25,6 +26,8 @@ __all__ = [
 
 #: Size at which a log file is rotated to ``.1`` (one old file is kept).
 MAX_LOG_BYTES = 5 * 1024 * 1024
+#: The most recent lines one logs request returns: the API's ``n`` and the CLI's ``-n``.
+MAX_LOG_LINES = 10_000
 #: Log files are readable by everyone on the machine, as they always were.
 _MODE = 0o644
 

@@ -84,6 +84,7 @@ class Platform:
             CORRAL_HOME=str(self.settings.home),
             CORRAL_DOMAIN=self.settings.domain,
             CORRAL_ROUTER_PORT=str(self.settings.router_port),
+            CORRAL_MEMORY_QUOTA_MB=str(self.options.manager.memory_quota >> 20),
             PYTHONUNBUFFERED="1",
             XDG_RUNTIME_DIR=str(self.settings.run_dir / "platform"),
         )

@@ -26,7 +26,8 @@ def add_domain(app: str) -> ResponseReturnValue:
     hostname = json_body().get("hostname")
     if not isinstance(hostname, str):
         raise BadRequest('Give the hostname to add, such as {"hostname": "www.example.com"}.')
-    return jsonify(domain_json(context.store().add_domain(app, hostname))), 201
+    domain = context.store().add_domain(app, hostname, platform_domain=context.settings().domain)
+    return jsonify(domain_json(domain)), 201
 
 
 @domains_blueprint.delete("/apps/<app>/domains/<hostname>")

@@ -26,9 +26,11 @@ def _plain(status: int, message: str, **headers: str) -> Response:
 def git(app: str, rest: str) -> Response:
     """Serve git fetch/push for one app, authenticated with the API token as the password."""
     if not check_basic_auth(request):
+        server = request.host_url.rstrip("/")
         return _plain(
             401,
-            "corral: authentication failed; run `corral git:remote -a APP` to set up the token.",
+            "corral: the token is missing or was refused; log in with "
+            f"`corral login --server {server}`, then run `corral git:remote -a {app}`.",
             **{"WWW-Authenticate": 'Basic realm="corral"'},
         )
     settings = current_app.extensions["corral.settings"]

@@ -13,21 +13,21 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.objects import slug_freeze
+from corral.logfiles import MAX_LOG_LINES
 from corral.runtime.logs import follow, recent
 from corral.store import NotFound
 
-__all__ = ["MAX_LINES", "logs_blueprint"]
-
-#: The most lines one request returns before tailing.
-MAX_LINES = 10_000
+__all__ = ["logs_blueprint"]
 
 logs_blueprint = Blueprint("logs", __name__)
 
 
 def _lines_arg() -> int:
     raw = request.args.get("n", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LINES:
-        raise BadRequest(f"n must be a whole number of lines from 1 to {MAX_LINES}, not {raw!r}.")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG_LINES:
+        raise BadRequest(
+            f"n must be a whole number of lines from 1 to {MAX_LOG_LINES}, not {raw!r}."
+        )
     return int(raw)
 
 

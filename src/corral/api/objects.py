@@ -52,6 +52,8 @@ def app_json(app: App, settings: Settings) -> dict[str, Any]:
         "web_url": settings.app_url(app.name),
         "current_release": app.current_release,
         "memory_quota_mb": app.memory_quota_mb,
+        # the number in force when the app sets none: the server's --memory-quota
+        "default_memory_quota_mb": settings.memory_quota_mb,
     }
 
 

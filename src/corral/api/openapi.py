@@ -47,6 +47,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         web_url=_STR,
         current_release={"type": ["integer", "null"]},
         memory_quota_mb={"type": ["integer", "null"]},
+        default_memory_quota_mb=_INT,
     ),
     "Release": _object(
         app=_STR,
@@ -138,6 +139,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", f"{_APP}/releases", "List releases, newest first", _list(_ref("Release"))),
     Operation("get", f"{_APP}/releases/{{version}}", "Show a release and its pip freeze",
               {"allOf": [_ref("Release"), _object(freeze=_list(_STR))]}),
+    Operation("get", f"{_APP}/releases/{{version}}/output", "What its release phase printed",
+              "text/plain"),
     Operation("post", f"{_APP}/rollback", "Roll back (default: to the previous release)",
               _ref("Release"), 201, {"type": "object", "properties": {"version": _INT}}),
     Operation("get", f"{_APP}/formation", "The formation", _list(_ref("Formation"))),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.objects import json_body, release_json, slug_freeze
-from corral.store import NotFound
+from corral.store import NotFound, Release
 
 __all__ = ["releases_blueprint"]
 
@@ -34,15 +34,35 @@ def list_releases(app: str) -> ResponseReturnValue:
     return jsonify([release_json(release) for release in context.store().releases(app)])
 
 
-@releases_blueprint.get("/apps/<app>/releases/<version>")
-def show_release(app: str, version: str) -> ResponseReturnValue:
-    """One release, with the packages its slug froze."""
+def _release(app: str, version: str) -> Release:
+    """The release ``version`` (``3`` or ``v3``) of ``app``; NotFound for anything else."""
     number = _version(version)
     if number is None:
         context.store().get_app(app)
         raise NotFound(f"{version!r} is not a release of {app}; give a version such as 3 or v3.")
-    release = context.store().release(app, number)
+    return context.store().release(app, number)
+
+
+@releases_blueprint.get("/apps/<app>/releases/<version>")
+def show_release(app: str, version: str) -> ResponseReturnValue:
+    """One release, with the packages its slug froze."""
+    release = _release(app, version)
     return jsonify({**release_json(release), "freeze": slug_freeze(release) or []})
+
+
+@releases_blueprint.get("/apps/<app>/releases/<version>/output")
+def release_output(app: str, version: str) -> ResponseReturnValue:
+    """What the release's release phase printed, as plain text."""
+    release = _release(app, version)
+    path = context.settings().release_output_path(app, release.version)
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise NotFound(
+            f"{release.name} of {app} ran no release phase (a `release:` line in its Procfile), "
+            "so it has no release output."
+        ) from None
+    return Response(text, mimetype="text/plain")
 
 
 @releases_blueprint.post("/apps/<app>/rollback")

@@ -7,6 +7,8 @@ A command's module is imported only when that command runs (or help lists it), s
 from __future__ import annotations
 
 import importlib
+import sys
+import warnings
 
 import click
 
@@ -40,6 +42,7 @@ COMMAND_MODULES: dict[str, str] = {
     "config:unset": "config",
     "releases": "releases",
     "releases:info": "releases",
+    "releases:output": "releases",
     "rollback": "releases",
     "freeze": "releases",
     "ps": "ps",
@@ -53,6 +56,7 @@ COMMAND_MODULES: dict[str, str] = {
     "domains:remove": "domains",
     "deploy": "deploy",
     "run": "deploy",
+    "help": "help",
 }
 
 
@@ -78,4 +82,8 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point: run the CLI, turning user errors into one clear line."""
+    if not sys.warnoptions:
+        # A library's DeprecationWarning or getpass's echo warning means nothing to a user;
+        # `python -W default -m corral` (or $PYTHONWARNINGS) still shows them to a developer.
+        warnings.simplefilter("ignore")
     run_cli(cli)

@@ -7,7 +7,7 @@ import sys
 import webbrowser
 
 import click
-from rich.table import Table
+from rich.text import Text
 
 from corral.cli.client import (
     APP_OPTION,
@@ -28,6 +28,7 @@ from corral.cli.git import (
     remove_remote,
     resolve_app,
 )
+from corral.cli.output import print_fields, print_table
 from corral.errors import UserError
 
 
@@ -47,16 +48,17 @@ def apps_list(as_json: bool) -> None:
     if not apps:
         console.print("No apps yet; create one with `corral apps:create NAME`.", markup=False)
         return
-    table = Table("name", "url", "release", "maintenance", "created", header_style="bold")
-    for app in apps:
-        table.add_row(
+    rows = [
+        (
             app["name"],
             app.get("web_url") or "",
             _release_name(app.get("current_release")),
-            "[yellow]on[/]" if app.get("maintenance") else "off",
+            Text("on", style="yellow") if app.get("maintenance") else "off",
             ago(app.get("created_at")),
         )
-    console.print(table)
+        for app in apps
+    ]
+    print_table(("name", "url", "release", "maintenance", "created"), rows)
 
 
 @click.command("apps:create")
@@ -103,21 +105,19 @@ def apps_info(app: str | None, as_json: bool) -> None:
     states = ", ".join(f"{d['name']} {d['state']}" for d in dynos)
     domains = ", ".join(d["hostname"] for d in info.get("domains") or [])
     console.print(f"=== {info['name']}", style="bold", markup=False)
-    table = Table.grid(padding=(0, 2))
-    rows = [
-        ("Web URL", info.get("web_url") or ""),
-        ("Git URL", repo),
-        ("Release", release.get("name") or "none yet (deploy with `git push corral main`)"),
-        ("Description", release.get("description") or ""),
-        ("Formation", formation or "-"),
-        ("Dynos", states or "-"),
-        ("Domains", domains or "-"),
-        ("Maintenance", "on" if info.get("maintenance") else "off"),
-        ("Created", info.get("created_at") or ""),
-    ]
-    for label, value in rows:
-        table.add_row(f"[bold]{label}[/]", value.replace("[", r"\["))
-    console.print(table)
+    print_fields(
+        [
+            ("Web URL", info.get("web_url") or ""),
+            ("Git URL", repo),
+            ("Release", release.get("name") or "none yet (deploy with `git push corral main`)"),
+            ("Description", release.get("description") or ""),
+            ("Formation", formation or "-"),
+            ("Dynos", states or "-"),
+            ("Domains", domains or "-"),
+            ("Maintenance", "on" if info.get("maintenance") else "off"),
+            ("Created", info.get("created_at") or ""),
+        ]
+    )
 
 
 @click.command("apps:destroy")

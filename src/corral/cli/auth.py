@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -16,16 +17,35 @@ def _describe(whoami: dict) -> str:
     return f"token {token.get('name') or token.get('id') or '?'}"
 
 
+def _read_token() -> str:
+    # No terminal (a script, CI, `echo $T | corral login`): the token is stdin's first line;
+    # prompting there would make getpass warn that it cannot hide what is typed.
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    return str(click.prompt("Token", hide_input=True, err=True, default="", show_default=False))
+
+
 @click.command("login")
-@click.option("--server", required=True, help="The server's URL, like http://127.0.0.1:8080.")
-@click.option("--token", help="An API token (asked for, hidden, when left out).")
+@click.option(
+    "--server",
+    envvar="CORRAL_SERVER",
+    required=True,
+    help="The server's URL, like http://127.0.0.1:8080 (default: $CORRAL_SERVER).",
+)
+@click.option(
+    "--token",
+    envvar="CORRAL_TOKEN",
+    help="An API token (default: $CORRAL_TOKEN, else stdin's first line, else asked for).",
+)
 def login(server: str, token: str | None) -> None:
     """Check a token against a corral server and save both for the other commands."""
     url = normalize_server(server)
+    token = (token or "").strip() or _read_token().strip()
     if not token:
-        token = click.prompt("Token", hide_input=True, err=True).strip()
-    if not token:
-        raise UserError("No token given; pass --token or type it at the prompt.")
+        raise UserError(
+            "No token given; pass --token TOKEN, set $CORRAL_TOKEN, or pipe it in "
+            "(echo TOKEN | corral login --server URL)."
+        )
     credentials = Credentials(server=url, token=token)
     with ApiClient(credentials) as api:
         whoami = api.get("/api/v1/whoami")

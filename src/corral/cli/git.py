@@ -5,9 +5,11 @@ The credential helper hands git the token at push time, so it never lands in .gi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -92,9 +94,24 @@ def add_remote(server: str, app: str, remote: str = DEFAULT_REMOTE, cwd: Path | 
     return url
 
 
+def _remote_urls(cwd: Path | None) -> list[str]:
+    listed = _git("config", "--local", "--get-regexp", r"^remote\..*\.url$", cwd=cwd)
+    return [line.partition(" ")[2] for line in listed.stdout.splitlines()]
+
+
 def remove_remote(remote: str, cwd: Path | None = None) -> None:
-    """Remove ``remote`` from the repository at ``cwd`` (nothing happens when it is missing)."""
+    """Remove ``remote`` from the repository at ``cwd``, and the credential helper
+    :func:`add_remote` registered for its server once no other remote pushes there."""
+    url = _git("remote", "get-url", remote, cwd=cwd).stdout.strip()
     _git("remote", "remove", remote, cwd=cwd)
+    server = url.rpartition("/git/")[0]
+    if not server or any(other.startswith(f"{server}/git/") for other in _remote_urls(cwd)):
+        return
+    section = f"credential.{server}"
+    _git("config", "--local", "--unset-all", f"{section}.helper", cwd=cwd)
+    rest = _git("config", "--local", "--get-regexp", "^" + re.escape(section) + r"\.", cwd=cwd)
+    if not rest.stdout.strip():  # nothing of the user's in it: drop the empty section too
+        _git("config", "--local", "--remove-section", section, cwd=cwd)
 
 
 @click.command("git:remote")
@@ -111,13 +128,42 @@ def git_remote(app: str | None, remote: str) -> None:
     click.echo(f"set git remote {remote} to {url}")
 
 
-def _host_key(protocol: str, host: str) -> tuple[str, str]:
-    protocol = protocol.lower()
-    host = host.lower()
-    default = {"http": ":80", "https": ":443"}.get(protocol)
-    if default and host.endswith(default):
-        host = host[: -len(default)]
-    return protocol, host
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _addresses(host: str) -> set[str]:
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+    except (OSError, UnicodeError):
+        return set()
+
+
+def _is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address.partition("%")[0]).is_loopback
+
+
+def same_server(saved: str, protocol: str, host: str) -> bool:
+    """Whether git's ``protocol``/``host`` names the ``saved`` server, under any of its names.
+
+    The remote keeps the name it was added with (``localhost:8080``) while a later login may
+    use another (``127.0.0.1:8080``); both reach one server when scheme and port agree and
+    the names resolve to a common address, or both to this machine's loopback.
+    """
+    server = urlsplit(saved)
+    asked = urlsplit(f"{protocol.lower()}://{host}")
+    try:
+        ports = [(u.port or _DEFAULT_PORTS.get(u.scheme)) for u in (server, asked)]
+    except ValueError:  # a port that is not a number
+        return False
+    if server.scheme != asked.scheme or ports[0] != ports[1]:
+        return False
+    names = [(u.hostname or "").lower() for u in (server, asked)]
+    if names[0] == names[1]:
+        return bool(names[0])
+    ours, theirs = _addresses(names[0]), _addresses(names[1])
+    if ours & theirs:
+        return True
+    return bool(ours and theirs) and all(_is_loopback(address) for address in ours | theirs)
 
 
 def _read_request() -> dict[str, str]:
@@ -143,11 +189,8 @@ def git_credential(action: str) -> None:
         credentials = Credentials.load()
     except UserError:
         return  # not logged in: stay silent so git can ask elsewhere
-    server = urlsplit(credentials.server)
-    wanted = _host_key(server.scheme, server.netloc.rpartition("@")[2])
-    asked = _host_key(request.get("protocol", ""), request.get("host", ""))
-    if asked != wanted:
-        return
+    if not same_server(credentials.server, request.get("protocol", ""), request.get("host", "")):
+        return  # another server: its password is not ours to give
     sys.stdout.write(f"username=corral\npassword={credentials.token}\n")
 
 

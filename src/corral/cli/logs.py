@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import json
 import sys
 import zlib
 
@@ -10,29 +10,42 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from corral.cli.client import APP_OPTION, ApiClient, app_path
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, app_path
 from corral.cli.git import resolve_app
+from corral.logfiles import MAX_LOG_LINES, parse_line
 
-_LINE = re.compile(r"(?P<time>\S+) (?P<source>[a-z]+)(?:\[(?P<dyno>[^\]]+)\])?: (?P<rest>.*)")
 _SOURCE_STYLE = {"router": "magenta", "corral": "bold blue", "build": "cyan"}
 _DYNO_STYLES = ("green", "yellow", "cyan", "blue", "bright_green", "bright_yellow", "bright_cyan")
 
 
 def styled(line: str) -> Text:
     """One Heroku-style log line with its ``source[dyno]`` prefix coloured (stable per dyno)."""
-    match = _LINE.fullmatch(line)
-    if not match:
+    parsed = parse_line(line)
+    if parsed is None:
         return Text(line)
-    source, dyno = match["source"], match["dyno"]
-    prefix = f"{source}[{dyno}]" if dyno else source
-    if source in _SOURCE_STYLE:
-        style = _SOURCE_STYLE[source]
+    prefix = f"{parsed.source}[{parsed.dyno}]" if parsed.dyno else parsed.source
+    if parsed.source in _SOURCE_STYLE:
+        style = _SOURCE_STYLE[parsed.source]
     else:
         style = _DYNO_STYLES[zlib.crc32(prefix.encode()) % len(_DYNO_STYLES)]
-    text = Text(match["time"] + " ", style="dim")
+    text = Text(parsed.timestamp + " ", style="dim")
     text.append(prefix + ":", style=style)
-    text.append(" " + match["rest"])
+    text.append(" " + parsed.message)
     return text
+
+
+def as_record(line: str) -> dict[str, str | None]:
+    """One log line as ``{"time", "source", "dyno", "message"}`` for ``logs --json``; a line
+    of another shape is all message."""
+    parsed = parse_line(line)
+    if parsed is None:
+        return {"time": None, "source": None, "dyno": None, "message": line}
+    return {
+        "time": parsed.timestamp,
+        "source": parsed.source,
+        "dyno": parsed.dyno or None,
+        "message": parsed.message,
+    }
 
 
 @click.command("logs")
@@ -42,10 +55,10 @@ def styled(line: str) -> Text:
     "-n",
     "--num",
     "num",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=1, max=MAX_LOG_LINES),
     default=100,
     show_default=True,
-    help="How many recent lines to show.",
+    help=f"How many recent lines to show (1 to {MAX_LOG_LINES}).",
 )
 @click.option(
     "-s",
@@ -53,8 +66,17 @@ def styled(line: str) -> Text:
     type=click.Choice(["app", "router", "corral", "build"]),
     help="Only lines from this source.",
 )
-@click.option("-d", "--dyno", help="Only lines from this dyno (web.1) or process type (web).")
-def logs(app: str | None, tail: bool, num: int, source: str | None, dyno: str | None) -> None:
+@click.option(
+    "-d",
+    "--dyno",
+    "--ps",
+    "dyno",
+    help="Only lines from this dyno (web.1) or process type (web); --ps is the same.",
+)
+@JSON_OPTION
+def logs(
+    app: str | None, tail: bool, num: int, source: str | None, dyno: str | None, as_json: bool
+) -> None:
     """Show the app's logs: dynos, router and platform lines, merged by time."""
     name = resolve_app(app)
     params: dict[str, str | int] = {"n": num}
@@ -68,7 +90,10 @@ def logs(app: str | None, tail: bool, num: int, source: str | None, dyno: str | 
     try:
         with ApiClient.load() as api:
             for line in api.stream("GET", app_path(name, "logs"), params=params):
-                console.print(styled(line))
+                if as_json:  # one object per line, so a tail can be piped to jq as it runs
+                    click.echo(json.dumps(as_record(line)))
+                else:
+                    console.print(styled(line))
                 sys.stdout.flush()
     except KeyboardInterrupt:
         return  # Ctrl-C is how a tail ends

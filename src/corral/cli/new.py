@@ -10,7 +10,33 @@ from rich.console import Console
 
 from corral.cli.common import err_console
 from corral.config import Settings
-from corral.scaffold import create_project, validate_name
+from corral.errors import UserError
+from corral.scaffold import create_project, validate_name, validate_python
+
+
+def _usable(python: str) -> bool:
+    try:
+        validate_python(python)
+    except UserError:
+        return False
+    return True
+
+
+def require_installed(python: str, settings: Settings) -> None:
+    """Refuse a ``--python`` no interpreter on this host provides, naming the ones that are."""
+    # imported here: finding interpreters is the builder's, and only --python needs it
+    from corral.builder.environment import uv_bin
+    from corral.builder.python import installed_interpreters
+
+    found = installed_interpreters(settings.pyenv_root, uv_bin())
+    everyone = dict.fromkeys(f"{i.version.major}.{i.version.minor}" for i in found)
+    minors = [minor for minor in everyone if _usable(minor)]
+    if python not in minors:
+        raise UserError(
+            f"Python {python} is not installed on this host (installed: "
+            f"{', '.join(minors) or 'none'}); pass --python with one of those, "
+            f"or install it first (`uv python install {python}`)."
+        )
 
 
 @click.command("new")
@@ -30,7 +56,10 @@ def new(name: str, python: str | None, git: bool) -> None:
     """Create NAME/: a Flask app with templates, Bootstrap, tests and a Procfile."""
     # Checked as typed: Path("../x").name alone would look fine.
     validate_name(name)
-    python = python or Settings.load().default_python
+    settings = Settings.load()
+    if python:
+        require_installed(validate_python(python), settings)
+    python = python or settings.default_python
     git_found = shutil.which("git") is not None
     create_project(Path(name), python=python, git=git and git_found)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import click
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from corral.cli.client import (
     APP_OPTION,
@@ -20,22 +20,66 @@ from corral.cli.client import (
     echo_json,
 )
 from corral.cli.git import resolve_app
+from corral.cli.output import print_table
 from corral.errors import UserError
 
-_SCALE = re.compile(r"([a-z0-9_-]+)=(\d+)")
+# lazy type name, so `my-worker-1` is my-worker minus one and `web-1=2` sets web-1
+_SCALE = re.compile(r"([a-z0-9_-]+?)([=+-])(\d+)")
 _STATE_STYLE = {"up": "green", "starting": "yellow", "crashed": "red", "stopping": "yellow"}
 
 
-def parse_scale(arguments: tuple[str, ...]) -> dict[str, int]:
-    """``type=N`` arguments as a formation change; anything else is a UserError naming it."""
-    quantities: dict[str, int] = {}
+@dataclass(frozen=True)
+class ScaleChange:
+    """One ``ps:scale`` argument: ``web=2`` sets, ``web+1`` / ``web-1`` moves by ``amount``."""
+
+    process_type: str
+    operator: str
+    amount: int
+
+    def applied(self, current: int | None) -> int:
+        """The quantity after this change, from ``current`` (None: the type is not known)."""
+        if self.operator == "=":
+            return self.amount
+        if current is None:
+            raise UserError(
+                f"The app has no process type {self.process_type} to scale by "
+                f"{self.operator}{self.amount}; see the types with `corral ps:scale`."
+            )
+        quantity = current + self.amount if self.operator == "+" else current - self.amount
+        if quantity < 0:
+            raise UserError(
+                f"{self.process_type} runs {current} dynos, so {self.process_type}-{self.amount} "
+                f"would be below zero; scale to 0 with `corral ps:scale {self.process_type}=0`."
+            )
+        return quantity
+
+
+def parse_scale(arguments: tuple[str, ...]) -> list[ScaleChange]:
+    """``type=N``, ``type+N`` and ``type-N`` arguments; anything else is a UserError naming it."""
+    changes: list[ScaleChange] = []
     for argument in arguments:
-        match = _SCALE.fullmatch(argument)
+        match = _SCALE.fullmatch(argument.lower())
+        if match and argument != argument.lower():
+            raise UserError(
+                f"{argument!r}: process type names are lower case; "
+                f"scale with `corral ps:scale {argument.lower()}`."
+            )
         if not match:
             raise UserError(
-                f"{argument!r} is not TYPE=QUANTITY; scale like `corral ps:scale web=2 worker=1`."
+                f"{argument!r} is not TYPE=QUANTITY; scale like `corral ps:scale web=2 worker=1` "
+                "(or web+1, web-1)."
             )
-        quantities[match.group(1)] = int(match.group(2))
+        changes.append(ScaleChange(match[1], match[2], int(match[3])))
+    return changes
+
+
+def _quantities(changes: list[ScaleChange], formation: list[dict]) -> dict[str, int]:
+    current = {entry["type"]: int(entry["quantity"]) for entry in formation}
+    quantities: dict[str, int] = {}
+    for change in changes:
+        # web+1 web+1 is web+2: each change starts from the one before it
+        before = quantities.get(change.process_type, current.get(change.process_type))
+        quantities[change.process_type] = change.applied(before)
     return quantities
 
 
@@ -60,7 +104,7 @@ def ps(app: str | None, platform: bool, as_json: bool) -> None:
     elif not dynos:
         console.print(_no_dynos_hint(name, types), markup=False)
     else:
-        console.print(_dyno_table(dynos, platform=platform))
+        _print_dynos(dynos, platform=platform)
 
 
 def _no_dynos_hint(app: str, types: list[str]) -> str:
@@ -71,46 +115,55 @@ def _no_dynos_hint(app: str, types: list[str]) -> str:
     return f"{app} has no dynos; scale up with `corral ps:scale {kind}=1`."
 
 
-def _dyno_table(dynos: list[dict], *, platform: bool) -> Table:
+def _print_dynos(dynos: list[dict], *, platform: bool) -> None:
     # the platform's services have no releases: their pid says more
     first, third = ("service", "pid") if platform else ("dyno", "release")
-    table = Table(first, "state", "since", third, "port", "RSS MB", "CPU%", header_style="bold")
+    rows = []
     for dyno in dynos:
         state = dyno.get("state") or ""
         rss = dyno.get("rss_bytes")
         cpu = dyno.get("cpu_percent")
-        table.add_row(
-            escape(dyno.get("name") or ""),
-            f"[{_STATE_STYLE.get(state, 'default')}]{escape(state)}[/]",
-            ago(dyno.get("since")),
-            escape(str(dyno.get(third) or "")),
-            str(dyno.get("port") or ""),
-            f"{rss / 1e6:.1f}" if rss is not None else "",
-            f"{cpu:.1f}" if cpu is not None else "",
+        rows.append(
+            (
+                dyno.get("name") or "",
+                Text(state, style=_STATE_STYLE.get(state, "")),
+                ago(dyno.get("since")),
+                str(dyno.get(third) or ""),
+                str(dyno.get("port") or ""),
+                f"{rss / 1e6:.1f}" if rss is not None else "",
+                f"{cpu:.1f}" if cpu is not None else "",
+            )
         )
-    return table
+    print_table((first, "state", "since", third, "port", "RSS MB", "CPU%"), rows)
 
 
 @click.command("ps:scale")
 @APP_OPTION
 @click.argument("quantities", nargs=-1, metavar="TYPE=N...")
-def ps_scale(app: str | None, quantities: tuple[str, ...]) -> None:
-    """Set how many dynos of each process type run (no arguments: show the formation)."""
-    changes = parse_scale(quantities)
+@JSON_OPTION
+def ps_scale(app: str | None, quantities: tuple[str, ...], as_json: bool) -> None:
+    """Set how many dynos of each type run: web=2, web+1, web-1 (no arguments: show them)."""
+    parsed = parse_scale(quantities)
     name = resolve_app(app)
     with ApiClient.load() as api:
-        if not changes:
-            formation = api.get(app_path(name, "formation")) or []
-        else:
-            with action("Scaling dynos") as done:
+        needs_current = not parsed or any(change.operator != "=" for change in parsed)
+        formation = (api.get(app_path(name, "formation")) or []) if needs_current else []
+        if parsed:
+            changes = _quantities(parsed, formation)
+            if as_json:
                 formation = api.patch(app_path(name, "formation"), json=changes) or []
-                running = ", ".join(f"{f['type']} at {f['quantity']}" for f in formation)
-                done.append(f"now running {running}")
-            return
-    if not formation:
+            else:
+                with action("Scaling dynos") as done:
+                    formation = api.patch(app_path(name, "formation"), json=changes) or []
+                    running = ", ".join(f"{f['type']} at {f['quantity']}" for f in formation)
+                    done.append(f"now running {running}")
+                return
+    if as_json:
+        echo_json(formation)
+    elif not formation:
         console.print(f"{name} has no process types yet; deploy it first.", markup=False)
-        return
-    click.echo(" ".join(f"{f['type']}={f['quantity']}" for f in formation))
+    else:
+        click.echo(" ".join(f"{f['type']}={f['quantity']}" for f in formation))
 
 
 def _dyno_action(app: str | None, verb: str, target: str | None) -> None:
@@ -165,13 +218,25 @@ def ps_memory(app: str | None, megabytes: str | None) -> None:
     name = resolve_app(app)
     with ApiClient.load() as api:
         if megabytes is None:
-            quota = api.get(app_path(name)).get("memory_quota_mb")
-            click.echo(f"{quota} MB" if quota else "default (the server's --memory-quota)")
+            info = api.get(app_path(name))
+            quota, default = info.get("memory_quota_mb"), info.get("default_memory_quota_mb")
+            if quota:
+                click.echo(f"{quota} MB")
+            elif default:
+                click.echo(f"{default} MB (the server's default)")
+            else:  # a server from before default_memory_quota_mb
+                click.echo("the server's default (its --memory-quota)")
             return
         value = parse_memory(megabytes)
         with action(f"Setting the memory quota of {name}") as done:
-            api.put(app_path(name, "memory"), json={"megabytes": value})
-            done.append(f"{value} MB per dyno" if value else "back to the default")
+            info = api.put(app_path(name, "memory"), json={"megabytes": value}) or {}
+            default = info.get("default_memory_quota_mb")
+            if value:
+                done.append(f"{value} MB per dyno")
+            else:
+                done.append(
+                    f"back to the default, {default} MB" if default else "back to the default"
+                )
 
 
 COMMANDS = [ps, ps_scale, ps_restart, ps_stop, ps_memory]

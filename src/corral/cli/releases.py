@@ -1,10 +1,10 @@
-"""``releases``, ``releases:info``, ``rollback`` and ``freeze``: an app's release history."""
+"""``releases``, ``releases:info``, ``releases:output``, ``rollback`` and ``freeze``: an app's
+release history."""
 
 from __future__ import annotations
 
 import click
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from corral.cli.client import (
     APP_OPTION,
@@ -17,6 +17,7 @@ from corral.cli.client import (
     echo_json,
 )
 from corral.cli.git import resolve_app
+from corral.cli.output import print_fields, print_table
 from corral.errors import UserError
 
 
@@ -59,27 +60,37 @@ def releases_list(app: str | None, limit: int, as_json: bool) -> None:
         )
         return
     console.print(f"=== {name} Releases", style="bold", markup=False)
-    table = Table("version", "description", "status", "created", box=None, header_style="bold")
-    for release in releases:
-        status = release.get("status") or ""
-        table.add_row(
-            f"[bold]{escape(release.get('name') or 'v' + str(release['version']))}[/]",
-            escape(release.get("description") or ""),
-            f"[{_STATUS_STYLE.get(status, 'default')}]{escape(status)}[/]",
+    rows = [
+        (
+            Text(release.get("name") or f"v{release['version']}", style="bold"),
+            release.get("description") or "",
+            Text(release.get("status") or "", style=_STATUS_STYLE.get(release.get("status"), "")),
             ago(release.get("created_at")),
         )
-    console.print(table)
+        for release in releases
+    ]
+    print_table(("version", "description", "status", "created"), rows, box=False)
+
+
+def _chosen_version(api: ApiClient, app: str, version: str | None) -> int:
+    """VERSION as a number, or the app's current release when it is left out."""
+    if version:
+        return parse_version(version)
+    current = api.get(app_path(app)).get("current_release")
+    if current is None:
+        raise UserError(f"{app} has no releases yet; deploy with `git push corral main`.")
+    return int(current)
 
 
 @click.command("releases:info")
 @APP_OPTION
-@click.argument("version")
+@click.argument("version", required=False)
 @JSON_OPTION
-def releases_info(app: str | None, version: str, as_json: bool) -> None:
-    """Show one release: its slug, process types, config keys and packages."""
+def releases_info(app: str | None, version: str | None, as_json: bool) -> None:
+    """Show one release (default: the current one): slug, process types, config keys, packages."""
     name = resolve_app(app)
-    number = parse_version(version)
     with ApiClient.load() as api:
+        number = _chosen_version(api, name, version)
         release = api.get(app_path(name, "releases", str(number)))
     if as_json:
         echo_json(release)
@@ -87,7 +98,6 @@ def releases_info(app: str | None, version: str, as_json: bool) -> None:
     console.print(
         f"=== Release {release.get('name') or number} of {name}", style="bold", markup=False
     )
-    table = Table.grid(padding=(0, 2))
     processes = release.get("process_types") or {}
     rows = [
         ("Description", release.get("description") or ""),
@@ -98,9 +108,19 @@ def releases_info(app: str | None, version: str, as_json: bool) -> None:
         ("Packages", str(len(release.get("freeze") or []))),
     ]
     rows += [(f"Process {kind}", command) for kind, command in processes.items()]
-    for label, value in rows:
-        table.add_row(f"[bold]{label}[/]", escape(str(value)))
-    console.print(table)
+    print_fields(rows)
+
+
+@click.command("releases:output")
+@APP_OPTION
+@click.argument("version", required=False)
+def releases_output(app: str | None, version: str | None) -> None:
+    """Print what the release phase of release VERSION (default: the current one) printed."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        number = _chosen_version(api, name, version)
+        text = api.get(app_path(name, "releases", str(number), "output")) or ""
+    click.echo(text.rstrip("\n"))
 
 
 @click.command("rollback")
@@ -109,11 +129,28 @@ def releases_info(app: str | None, version: str, as_json: bool) -> None:
 def rollback(app: str | None, version: str | None) -> None:
     """Roll back to release VERSION (default: the one before the current), as a new release."""
     name = resolve_app(app)
-    body = {"version": parse_version(version)} if version else {}
-    target = f"v{body['version']}" if body else "the previous release"
-    with ApiClient.load() as api, action(f"Rolling back {name} to {target}") as done:
-        release = api.post(app_path(name, "rollback"), json=body)
-        done.append(release.get("name") or f"v{release['version']}")
+    number = parse_version(version) if version else None
+    with ApiClient.load() as api:
+        # Name the target before rolling back, so the line says which release came back.
+        number = number or _previous_version(api, name)
+        body = {"version": number} if number else {}  # none found: the server says why
+        target = f"v{number}" if number else "the previous release"
+        with action(f"Rolling back {name} to {target}") as done:
+            release = api.post(app_path(name, "rollback"), json=body)
+            done.append(release.get("name") or f"v{release['version']}")
+
+
+def _previous_version(api: ApiClient, app: str) -> int | None:
+    """The release a plain ``rollback`` restores: the newest succeeded one before the current."""
+    current = api.get(app_path(app)).get("current_release")
+    older = [
+        release["version"]
+        for release in api.get(app_path(app, "releases")) or []
+        if current is not None
+        and release["version"] < current
+        and release.get("status") == "succeeded"
+    ]
+    return max(older, default=None)
 
 
 @click.command("freeze")
@@ -126,4 +163,4 @@ def freeze(app: str | None) -> None:
     click.echo(text.rstrip("\n") if isinstance(text, str) else "\n".join(text))
 
 
-COMMANDS = [releases_list, releases_info, rollback, freeze]
+COMMANDS = [releases_list, releases_info, releases_output, rollback, freeze]

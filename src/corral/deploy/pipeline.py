@@ -28,6 +28,7 @@ from corral.config import Settings
 from corral.deploy.tarball import extract
 from corral.errors import UserError
 from corral.exitcodes import shell_status
+from corral.files import atomic_write
 from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import follow
@@ -153,10 +154,12 @@ class DeployPipeline:
             app_logs = self.settings.logs_dir(app)
 
             def emit(line: str) -> Iterator[str]:
-                log.write(line + "\n")
-                log.flush()
-                # the app's log too, so `corral logs --source build` shows the latest builds
-                append_line(app_logs, "build", LogLine(timestamp(), "build", "", line))
+                # the verdict line is for the pusher's CLI to read, not for people
+                if not line.startswith(STATUS_PREFIX):
+                    log.write(line + "\n")
+                    log.flush()
+                    # the app's log too, so `corral logs --source build` shows the latest builds
+                    append_line(app_logs, "build", LogLine(timestamp(), "build", "", line))
                 yield line
 
             self.store.update_build(record.id, status="running", log_path=log_path)
@@ -223,10 +226,14 @@ class DeployPipeline:
 
     def _release(self, app: str, slug: Slug, description: str) -> Iterator[str]:
         config = self.store.config(app)
+        output: list[str] = []
         if "release" in slug.process_types:
             yield "-----> Running release command"
-            code = yield from self._stream(
-                ["/bin/sh", "-c", slug.process_types["release"]], slug, config, "release.1"
+            code = yield from _kept(
+                self._stream(
+                    ["/bin/sh", "-c", slug.process_types["release"]], slug, config, "release.1"
+                ),
+                output,
             )
             if code != 0:
                 yield f" !     Release command failed (exit status {code}); nothing changed."
@@ -241,6 +248,10 @@ class DeployPipeline:
             config=config,
             status="pending",
         )
+        if "release" in slug.process_types:  # kept for `corral releases:output`
+            path = self.settings.release_output_path(app, release.version)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, "".join(line + "\n" for line in output), mode=0o644)
         yield f"-----> Launching {release.name}"
         yield from self._await_rollout(app, release.version)
 
@@ -323,3 +334,17 @@ class DeployPipeline:
             process.stdout.close()
             code = process.wait()
         return shell_status(code)
+
+
+def _kept(lines: Generator[str, None, int], kept: list[str]) -> Generator[str, None, int]:
+    """Yield what ``lines`` yields, keeping a copy in ``kept``; return what it returns."""
+    try:
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration as done:
+                return done.value
+            kept.append(line)
+            yield line
+    finally:
+        lines.close()  # a client gone mid-phase: the command is killed, as without the copy

@@ -11,6 +11,21 @@ from corral.store.models import App, Domain
 from corral.store.names import random_app_name, validate_app_name, validate_hostname
 
 
+def _refuse_default_host(app: str, host: str, domain: str) -> None:
+    # as a custom domain of another app it would take that app's traffic away
+    label, _, rest = host.partition(".")
+    if host == domain:
+        raise Conflict(f"{host} is the platform's own address; add a domain of your own.")
+    if rest != domain:
+        return
+    if label == app:
+        raise Conflict(f"{host} is already {app}'s default address; it needs no domain.")
+    raise Conflict(
+        f"{host} is the default address of the app {label} (every app is served at "
+        f"<app>.{domain}); add a domain of your own instead."
+    )
+
+
 def app_from_row(row: sqlite3.Row) -> App:
     """An :class:`App` from its ``apps`` row."""
     return App(
@@ -88,9 +103,12 @@ class AppsMixin(Database):
             conn.execute("UPDATE apps SET memory_quota_mb = ? WHERE name = ?", (megabytes, name))
             return app_from_row(require_app(conn, name))
 
-    def add_domain(self, app: str, hostname: str) -> Domain:
-        """Route ``hostname`` to ``app``; a hostname belongs to one app only."""
+    def add_domain(self, app: str, hostname: str, platform_domain: str | None = None) -> Domain:
+        """Route ``hostname`` to ``app``; a hostname belongs to one app only, and none under
+        ``platform_domain`` (``<name>.<domain>`` is app ``name``'s own address)."""
         host = validate_hostname(hostname)
+        if platform_domain:
+            _refuse_default_host(app, host, platform_domain.lower())
         with self._write() as conn:
             require_app(conn, app)
             owner = conn.execute("SELECT app FROM domains WHERE hostname = ?", (host,)).fetchone()

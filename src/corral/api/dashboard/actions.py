@@ -134,7 +134,9 @@ def add_domain(app: str) -> ResponseReturnValue:
     hostname = _field("hostname")
 
     def action() -> str:
-        domain = context.store().add_domain(app, hostname)
+        domain = context.store().add_domain(
+            app, hostname, platform_domain=context.settings().domain
+        )
         return f"Added {domain.hostname}; point its DNS at this server."
 
     return _act(app, "domains", action)

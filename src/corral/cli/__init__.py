@@ -46,6 +46,7 @@ COMMAND_MODULES: dict[str, str] = {
     "ps:scale": "ps",
     "ps:restart": "ps",
     "ps:stop": "ps",
+    "ps:kill": "ps",
     "ps:memory": "ps",
     "logs": "logs",
     "domains": "domains",
@@ -53,6 +54,7 @@ COMMAND_MODULES: dict[str, str] = {
     "domains:remove": "domains",
     "deploy": "deploy",
     "run": "deploy",
+    "run:detached": "deploy",
 }
 
 

@@ -176,6 +176,10 @@ def test_run_detached_logs_ps_and_ps_kill(server: Server, deployed: str) -> None
         10,
         message="the one-off's end was not logged",
     )
+    # left running: a clean stop of the server stops it too (the fixture fails on any
+    # process the server leaves behind)
+    left = corral(server, "run:detached", "-a", deployed, "sleep 100")
+    assert left.returncode == 0 and "up, run." in left.stdout, left.stderr
 
 
 def test_bad_one_off_requests_are_refused_in_one_sentence(

@@ -10,6 +10,7 @@ the app's logs as ``app[run.1234]`` lines. Both run in a session of their own, w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -22,6 +23,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,7 @@ __all__ = [
     "one_off_spec",
     "spawn",
     "start_detached",
+    "stop_all",
 ]
 
 # Runs in the child before the command: a new session whose controlling terminal is the pty
@@ -253,3 +256,20 @@ def live_one_offs(store: Store, app: str) -> list[OneOff]:
         else:  # its API died with it, or never got to forget it
             store.delete_one_off(app, one_off.name, one_off.pid)
     return live
+
+
+async def stop_all(store: Store, grace: float) -> None:
+    """Stop every running one-off (a clean shutdown of the platform): SIGTERM, then SIGKILL."""
+    running = [
+        dynos.DynoProcess(o.pid, o.pid_start_time)
+        for o in store.one_offs()
+        if dynos.DynoProcess(o.pid, o.pid_start_time).alive()
+    ]
+    for process in running:
+        dynos.signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(p.alive() for p in running) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for process in running:
+        if process.alive():
+            kill_session(process.pid)

@@ -29,12 +29,15 @@ class OneOffsMixin(Database):
             )
         return one_off
 
-    def one_offs(self, app: str) -> list[OneOff]:
-        """The one-offs recorded for ``app``, oldest first (some may have ended since)."""
+    def one_offs(self, app: str | None = None) -> list[OneOff]:
+        """The one-offs recorded for ``app`` (or every app), oldest first (some may have ended)."""
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT * FROM one_offs WHERE app = ? ORDER BY started_at", (app,)
-            ).fetchall()
+            if app is None:
+                rows = conn.execute("SELECT * FROM one_offs ORDER BY started_at").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM one_offs WHERE app = ? ORDER BY started_at", (app,)
+                ).fetchall()
         return [
             OneOff(**{**{key: row[key] for key in _COLUMNS}, "attached": bool(row["attached"])})
             for row in rows

@@ -191,6 +191,15 @@ def test_bad_one_off_requests_are_refused_in_one_sentence(
     unknown = corral(server, "ps:kill", "run.9999", "-a", deployed)
     assert unknown.returncode == 1
     assert "no running one-off dyno named run.9999" in unknown.stderr
+    missing = corral(server, "run", "-a", deployed, "--", "no-such-program")
+    assert missing.returncode == 127, missing
+    assert missing.stderr == "no-such-program: No such file or directory\n"
+    term = Terminal("run", "-a", deployed, "no-such-program", env=server.env, size=(24, 80))
+    try:  # under a pty, the same, as the command's own output
+        assert term.wait() == 127
+        assert "no-such-program: No such file or directory" in term.output.decode()
+    finally:
+        term.close()
     nothing = corral(server, "run", "-a", deployed)
     assert nothing.returncode == 2 and "Missing argument" in nothing.stderr
     marker = tmp_path / "ran"

@@ -68,7 +68,7 @@ def accept(sock: socket.socket, environ: Mapping[str, Any]) -> wire.Peer:
     return wire.Peer(sock, ws)
 
 
-def _handle(peer: wire.Peer, session: Attached, messages: Iterable[bytes | str]) -> None:
+def _handle(session: Attached, messages: Iterable[bytes | str]) -> None:
     for message in messages:
         if isinstance(message, bytes):
             if message[:1] == bytes([wire.STDIN]):
@@ -86,6 +86,20 @@ def _handle(peer: wire.Peer, session: Attached, messages: Iterable[bytes | str])
             session.send_signal(control["name"])
 
 
+def _relay(peer: wire.Peer, fd: int, stream: int) -> bool | None:
+    """Send what can be read from ``fd`` now: True if some was, None if none yet, False at
+    its end."""
+    try:
+        chunk = os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError:  # EIO: the pty's last holder closed it
+        chunk = b""
+    if chunk:
+        peer.send_data(stream, chunk)
+    return bool(chunk)
+
+
 def bridge(peer: wire.Peer, session: Attached) -> int | None:
     """Relay between the client and the one-off until it exits; its status, or None if the
     client went away first. Either way the one-off's whole session is ended."""
@@ -94,8 +108,7 @@ def bridge(peer: wire.Peer, session: Attached) -> int | None:
     try:
         while not peer.closed:
             reads: list[Any] = [peer.sock] if session.pending() < _MAX_PENDING_INPUT else []
-            reading_output = len(peer.outgoing) < _MAX_PENDING_OUTPUT
-            if reading_output:
+            if len(peer.outgoing) < _MAX_PENDING_OUTPUT:
                 reads += list(open_outputs)
             writes: list[Any] = [peer.sock] if peer.outgoing else []
             if session.pending() and session.stdin is not None:
@@ -105,27 +118,20 @@ def bridge(peer: wire.Peer, session: Attached) -> int | None:
                 peer.flush()
                 session.flush()
             if peer.sock in readable:
-                _handle(peer, session, peer.receive())
-            relayed = False
+                _handle(session, peer.receive())
             for fd in readable:
-                if fd in open_outputs:
-                    relayed = True
-                    try:
-                        chunk = os.read(fd, 65536)
-                    except OSError:  # EIO: the pty's last holder closed it
-                        chunk = b""
-                    if chunk:
-                        peer.send_data(open_outputs[fd], chunk)
-                    else:
-                        del open_outputs[fd]
+                if fd in open_outputs and _relay(peer, fd, open_outputs[fd]) is False:
+                    del open_outputs[fd]
             if session.process.poll() is None:
                 continue
             exited_at = exited_at or time.monotonic()
-            # nothing more came although it was asked for: a background job holds it open
-            idle = reading_output and not relayed
-            lingering = idle and time.monotonic() - exited_at > _AFTER_EXIT
-            if not open_outputs or lingering:
-                return shell_status(session.process.returncode)
+            if open_outputs and time.monotonic() - exited_at < _AFTER_EXIT:
+                continue  # its output may still be on the way, or throttled by a slow client
+            for fd, stream in open_outputs.items():  # what is written is sent; a job left is cut
+                os.set_blocking(fd, False)
+                while _relay(peer, fd, stream):
+                    pass
+            return shell_status(session.process.returncode)
         return None
     finally:
         session.close()

@@ -112,6 +112,7 @@ class Attached:
         self.stdin: int | None = stdin
         self.tty = stdin in outputs
         self._pending = b""
+        self._eof = False
         os.set_blocking(stdin, False)
 
     def write(self, data: bytes) -> None:
@@ -134,17 +135,19 @@ class Attached:
                 return
             except OSError:  # the command closed its input: what it did not read is dropped
                 self._pending = b""
-                return
+                break
             self._pending = self._pending[written:]
+        if self._eof and not self._pending and self.stdin is not None:
+            os.close(self.stdin)  # after the last queued byte, not before
+            self.stdin = None
 
     def end_input(self) -> None:
         """The client's input ended (Ctrl-D, or the end of a pipe)."""
         if self.tty and self.stdin is not None:
             self.write(termios.tcgetattr(self.stdin)[6][termios.VEOF])
-        elif self.stdin is not None:
+        else:
+            self._eof = True
             self.flush()
-            os.close(self.stdin)
-            self.stdin = None
 
     def resize(self, rows: int, cols: int) -> None:
         """Set the pseudo-terminal's size (the command gets SIGWINCH); no-op without one."""

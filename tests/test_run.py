@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from flask import Flask
 
 from support.server import Server, git, make_repo
 from support.terminal import Terminal
@@ -225,3 +226,24 @@ def test_a_wrong_token_is_refused_before_the_upgrade(server: Server, deployed: s
             b'Corral-Run: {"command": ["bash"]}\r\n\r\n'
         )
         assert sock.recv(4096).startswith(b"HTTP/1.1 401")
+
+
+def test_the_run_route_checks_everything_before_the_upgrade(app: Flask, secret: str) -> None:
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    plain = client.get("/api/v1/apps/quiet/run")
+    assert plain.status_code == 400 and "is a WebSocket" in plain.get_json()["message"]
+    bare = client.get("/api/v1/apps/quiet/run", headers=upgrade)
+    assert bare.status_code == 400 and "Corral-Run header" in bare.get_json()["message"]
+    empty = client.get(
+        "/api/v1/apps/quiet/run", headers={**upgrade, "Corral-Run": '{"command": []}'}
+    )
+    assert empty.status_code == 400 and "non-empty list" in empty.get_json()["message"]
+    ls = {**upgrade, "Corral-Run": '{"command": ["ls"]}'}
+    assert client.get("/api/v1/apps/quiet/run", headers=ls).status_code == 404
+    client.post("/api/v1/apps", json={"name": "quiet"})
+    undeployed = client.get("/api/v1/apps/quiet/run", headers=ls)
+    assert "no release yet" in undeployed.get_json()["message"]
+    assert client.post("/api/v1/apps/quiet/one-offs", json={"command": "ls"}).status_code == 400
+    assert client.delete("/api/v1/apps/quiet/one-offs/run.1").status_code == 404

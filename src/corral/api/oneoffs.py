@@ -8,6 +8,7 @@ An attached one-off's session is served by :mod:`corral.api.attach`.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -32,6 +33,8 @@ __all__ = ["oneoffs_blueprint"]
 
 oneoffs_blueprint = Blueprint("oneoffs", __name__)
 
+#: What a ``TERM`` passed on may look like (``xterm-256color``).
+_TERM = re.compile(r"[\w.+-]{1,64}")
 #: Seconds ``ps:kill`` lets a one-off stop after SIGTERM before killing it.
 KILL_GRACE = 5.0
 
@@ -96,24 +99,47 @@ def attach_run(app: str) -> ResponseReturnValue:
     store = context.store()
     start = _start_parameters(request)
     command = _command(start.get("command"))
+    term = start.get("term")
+    spec = _spec(
+        store, app, command, term if isinstance(term, str) and _TERM.fullmatch(term) else None
+    )
     sock = attach.upgrade_socket(request.environ)
     if sock is None:
         raise Unavailable(
             "This server cannot hold interactive sessions: serve the API with gunicorn."
         )
-    term = start.get("term") if isinstance(start.get("term"), str) else None
-    spec = _spec(store, app, command, term)
-    tty = start.get("tty") is True
-    rows, cols = start.get("rows"), start.get("cols")
-    size = (rows, cols) if isinstance(rows, int) and isinstance(cols, int) else (24, 80)
+    rows, cols = (_size(start.get(key), default) for key, default in (("rows", 24), ("cols", 80)))
     peer = attach.accept(sock, request.environ)
     try:
-        session = oneoff.spawn(spec, tty=tty, rows=max(size[0], 1), cols=max(size[1], 1))
-    except OSError as exc:
-        peer.send_data(wire.STDERR, f"{command[0]}: {exc.strerror}\n".encode())
-        peer.send_control("exit", status=127)
+        _serve(store, peer, spec, tty=start.get("tty") is True, rows=rows, cols=cols)
+    except Exception:  # a bug: the connection is ours now, so no error page can go out
+        current_app.logger.exception("The session of %s on %s failed", spec.name, app)
+    finally:
         peer.close()
-        return attach.Hijacked()
+    return attach.Hijacked()
+
+
+@oneoffs_blueprint.get("/apps/<app>/run")
+def run_without_upgrade(app: str) -> ResponseReturnValue:
+    """The same path without the upgrade: say what it is."""
+    raise BadRequest(
+        "This route is a WebSocket (send Upgrade: websocket); run commands with `corral run`."
+    )
+
+
+def _size(value: Any, default: int) -> int:
+    return min(max(value, 1), 9999) if isinstance(value, int) else default
+
+
+def _serve(
+    store: Store, peer: wire.Peer, spec: oneoff.OneOffSpec, *, tty: bool, rows: int, cols: int
+) -> None:
+    try:
+        session = oneoff.spawn(spec, tty=tty, rows=rows, cols=cols)
+    except OSError as exc:
+        peer.send_data(wire.STDERR, f"{spec.command[0]}: {exc.strerror}\n".encode())
+        peer.send_control("exit", status=127)
+        return
     record = _record(store, spec, session.pid, session.started_at, attached=True)
     try:
         peer.send_control("started", dyno=spec.name)
@@ -121,9 +147,7 @@ def attach_run(app: str) -> ResponseReturnValue:
         if status is not None:
             peer.send_control("exit", status=status)
     finally:
-        store.delete_one_off(app, record.name, record.pid)
-        peer.close()
-    return attach.Hijacked()
+        store.delete_one_off(spec.app, record.name, record.pid)
 
 
 @oneoffs_blueprint.post("/apps/<app>/one-offs")

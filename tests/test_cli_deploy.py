@@ -1,4 +1,4 @@
-"""deploy (tarball upload, streamed build), run (exit status) and logs --tail."""
+"""deploy (tarball upload, streamed build) and logs --tail; `run` is in test_run.py."""
 
 from __future__ import annotations
 
@@ -25,9 +25,7 @@ class State:
     """What the fake server received, and what its build and run endpoints answer."""
 
     uploads: list[dict[str, Any]] = field(default_factory=list)
-    commands: list[list[str]] = field(default_factory=list)
     build_outcome: str = "succeeded v3"
-    run_output: list[str] = field(default_factory=lambda: ["hello from the dyno", "corral-exit: 0"])
 
 
 def contract_app(state: State) -> Flask:
@@ -55,12 +53,6 @@ def contract_app(state: State) -> Flask:
         lines = ["-----> Building hello", "corral-status: not really", state.build_outcome]
         lines[-1] = f"corral-status: {state.build_outcome}"
         return Response((line + "\n" for line in lines), mimetype="text/plain")
-
-    @app.post("/api/v1/apps/<name>/run")
-    @require_token
-    def run(name: str):
-        state.commands.append(request.get_json()["command"])
-        return Response((line + "\n" for line in state.run_output), mimetype="text/plain")
 
     @app.get("/api/v1/apps/<name>/logs")
     @require_token
@@ -133,21 +125,6 @@ def test_failed_build_exits_non_zero_with_a_summary(env: dict[str, str], state: 
     assert "-----> Building hello" in result.stdout
     assert "corral-status: failed" not in result.stdout
     assert result.stderr.strip().startswith("error: Build failed; nothing that was serving changed")
-
-
-@pytest.mark.parametrize("code", [0, 3])
-def test_run_exits_with_the_commands_status(env: dict[str, str], state: State, code: int):
-    state.run_output = ["corral-exit: 7", "out", f"corral-exit: {code}"]
-    result = corral("run", "--", "python", "-c", "import sys; sys.exit(3)", env=env)
-    assert result.returncode == code, result.stderr
-    assert result.stdout == "corral-exit: 7\nout\n"
-    assert state.commands == [["python", "-c", "import sys; sys.exit(3)"]]
-
-
-def test_run_passes_options_after_the_command_through(env: dict[str, str], state: State):
-    result = corral("run", "-a", "hello", "flask", "--app", "app", "routes", env=env)
-    assert result.returncode == 0, result.stderr
-    assert state.commands == [["flask", "--app", "app", "routes"]]
 
 
 def test_logs_tail_ends_cleanly_on_ctrl_c(env: dict[str, str]):

@@ -18,6 +18,7 @@ from corral.api.deploys import deploys_blueprint
 from corral.api.domains import domains_blueprint
 from corral.api.formation import formation_blueprint
 from corral.api.logs import logs_blueprint
+from corral.api.oneoffs import oneoffs_blueprint
 from corral.api.openapi import openapi_blueprint
 from corral.api.releases import releases_blueprint
 from corral.config import Settings
@@ -67,6 +68,7 @@ def create_app(
         domains_blueprint,
         logs_blueprint,
         deploys_blueprint,
+        oneoffs_blueprint,
     ):
         app.register_blueprint(blueprint, url_prefix=API_PREFIX)
     dashboard.install(app)

@@ -18,10 +18,11 @@ from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.objects import formation_json, iso, json_body
 from corral.runtime.dyno import DynoProcess
-from corral.store import Dyno
+from corral.runtime.oneoff import live_one_offs
+from corral.store import Dyno, OneOff
 from corral.store.names import PLATFORM_APP
 
-__all__ = ["CpuSampler", "dyno_json", "formation_blueprint"]
+__all__ = ["CpuSampler", "dyno_json", "formation_blueprint", "one_off_json"]
 
 formation_blueprint = Blueprint("formation", __name__)
 
@@ -90,6 +91,15 @@ def dyno_json(dyno: Dyno) -> dict[str, Any]:
     }
 
 
+def one_off_json(one_off: OneOff) -> dict[str, Any]:
+    """A one-off (``run.1234``) as a ``Dyno`` object, with its command and how it runs."""
+    dyno = Dyno(
+        one_off.app, one_off.name, "run", one_off.release_version, one_off.pid,
+        one_off.pid_start_time, None, "up", since=one_off.started_at,
+    )  # fmt: skip
+    return {**dyno_json(dyno), "command": one_off.command, "attached": one_off.attached}
+
+
 def _formation(app: str) -> list[dict[str, Any]]:
     store = context.store()
     release = store.current_release(app)
@@ -114,10 +124,11 @@ def scale(app: str) -> ResponseReturnValue:
 
 @formation_blueprint.get("/apps/<app>/dynos")
 def list_dynos(app: str) -> ResponseReturnValue:
-    """The app's dynos as the supervisor last observed them."""
+    """The app's dynos as the supervisor last observed them, then its running one-offs."""
     store = context.store()
     store.get_app(app)
-    return jsonify([dyno_json(dyno) for dyno in store.dynos(app)])
+    one_offs = [one_off_json(o) for o in live_one_offs(store, app)]
+    return jsonify([dyno_json(dyno) for dyno in store.dynos(app)] + one_offs)
 
 
 @formation_blueprint.get("/platform/dynos")

@@ -165,6 +165,15 @@ OPERATIONS: tuple[Operation, ...] = (
               "text/plain", body="application/gzip"),
     Operation("post", f"{_APP}/run", "Run a one-off command (streams output)", "text/plain",
               body=_object(command=_list(_STR))),
+    Operation("get", f"{_APP}/run",
+              "Run a one-off attached: a WebSocket (Upgrade: websocket) with the command in the "
+              "Corral-Run header as JSON ({command, tty, rows, cols, term}); see corral/wire.py",
+              None, 101),
+    Operation("get", f"{_APP}/one-offs", "List running one-off dynos", _list(_ref("Dyno"))),
+    Operation("post", f"{_APP}/one-offs", "Start a detached one-off (output to the logs)",
+              _ref("Dyno"), 201, _object(command=_list(_STR))),
+    Operation("delete", f"{_APP}/one-offs/{{name}}",
+              "Stop a one-off dyno (SIGTERM, then SIGKILL)", _ref("Dyno"), 202),
 )  # fmt: skip
 
 _ERRORS = {

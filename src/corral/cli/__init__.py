@@ -49,6 +49,7 @@ COMMAND_MODULES: dict[str, str] = {
     "ps:scale": "ps",
     "ps:restart": "ps",
     "ps:stop": "ps",
+    "ps:kill": "ps",
     "ps:memory": "ps",
     "logs": "logs",
     "domains": "domains",
@@ -57,6 +58,7 @@ COMMAND_MODULES: dict[str, str] = {
     "deploy": "deploy",
     "run": "deploy",
     "help": "help",
+    "run:detached": "deploy",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -14,10 +15,10 @@ from typing import IO
 
 import click
 
+from corral.cli.attach import Session, run_attached
 from corral.cli.client import ApiClient, app_path, console
 from corral.cli.git import in_work_tree, resolve_app
 from corral.errors import UserError
-from corral.exitcodes import shell_status
 
 #: The largest tarball the CLI uploads (the server answers 413 beyond its own limit).
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -25,7 +26,6 @@ MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 SKIPPED_DIRS = frozenset({".git", ".venv", "__pycache__"})
 
 _STATUS = re.compile(r"corral-status: (succeeded|failed)(?: (v\d+))?")
-_EXIT = re.compile(r"corral-exit: (-?\d+)")
 
 
 def source_files(source: Path) -> list[str]:
@@ -142,22 +142,43 @@ def deploy(source: Path, app: str | None) -> None:
     console.print(f"[green]Deployed {name} {status.group(2) or ''}[/] {url}".rstrip())
 
 
-@click.command(
-    "run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
-)
+_RUN_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@click.command("run", context_settings=_RUN_SETTINGS)
 @click.option("-a", "--app", help="App to run in (default: $CORRAL_APP or the corral remote).")
+@click.option("--no-tty", is_flag=True, help="No pseudo-terminal, even from a terminal.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
-def run(ctx: click.Context, app: str | None, command: tuple[str, ...]) -> None:
-    """Run COMMAND once in the app's current release, with its config; exit with its status."""
+def run(ctx: click.Context, app: str | None, no_tty: bool, command: tuple[str, ...]) -> None:
+    """Run COMMAND once in the app's current release, with its config; exit with its status.
+
+    Interactive: stdin is forwarded, and from a terminal the command gets a pseudo-terminal
+    (``corral run bash``). A single argument with spaces is a shell command line.
+    """
+    name = resolve_app(app)
+    terminal = sys.stdin.isatty() and sys.stdout.isatty() and not no_tty
+    with ApiClient.load() as api:
+        status = run_attached(api, Session(name, command, tty=terminal))
+    ctx.exit(min(status, 255))
+
+
+@click.command("run:detached", context_settings=_RUN_SETTINGS)
+@click.option("-a", "--app", help="App to run in (default: $CORRAL_APP or the corral remote).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_detached(app: str | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND once in the background; its output goes to the app's logs."""
     name = resolve_app(app)
     with ApiClient.load() as api:
-        lines = api.stream("POST", app_path(name, "run"), json={"command": list(command)})
-        status = stream_until_marker(lines, _EXIT)
-    if status is None:
-        raise UserError("The server closed the connection before the command finished.")
-    code = int(status.group(1))
-    ctx.exit(min(shell_status(code), 255))
+        text = shlex.join(command)
+        console.print(f"Running `{text}` on {name}... ", end="", markup=False)
+        dyno = api.post(app_path(name, "one-offs"), json={"command": list(command)})
+    console.print(f"up, {dyno['name']}", markup=False)
+    console.print(
+        f"See its output with `corral logs --tail -a {name} --dyno {dyno['name']}`; "
+        f"stop it with `corral ps:kill {dyno['name']} -a {name}`.",
+        markup=False,
+    )
 
 
-COMMANDS = [deploy, run]
+COMMANDS = [deploy, run, run_detached]

@@ -199,6 +199,16 @@ def ps_stop(app: str | None, target: str) -> None:
     _dyno_action(app, "stop", target)
 
 
+@click.command("ps:kill")
+@APP_OPTION
+@click.argument("dyno", metavar="DYNO")
+def ps_kill(app: str | None, dyno: str) -> None:
+    """Stop a one-off dyno (run.1234): SIGTERM, then SIGKILL after a few seconds."""
+    name = resolve_app(app)
+    with ApiClient.load() as api, action(f"Stopping {dyno} on {name}"):
+        api.delete(app_path(name, "one-offs", dyno))
+
+
 def parse_memory(text: str) -> int | None:
     """``1024`` (MB) or ``default``; anything else is a UserError saying what to give."""
     if text == "default":
@@ -239,4 +249,4 @@ def ps_memory(app: str | None, megabytes: str | None) -> None:
                 )
 
 
-COMMANDS = [ps, ps_scale, ps_restart, ps_stop, ps_memory]
+COMMANDS = [ps, ps_scale, ps_restart, ps_stop, ps_kill, ps_memory]

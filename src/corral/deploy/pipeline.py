@@ -11,19 +11,17 @@ from __future__ import annotations
 import fcntl
 import os
 import queue
-import secrets
 import signal
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from corral.builder import Slug, build
-from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.deploy.tarball import extract
 from corral.errors import UserError
@@ -32,6 +30,7 @@ from corral.files import atomic_write
 from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import follow
+from corral.runtime.oneoff import one_off_spec
 from corral.store import Dyno, Release, Store
 from corral.store.formation import PHASES
 
@@ -229,12 +228,9 @@ class DeployPipeline:
         output: list[str] = []
         if "release" in slug.process_types:
             yield "-----> Running release command"
-            code = yield from _kept(
-                self._stream(
-                    ["/bin/sh", "-c", slug.process_types["release"]], slug, config, "release.1"
-                ),
-                output,
-            )
+            env = process_environ(slug, base=base_environ(), config=config, dyno="release.1")
+            command = ["/bin/sh", "-c", slug.process_types["release"]]
+            code = yield from _kept(self._stream(command, slug.path, env), output)
             if code != 0:
                 yield f" !     Release command failed (exit status {code}); nothing changed."
                 yield STATUS_PREFIX + "failed"
@@ -299,20 +295,18 @@ class DeployPipeline:
             raise UserError(f"{app} has no release yet; deploy it before running commands.")
         if not command or not all(isinstance(word, str) for word in command):
             raise UserError("Give the command to run as a list of strings.")
-        slug = load_slug(release.slug_path)
-        dyno = f"run.{secrets.randbelow(9000) + 1000}"
-        code = yield from self._stream(command, slug, release.config, dyno)
+        spec = one_off_spec(release, command)
+        code = yield from self._stream(list(spec.command), spec.cwd, spec.env)
         yield EXIT_PREFIX + str(code)
 
     def _stream(
-        self, command: list[str], slug: Slug, config: dict[str, str], dyno: str
+        self, command: list[str], cwd: Path, env: Mapping[str, str]
     ) -> Generator[str, None, int]:
-        env = process_environ(slug, base=base_environ(), config=config, dyno=dyno)
         try:
             process = subprocess.Popen(
                 command,
-                cwd=slug.path,
-                env=env,
+                cwd=cwd,
+                env=dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

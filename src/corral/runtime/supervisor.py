@@ -24,7 +24,7 @@ from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.router.table import AppRoute, Backend, RouteTable, save_route_table
 from corral.runtime import dyno as dynos
-from corral.runtime import plan
+from corral.runtime import oneoff, plan
 from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import recent
 from corral.runtime.restart import RestartPolicy
@@ -315,7 +315,9 @@ class Supervisor:
         for task in self.rollouts.values():
             task.cancel()  # a cancelled rollout stops the dynos it was booting itself
         await asyncio.gather(*self.rollouts.values(), return_exceptions=True)
-        await asyncio.gather(*(self.units.stop(r, grace) for r in everything))
+        await asyncio.gather(
+            *(self.units.stop(r, grace) for r in everything), oneoff.stop_all(self.store, grace)
+        )
         await self.units.drained()  # dynos already on their way out
         self.dynos.clear()
         self.rollouts.clear()

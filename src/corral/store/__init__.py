@@ -27,10 +27,12 @@ from corral.store.models import (
     Dyno,
     DynoState,
     FormationEntry,
+    OneOff,
     Release,
     ReleaseStatus,
     Token,
 )
+from corral.store.oneoffs import OneOffsMixin
 from corral.store.overview import AppSummary, OverviewMixin
 from corral.store.releases import ReleasesMixin
 from corral.store.tokens import TokensMixin
@@ -48,6 +50,7 @@ __all__ = [
     "FormationEntry",
     "Invalid",
     "NotFound",
+    "OneOff",
     "Release",
     "ReleaseStatus",
     "Store",
@@ -64,6 +67,7 @@ class Store(
     FormationMixin,
     BuildsMixin,
     DynosMixin,
+    OneOffsMixin,
     TokensMixin,
     OverviewMixin,
 ):

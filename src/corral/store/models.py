@@ -17,6 +17,7 @@ __all__ = [
     "Dyno",
     "DynoState",
     "FormationEntry",
+    "OneOff",
     "Release",
     "ReleaseStatus",
     "Token",
@@ -109,6 +110,21 @@ class Dyno:
     restarts: int = 0
     next_restart_at: float | None = None
     since: float = 0.0
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """A one-off dyno (``run.1234``) as the API that started it recorded it."""
+
+    app: str
+    name: str
+    command: str
+    release_version: int
+    pid: int
+    pid_start_time: float
+    #: Whether a ``corral run`` session holds it (else ``run:detached``: logs only).
+    attached: bool
+    started_at: float
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,24 @@ ALTER TABLE releases ADD COLUMN failure_reason TEXT;
 ALTER TABLE releases ADD COLUMN failure_excerpt TEXT;
 """
 
+# v5: one-off dynos (`corral run`, `run:detached`), recorded by the API that started them so
+# `ps` lists them and `ps:kill` finds them; the supervisor never reads or writes these rows.
+_V5 = """
+CREATE TABLE one_offs (
+    app             TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    command         TEXT NOT NULL,
+    release_version INTEGER NOT NULL,
+    pid             INTEGER NOT NULL,
+    pid_start_time  REAL NOT NULL,
+    attached        INTEGER NOT NULL,
+    started_at      REAL NOT NULL,
+    PRIMARY KEY (app, name)
+);
+"""
+
 #: Ordered migrations; the database's ``user_version`` counts how many have been applied.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

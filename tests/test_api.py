@@ -233,10 +233,14 @@ def test_config_changes_make_releases_without_exposing_values(
     deploy(store, settings)
     changed = client.patch("/api/v1/apps/hello/config", json={"SECRET": "hunter2-value", "A": "1"})
     assert changed.json["config"] == {"A": "1", "SECRET": "hunter2-value"}
-    assert changed.json["release"]["name"] == "v2"
+    assert (changed.json["release"]["name"], changed.json["release"]["status"]) == ("v2", "pending")
     assert changed.json["release"]["config_keys"] == ["A", "SECRET"]
+    # the current config until the supervisor has started the release's dynos
+    assert client.get("/api/v1/apps/hello/config").json == {}
+    store.mark_release_succeeded("hello", 2)
     unset = client.patch("/api/v1/apps/hello/config", json={"A": None}).json
     assert (unset["config"], unset["release"]["version"]) == ({"SECRET": "hunter2-value"}, 3)
+    store.mark_release_succeeded("hello", 3)
     assert client.get("/api/v1/apps/hello/config").json == {"SECRET": "hunter2-value"}
     releases = client.get("/api/v1/apps/hello/releases")
     assert [r["version"] for r in releases.json] == [3, 2, 1]
@@ -286,10 +290,17 @@ def test_rollback_to_previous_or_named_version(
     assert client.post("/api/v1/apps/hello/rollback", json={}).status_code == 409
     deploy(store, settings)
     client.patch("/api/v1/apps/hello/config", json={"A": "1"})
+    store.mark_release_succeeded("hello", 2)  # as the supervisor does once its dynos are up
     back = client.post("/api/v1/apps/hello/rollback", json={})
     assert (back.status_code, back.json["name"], back.json["config_keys"]) == (201, "v3", [])
+    assert back.json["status"] == "pending"
+    refused = client.post("/api/v1/apps/hello/rollback", json={"version": 2})
+    assert (refused.status_code, refused.json["id"]) == (409, "conflict")
+    assert "v3 of hello is still rolling out" in refused.json["message"]
+    store.mark_release_succeeded("hello", 3)
     again = client.post("/api/v1/apps/hello/rollback", json={"version": 2})
     assert (again.json["description"], again.json["config_keys"]) == ("Rollback to v2", ["A"])
+    store.mark_release_succeeded("hello", 4)
     assert client.post("/api/v1/apps/hello/rollback", json={"version": "x"}).status_code == 400
     assert client.post("/api/v1/apps/hello/rollback", json={"version": 99}).status_code == 404
 

@@ -146,7 +146,12 @@ def test_rollback_makes_a_new_release(
 ) -> None:
     deployed(store, settings)
     page = post(client, "/apps/hello/rollback", version="1")
-    assert flash_of(page.text) == "success: Rolled back to v1: v3 is rolling out."
+    assert flash_of(page.text) == (
+        "success: Rolling back to v1: v3 is rolling out; the current release serves until it "
+        "starts."
+    )
+    assert store.current_release("hello").version == 2
+    store.mark_release_succeeded("hello", 3)  # as the supervisor does once its dynos are up
     assert store.current_release("hello").slug_id == "s1"
     assert "Rollback to v1" in page.text
 
@@ -166,16 +171,23 @@ def test_config_set_reveal_change_and_remove(
 ) -> None:
     deployed(store, settings)
     page = post(client, "/apps/hello/config", key="GREETING", value="s3cr3t-value")
-    assert flash_of(page.text) == "success: Set GREETING; hello is rolling out v3."
+    assert flash_of(page.text) == (
+        "success: Set GREETING; hello is rolling out v3; the current release serves until it "
+        "starts."
+    )
+    store.mark_release_succeeded("hello", 3)  # as the supervisor does once its dynos are up
+    page = client.get("/apps/hello")
     assert 'data-key="GREETING"' in page.text
     assert "s3cr3t-value" not in page.text  # hidden until revealed
     revealed = client.get("/apps/hello/config/GREETING")
     assert revealed.json == {"key": "GREETING", "value": "s3cr3t-value"}
     assert revealed.headers["Cache-Control"] == "no-store"
     post(client, "/apps/hello/config", key="GREETING", value="changed")
+    store.mark_release_succeeded("hello", 4)
     assert store.config("hello") == {"GREETING": "changed"}
     page = post(client, "/apps/hello/config/unset", key="GREETING")
-    assert flash_of(page.text) == "success: Removed GREETING; hello is rolling out v5."
+    assert flash_of(page.text).startswith("success: Removed GREETING; hello is rolling out v5;")
+    store.mark_release_succeeded("hello", 5)
     assert store.config("hello") == {}
     assert client.get("/apps/hello/config/GREETING").status_code == 404
 

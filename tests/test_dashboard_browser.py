@@ -147,15 +147,24 @@ def test_sign_in_deploy_scale_config_rollback_and_live_logs(
     page.fill("#config-key", "GREETING")
     page.fill("#config-value", "hola")
     page.click("#config-form button[type=submit]")
-    page.wait_for_selector("text=Set GREETING; shop is rolling out v2.")
+    page.wait_for_selector(
+        "text=Set GREETING; shop is rolling out v2; the current release serves until it starts."
+    )
     assert page.locator('tr[data-release="v2"]').count() == 1
+    # the config shown is the current release's: GREETING appears once v2 is live
+    wait_until(lambda: serves(server, "shop", "hola"), timeout=60, message="shop serving hola")
+    wait_until(
+        lambda: server.api.get("/apps/shop").json()["current_release"] == 2,
+        timeout=30,
+        message="v2 never became current",
+    )
+    page.reload()
     value = page.locator('tr[data-key="GREETING"] .config-value')
     assert value.inner_text() != "hola"
     page.click('tr[data-key="GREETING"] button.reveal')
     page.wait_for_function(
         "document.querySelector('tr[data-key=GREETING] .config-value').textContent === 'hola'"
     )
-    wait_until(lambda: serves(server, "shop", "hola"), timeout=60, message="shop serving hola")
     shot("config")
 
     # roll back to v1, after confirming
@@ -167,7 +176,7 @@ def test_sign_in_deploy_scale_config_rollback_and_live_logs(
 
     page.once("dialog", accept)
     page.click('tr[data-release="v1"] button:has-text("Roll back")')
-    page.wait_for_selector("text=Rolled back to v1: v3 is rolling out.")
+    page.wait_for_selector("text=Rolling back to v1: v3 is rolling out;")
     assert dialogs and "Roll shop back to v1?" in dialogs[0]
     assert "Rollback to v1" in page.locator('tr[data-release="v3"]').inner_text()
     wait_until(lambda: serves(server, "shop", "hello v1"), timeout=60, message="v1 again")

@@ -32,20 +32,26 @@ def test_first_start_writes_a_private_token_and_credentials(server: Server, tmp_
 
 
 def test_push_deploys_then_config_redeploy_and_rollback(server: Server, tmp_path) -> None:
+    def current(version: int) -> bool:
+        return server.api.get("/apps/hello").json()["current_release"] == version
+
     assert server.api.post("/apps", json={"name": "hello"}).status_code == 201
     repo = make_repo(tmp_path, server, "hello")
     push = git(repo, "push", "corral", "main")
     assert "remote: -----> Released v1" in push.stderr, push.stderr
     assert server.app_get("hello").text == "hello v1"
-    server.api.patch("/apps/hello/config", json={"GREETING": "howdy"}).raise_for_status()
+    changed = server.api.patch("/apps/hello/config", json={"GREETING": "howdy"})
+    assert changed.json()["release"]["status"] == "pending"
     wait_until(
         lambda: server.app_get("hello").text == "howdy", 30, message="config change never served"
     )
+    wait_until(lambda: current(2), 30, message="the config change never became current")
     (repo / "app.py").write_text(APP.replace("{version}", "v2"))
     git(repo, "commit", "-qam", "v2")
     git(repo, "push", "corral", "main")
     server.api.patch("/apps/hello/config", json={"GREETING": None}).raise_for_status()
     wait_until(lambda: server.app_get("hello").text == "hello v2", 30, message="v2 never served")
+    wait_until(lambda: current(4), 30, message="the unset never became current")
     rollback = server.api.post("/apps/hello/rollback", json={"version": 1})
     assert rollback.json()["description"] == "Rollback to v1"
     wait_until(

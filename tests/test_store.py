@@ -37,6 +37,11 @@ def deploy(store: Store, app: str, slug: str, process_types=WEB, **kwargs):
     )
 
 
+def rolled_out(store: Store, release):
+    """Mark a pending config change or rollback succeeded, as the supervisor would."""
+    return store.mark_release_succeeded(release.app, release.version)
+
+
 # --- opening ---------------------------------------------------------------------------
 
 
@@ -123,7 +128,7 @@ def test_maintenance_mode_toggles(store: Store) -> None:
 def test_delete_app_removes_everything_it_owns(store: Store) -> None:
     store.create_app("hello")
     deploy(store, "hello", "s1")
-    store.set_config("hello", {"A": "1"})
+    rolled_out(store, store.set_config("hello", {"A": "1"}))
     store.add_domain("hello", "www.example.com")
     store.create_build("hello", "main")
     store.delete_app("hello")
@@ -160,22 +165,50 @@ def test_config_set_before_the_first_deploy_is_snapshotted_by_it(store: Store) -
 
 def test_set_config_makes_a_new_release_with_the_same_slug(store: Store) -> None:
     store.create_app("hello")
-    deploy(store, "hello", "s1", process_types=WEB_AND_WORKER)
+    first = deploy(store, "hello", "s1", process_types=WEB_AND_WORKER)
     release = store.set_config("hello", {"SECRET_KEY": "x", "DEBUG": "1"})
-    assert release.version == 2
+    assert (release.version, release.status) == (2, "pending")
     assert release.description == "Set SECRET_KEY, DEBUG config vars"
     assert (release.slug_id, release.slug_path) == ("s1", Path("/slugs/s1"))
     assert release.process_types == WEB_AND_WORKER
     assert release.config == {"SECRET_KEY": "x", "DEBUG": "1"}
-    assert store.current_release("hello") == release
+    # live only once its dynos have started: until then the old release and config serve
+    assert store.current_release("hello") == first
+    assert store.config("hello") == {}
+    done = rolled_out(store, release)
+    assert store.current_release("hello") == done
     assert store.config("hello") == {"SECRET_KEY": "x", "DEBUG": "1"}
+
+
+def test_a_config_change_that_fails_to_start_never_becomes_current(store: Store) -> None:
+    store.create_app("hello")
+    first = deploy(store, "hello", "s1")
+    release = store.set_config("hello", {"A": "1"})
+    store.mark_release_failed("hello", release.version, reason="web.1 exited", excerpt=["boom"])
+    assert store.current_release("hello") == first
+    assert store.config("hello") == {}
+    # nothing is left pending, so the next change goes ahead
+    assert rolled_out(store, store.set_config("hello", {"A": "2"})).config == {"A": "2"}
+
+
+def test_a_pending_change_a_deploy_overtook_fails_rather_than_block_config(store: Store) -> None:
+    store.create_app("hello")
+    deploy(store, "hello", "s1")
+    change = store.set_config("hello", {"A": "1"})
+    rolled_out(store, deploy(store, "hello", "s2", status="pending"))
+    overtaken = store.release("hello", change.version)
+    assert (overtaken.status, overtaken.failure_reason) == (
+        "failed",
+        "v3 was released before it rolled out",
+    )
+    assert store.set_config("hello", {"B": "1"}).status == "pending"
 
 
 def test_unset_config_makes_a_release_naming_the_removed_vars(store: Store) -> None:
     store.create_app("hello")
     deploy(store, "hello", "s1")
-    store.set_config("hello", {"SECRET_KEY": "x", "DEBUG": "1"})
-    release = store.set_config("hello", {}, ["DEBUG"])
+    rolled_out(store, store.set_config("hello", {"SECRET_KEY": "x", "DEBUG": "1"}))
+    release = rolled_out(store, store.set_config("hello", {}, ["DEBUG"]))
     assert release.description == "Remove DEBUG config vars"
     assert store.config("hello") == {"SECRET_KEY": "x"}
     assert store.release("hello", 2).config == {"SECRET_KEY": "x", "DEBUG": "1"}  # unchanged
@@ -184,7 +217,7 @@ def test_unset_config_makes_a_release_naming_the_removed_vars(store: Store) -> N
 def test_set_config_that_changes_nothing_makes_no_release(store: Store) -> None:
     store.create_app("hello")
     deploy(store, "hello", "s1")
-    first = store.set_config("hello", {"A": "1"})
+    first = rolled_out(store, store.set_config("hello", {"A": "1"}))
     assert store.set_config("hello", {"A": "1"}, ["NOT_SET"]) == first
     assert len(store.releases("hello")) == 2
 
@@ -207,8 +240,11 @@ def test_rollback_restores_slug_and_config_as_a_new_release(store: Store) -> Non
     store.set_config("hello", {"GREETING": "hi"})
     deploy(store, "hello", "s1")
     deploy(store, "hello", "s2", process_types=WEB_AND_WORKER)
-    store.set_config("hello", {"GREETING": "hello"})  # v3
+    rolled_out(store, store.set_config("hello", {"GREETING": "hello"}))  # v3
     release = store.rollback("hello", 1)
+    assert (release.version, release.status) == (4, "pending")
+    assert store.current_release("hello").version == 3  # until its dynos have started
+    release = rolled_out(store, release)
     assert release.version == 4
     assert release.description == "Rollback to v1"
     assert (release.slug_id, release.config, release.process_types) == (
@@ -228,7 +264,7 @@ def test_rollback_defaults_to_the_last_good_release_before_the_current_one(store
     failed = deploy(store, "hello", "s3", status="pending")
     store.mark_release_failed("hello", failed.version)
     deploy(store, "hello", "s4")
-    release = store.rollback("hello")
+    release = rolled_out(store, store.rollback("hello"))
     assert (release.description, release.slug_id) == ("Rollback to v2", "s2")
     assert store.rollback("hello").description == "Rollback to v4"  # undo the rollback
 
@@ -306,9 +342,9 @@ def test_config_changes_and_rollbacks_wait_for_a_pending_release(store: Store) -
     deploy(store, "hello", "s1")
     deploy(store, "hello", "s2")
     deploy(store, "hello", "s3", status="pending")
-    with pytest.raises(Conflict, match="v3 of hello is still in progress"):
+    with pytest.raises(Conflict, match="v3 of hello is still rolling out; wait for it"):
         store.set_config("hello", {"A": "1"})
-    with pytest.raises(Conflict, match="still in progress"):
+    with pytest.raises(Conflict, match="still rolling out"):
         store.rollback("hello")
 
 
@@ -512,7 +548,13 @@ def _write_releases(db_path: str, start: threading.Event, count: int, writer: in
             deploy(own, "busy", f"slug-{index}")
             if index % 3 == 0:
                 # unique per writer: a value equal to the current one would make no release
-                own.set_config("busy", {"LAST": f"{writer}-{index}"})
+                while True:
+                    try:
+                        change = own.set_config("busy", {"LAST": f"{writer}-{index}"})
+                    except Conflict:  # another writer's change is rolling out
+                        continue
+                    rolled_out(own, change)
+                    break
 
 
 def test_release_versions_are_unique_under_concurrent_writers(db_path: Path) -> None:

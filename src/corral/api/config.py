@@ -1,6 +1,8 @@
 """Config vars: read them, and set or unset several at once (a new release when deployed).
 
-Values are returned only by ``GET .../config`` and never logged.
+A deployed app's change is a *pending* release: ``GET .../config`` keeps showing the
+current release's vars until its dynos have started (``GET .../releases/<v>`` says when,
+or why they failed). Values are returned only by the config routes and never logged.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ def show_config(app: str) -> ResponseReturnValue:
 
 @config_blueprint.patch("/apps/<app>/config")
 def update_config(app: str) -> ResponseReturnValue:
-    """Set the given vars and unset those given as null, in one release."""
+    """Set the given vars and unset those given as null, in one release.
+
+    Answers the config asked for (the pending release's, once deployed) and that release.
+    """
     body = json_body()
     changes = {key: value for key, value in body.items() if value is not None}
     unset = [key for key, value in body.items() if value is None]
@@ -32,7 +37,7 @@ def update_config(app: str) -> ResponseReturnValue:
     release = store.set_config(app, changes, unset)
     return jsonify(
         {
-            "config": store.config(app),
+            "config": store.config(app) if release is None else release.config,
             "release": None if release is None else release_json(release),
         }
     )

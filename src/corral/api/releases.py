@@ -67,7 +67,10 @@ def release_output(app: str, version: str) -> ResponseReturnValue:
 
 @releases_blueprint.post("/apps/<app>/rollback")
 def rollback(app: str) -> ResponseReturnValue:
-    """A new release restoring an older one's slug and config (default: the previous)."""
+    """A new pending release restoring an older one's slug and config (default: the previous).
+
+    It becomes current once its dynos have started; poll ``GET .../releases/<v>`` for that.
+    """
     raw = json_body().get("version")
     version = None if raw is None else _version(raw)
     if raw is not None and version is None:

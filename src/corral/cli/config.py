@@ -18,6 +18,7 @@ from corral.cli.client import (
     echo_json,
 )
 from corral.cli.git import resolve_app
+from corral.cli.releases import NO_WAIT_OPTION, released
 from corral.errors import UserError
 
 
@@ -48,7 +49,10 @@ def _print_vars(config: dict[str, Any]) -> None:
         console.print(f"[green]{escape(key + ':'):<{width}}[/] {escape(str(value))}")
 
 
-def _change(app: str | None, changes: dict[str, str | None], verb: str) -> dict[str, Any]:
+def _change(
+    app: str | None, changes: dict[str, str | None], verb: str, *, wait: bool
+) -> dict[str, Any]:
+    """PATCH the config; a deployed app's new release is waited for unless ``wait`` is off."""
     name = resolve_app(app)
     with (
         ApiClient.load() as api,
@@ -57,7 +61,7 @@ def _change(app: str | None, changes: dict[str, str | None], verb: str) -> dict[
         answer = api.patch(app_path(name, "config"), json=changes)
         release = answer.get("release") if isinstance(answer, dict) else None
         if release:
-            done.append(release.get("name") or f"v{release['version']}")
+            done.append(released(api, release, wait=wait))
     return answer.get("config", {}) if isinstance(answer, dict) else {}
 
 
@@ -98,19 +102,27 @@ def config_get(app: str | None, key: str) -> None:
 @click.command("config:set")
 @APP_OPTION
 @click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
-def config_set(app: str | None, assignments: tuple[str, ...]) -> None:
-    """Set config vars and restart the app's dynos with them (a new release)."""
+@NO_WAIT_OPTION
+def config_set(app: str | None, assignments: tuple[str, ...], no_wait: bool) -> None:
+    """Set config vars and restart the app's dynos with them (a new release).
+
+    Waits until the new dynos have started; if they fail, the old release keeps serving.
+    """
     changes = parse_assignments(assignments)
-    config = _change(app, dict(changes), "Setting")
+    config = _change(app, dict(changes), "Setting", wait=not no_wait)
     _print_vars({key: config.get(key, value) for key, value in changes.items()})
 
 
 @click.command("config:unset")
 @APP_OPTION
 @click.argument("keys", nargs=-1, required=True, metavar="KEY...")
-def config_unset(app: str | None, keys: tuple[str, ...]) -> None:
-    """Remove config vars and restart the app's dynos without them (a new release)."""
-    _change(app, dict.fromkeys(keys), "Unsetting")
+@NO_WAIT_OPTION
+def config_unset(app: str | None, keys: tuple[str, ...], no_wait: bool) -> None:
+    """Remove config vars and restart the app's dynos without them (a new release).
+
+    Waits until the new dynos have started; if they fail, the old release keeps serving.
+    """
+    _change(app, dict.fromkeys(keys), "Unsetting", wait=not no_wait)
 
 
 COMMANDS = [config_show, config_get, config_set, config_unset]

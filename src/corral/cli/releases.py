@@ -3,6 +3,10 @@ release history."""
 
 from __future__ import annotations
 
+import os
+import time
+from typing import Any
+
 import click
 from rich.text import Text
 
@@ -32,6 +36,53 @@ def parse_version(text: str) -> int:
 
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "pending": "yellow"}
+
+#: How long a config change or rollback waits for its dynos to start: a couple of minutes
+#: (the platform's own boot timeout is one), overridable for tests and slow machines.
+VERDICT_WAIT = float(os.environ.get("CORRAL_RELEASE_WAIT", "150"))
+_POLL = 0.5
+
+NO_WAIT_OPTION = click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Return once the release is made, without waiting for its dynos to start.",
+)
+
+
+def await_verdict(api: ApiClient, release: dict[str, Any]) -> dict[str, Any]:
+    """Poll ``release`` until its rollout is decided and return it succeeded.
+
+    A failed rollout is a UserError with the platform's reason and the new dynos' last log
+    lines; one still starting at the deadline is a UserError saying how to follow it.
+    """
+    app, name = release["app"], release.get("name") or f"v{release['version']}"
+    deadline = time.monotonic() + VERDICT_WAIT
+    while release.get("status") == "pending" and time.monotonic() < deadline:
+        time.sleep(_POLL)
+        release = api.get(app_path(app, "releases", str(release["version"])))
+    if release.get("status") == "failed":
+        why = release.get("failure_reason") or "its dynos did not start"
+        raise UserError(
+            f"{name} failed to start: {why}; the previous release keeps serving.",
+            details=list(release.get("failure_excerpt") or []),
+        )
+    if release.get("status") == "pending":
+        raise UserError(
+            f"{name} is still starting; follow it with `corral logs --tail -a {app}` "
+            f"(`corral releases -a {app}` shows when it is live)."
+        )
+    return release
+
+
+def released(api: ApiClient, release: dict[str, Any], *, wait: bool) -> str:
+    """What ``done`` is followed by: the release's name, once live unless ``wait`` is off."""
+    name = release.get("name") or f"v{release['version']}"
+    if release.get("status") != "pending":
+        return name
+    if not wait:
+        app = release["app"]
+        return f"{name} is rolling out (`corral releases -a {app}` shows when it is live)"
+    return await_verdict(api, release).get("name") or name
 
 
 @click.command("releases")
@@ -126,8 +177,12 @@ def releases_output(app: str | None, version: str | None) -> None:
 @click.command("rollback")
 @APP_OPTION
 @click.argument("version", required=False)
-def rollback(app: str | None, version: str | None) -> None:
-    """Roll back to release VERSION (default: the one before the current), as a new release."""
+@NO_WAIT_OPTION
+def rollback(app: str | None, version: str | None, no_wait: bool) -> None:
+    """Roll back to release VERSION (default: the one before the current), as a new release.
+
+    Waits until its dynos have started; if they fail, the current release keeps serving.
+    """
     name = resolve_app(app)
     number = parse_version(version) if version else None
     with ApiClient.load() as api:
@@ -137,7 +192,7 @@ def rollback(app: str | None, version: str | None) -> None:
         target = f"v{number}" if number else "the previous release"
         with action(f"Rolling back {name} to {target}") as done:
             release = api.post(app_path(name, "rollback"), json=body)
-            done.append(release.get("name") or f"v{release['version']}")
+            done.append(released(api, release, wait=not no_wait))
 
 
 def _previous_version(api: ApiClient, app: str) -> int | None:

@@ -5,8 +5,11 @@ A release is immutable: slug + config snapshot + process types, numbered v1, v2,
 The ``config_vars`` table always holds the config of the app's current release; before the
 first deploy it holds the config set ahead of it, which the first release snapshots.
 A release becomes current when it succeeds, unless a newer one already has (newest wins);
-a failed release never becomes current. While a release is pending (a deploy's release
-phase), config changes and rollbacks are refused so they cannot be lost under it.
+a failed release never becomes current. Deploys, and the config changes and rollbacks of a
+deployed app, make a *pending* release: the supervisor rolls it out and marks it succeeded
+(it becomes current, with its config) or failed (the previous release keeps serving and
+stays current). While a release is pending, config changes and rollbacks are refused so
+they cannot be lost under it.
 """
 
 from __future__ import annotations
@@ -86,6 +89,13 @@ class ReleasesMixin(Database):
                 )
                 release = _require_release(conn, app, version)
                 _make_current(conn, release)
+                # an older one still pending (a config change a deploy overtook) never rolls
+                # out now: fail it, or it would refuse config changes forever
+                conn.execute(
+                    "UPDATE releases SET status = 'failed', failure_reason = ?"
+                    " WHERE app = ? AND version < ? AND status = 'pending'",
+                    (f"{release.name} was released before it rolled out", app, version),
+                )
         return release
 
     def mark_release_failed(
@@ -149,10 +159,11 @@ class ReleasesMixin(Database):
     def set_config(
         self, app: str, changes: Mapping[str, str], unset: Iterable[str] = ()
     ) -> Release | None:
-        """Set and unset config vars; a deployed app gets a new release with the same slug.
+        """Set and unset config vars; a deployed app gets a new pending release, same slug.
 
-        Returns the new release, the current one when nothing changed, or ``None`` when the
-        app has no release yet (the config then waits for the first deploy).
+        Returns the new release (current, with its config, once its rollout succeeds), the
+        current one when nothing changed, or ``None`` when the app has no release yet (the
+        config then waits for the first deploy).
         """
         changes = _validated(changes)
         unset = [validate_config_key(key) for key in unset]
@@ -184,15 +195,15 @@ class ReleasesMixin(Database):
                 "; ".join(parts),
                 new,
                 current.process_types,
-                "succeeded",
+                "pending",
             )
-            _make_current(conn, release)
             return release
 
     def rollback(self, app: str, version: int | None = None) -> Release:
-        """Make a new release restoring the slug and config of ``version``.
+        """Make a new pending release restoring the slug and config of ``version``.
 
-        The default target is the newest succeeded release before the current one.
+        The default target is the newest succeeded release before the current one. The new
+        release becomes current once its rollout succeeds.
         """
         with self._write() as conn:
             require_app(conn, app)
@@ -232,9 +243,8 @@ class ReleasesMixin(Database):
                 f"Rollback to {target.name}",
                 target.config,
                 target.process_types,
-                "succeeded",
+                "pending",
             )
-            _make_current(conn, release)
             return release
 
 
@@ -283,8 +293,8 @@ def _refuse_while_pending(conn: sqlite3.Connection, app: str, doing: str) -> Non
     ).fetchone()
     if row is not None:
         raise Conflict(
-            f"Release v{row['version']} of {app} is still in progress; try {doing} again "
-            "when it has finished."
+            f"Release v{row['version']} of {app} is still rolling out; wait for it to "
+            f"finish (`corral releases -a {app}` shows when), then try {doing} again."
         )
 
 

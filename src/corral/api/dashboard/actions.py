@@ -42,7 +42,9 @@ def _field(name: str) -> str:
 def _deploying(release: Release | None, app: str) -> str:
     if release is None:
         return "it applies from the first deploy."
-    return f"{app} is rolling out {release.name}."
+    if release.status != "pending":
+        return "nothing changed."
+    return f"{app} is rolling out {release.name}; the current release serves until it starts."
 
 
 @dashboard_blueprint.post("/apps")
@@ -96,7 +98,10 @@ def rollback(app: str) -> ResponseReturnValue:
         if not raw.isdigit():
             raise UserError(f"Pick the release to roll back to, such as v3, not {raw!r}.")
         release = context.store().rollback(app, int(raw))
-        return f"Rolled back to v{raw}: {release.name} is rolling out."
+        return (
+            f"Rolling back to v{raw}: {release.name} is rolling out; the current release "
+            "serves until it starts."
+        )
 
     return _act(app, "releases", action)
 

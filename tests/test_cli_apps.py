@@ -237,3 +237,24 @@ def test_apps_destroy_removes_the_remote_and_its_credential_helper(
     assert result.returncode == 0, result.stderr
     assert "Removed git remote corral." in result.stdout
     assert config.read_text() == before
+
+
+def test_config_and_rollback_say_when_the_release_is_still_starting(
+    env: dict[str, str], state: State
+):
+    state.stuck = True
+    waited = corral("config:set", "A=1", env=env | {"CORRAL_RELEASE_WAIT": "1"})
+    assert waited.returncode == 1
+    assert "Setting A and restarting hello... !" in waited.stdout
+    assert waited.stderr.strip() == (
+        "error: v4 is still starting; follow it with `corral logs --tail -a hello` "
+        "(`corral releases -a hello` shows when it is live)."
+    )
+    back = corral("rollback", "v2", env=env | {"CORRAL_RELEASE_WAIT": "1"})
+    assert (back.returncode, "v5 is still starting" in back.stderr) == (1, True)
+    quick = corral("config:unset", "--no-wait", "A", env=env)
+    assert quick.returncode == 0, quick.stderr
+    assert quick.stdout.strip() == (
+        "Unsetting A and restarting hello... done, v6 is rolling out "
+        "(`corral releases -a hello` shows when it is live)"
+    )

@@ -23,16 +23,18 @@ class State:
     writes: list[tuple[str, str, Any]] = field(default_factory=list)
     params: list[dict[str, str]] = field(default_factory=list)
     formation: dict[str, int] = field(default_factory=lambda: {"web": 2})
+    #: the newest release never finishes rolling out (its dynos are still starting)
+    stuck: bool = False
 
 
-def release(version: int, description: str) -> dict[str, Any]:
-    """A succeeded release of the app ``hello``."""
+def release(version: int, description: str, status: str = "succeeded") -> dict[str, Any]:
+    """A release of the app ``hello``, succeeded unless said otherwise."""
     return {
         "app": "hello",
         "version": version,
         "name": f"v{version}",
         "description": description,
-        "status": "succeeded",
+        "status": status,
         "slug_id": "abc123",
         "process_types": {"web": "gunicorn app:app"},
         "config_keys": ["GREETING"],
@@ -52,6 +54,9 @@ def contract_app(state: State) -> Flask:
             "web_url": f"http://{name}.localhost:8080/",
             "current_release": state.version,
         }
+
+    def newest(description: str) -> dict[str, Any]:
+        return release(state.version, description, "pending" if state.stuck else "succeeded")
 
     @app.before_request
     def record() -> None:
@@ -110,7 +115,7 @@ def contract_app(state: State) -> Flask:
             else:
                 state.config[key] = value
         state.version += 1
-        return jsonify({"config": state.config, "release": release(state.version, "Set config")})
+        return jsonify({"config": state.config, "release": newest("Set config")})
 
     @app.get("/api/v1/apps/<name>/releases")
     @require_token
@@ -122,14 +127,15 @@ def contract_app(state: State) -> Flask:
     def release_info(name: str, version: int):
         if version > state.version:
             return api_error(404, "not_found", f"{name} has no release v{version}.")
-        return jsonify(release(version, "Deploy") | {"freeze": ["flask==3.1.3"]})
+        found = newest("Deploy") if version == state.version else release(version, "Deploy")
+        return jsonify(found | {"freeze": ["flask==3.1.3"]})
 
     @app.post("/api/v1/apps/<name>/rollback")
     @require_token
     def rollback(name: str):
         target = (request.get_json() or {}).get("version", state.version - 1)
         state.version += 1
-        return jsonify(release(state.version, f"Rollback to v{target}")), 201
+        return jsonify(newest(f"Rollback to v{target}")), 201
 
     def formation_json() -> list[dict[str, Any]]:
         return [{"type": t, "quantity": q, "command": "x"} for t, q in state.formation.items()]

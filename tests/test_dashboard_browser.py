@@ -74,6 +74,8 @@ class Shots:
 def sign_in(page, server: Server) -> None:
     """Sign in with the keyboard alone: the token field has focus when the page opens."""
     page.goto("/login")
+    # autofocus lands when the page has rendered, which may be after goto returns
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'token'")
     page.keyboard.type(server.token)
     page.keyboard.press("Enter")
     page.wait_for_url("**/")

@@ -62,16 +62,20 @@ class Bench:
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
+        # the server writes its admin token once the API answers through the router
+        token_file = root / "home" / "admin-token"
         deadline = time.monotonic() + 60
         while True:
             try:
                 httpx.get(f"http://localhost:{self.port}/api/v1/health").raise_for_status()
-                break
+                if token_file.exists():
+                    break
             except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("corral server did not start") from None
-                time.sleep(0.1)
-        token = (root / "home" / "admin-token").read_text().strip()
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("corral server did not start")
+            time.sleep(0.1)
+        token = token_file.read_text().strip()
         self.token = token
         self.api = httpx.Client(
             base_url=f"http://localhost:{self.port}/api/v1",

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
-from corral.api import create_app
 from corral.api.auth import check_basic_auth
 from corral.builder.slug import Slug, write_metadata
 from corral.builder.source import make_read_only
@@ -38,10 +36,10 @@ WEB = {"web": "gunicorn app:app", "worker": "python worker.py"}
 
 
 @pytest.fixture
-def app(settings: Settings) -> Flask:
-    flask_app = create_app(replace(settings, domain="corral.test", router_port=9090))
-    flask_app.config["CORRAL_DELETE_WAIT"] = 5.0
-    return flask_app
+def app(app: Flask) -> Flask:
+    """conftest's app, waiting less for a deleted app's dynos."""
+    app.config["CORRAL_DELETE_WAIT"] = 5.0
+    return app
 
 
 @pytest.fixture

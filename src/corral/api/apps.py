@@ -17,6 +17,7 @@ from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.formation import dyno_json
 from corral.api.objects import app_json, domain_json, formation_json, json_body, release_json
+from corral.api.rename import rename_app
 from corral.builder.source import remove_tree
 from corral.store import App, Conflict
 
@@ -57,6 +58,15 @@ def show_app(app: str) -> ResponseReturnValue:
     body["dynos"] = [dyno_json(dyno) for dyno in store.dynos(app)]
     body["domains"] = [domain_json(domain) for domain in store.domains(app)]
     return jsonify(body)
+
+
+@apps_blueprint.patch("/apps/<app>")
+def update_app(app: str) -> ResponseReturnValue:
+    """Rename the app: ``{"name": "new-name"}``; its dynos keep serving."""
+    name = json_body().get("name")
+    if not isinstance(name, str):
+        raise BadRequest('Give the new name as "name", such as {"name": "hello"}.')
+    return jsonify(_app_json(rename_app(app, name)))
 
 
 @apps_blueprint.delete("/apps/<app>")

@@ -127,6 +127,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/api/v1/apps", "Create an app (random name without one)", _ref("App"),
               201, {"type": "object", "properties": {"name": _STR}}),
     Operation("get", _APP, "Show an app", _APP_DETAIL),
+    Operation("patch", _APP, "Rename an app (its dynos keep serving)", _ref("App"),
+              body=_object(name=_STR)),
     Operation("delete", _APP, "Delete an app, its dynos and files", None, 204),
     Operation("put", f"{_APP}/maintenance", "Turn maintenance mode on or off", _ref("App"),
               body=_object(enabled={"type": "boolean"})),

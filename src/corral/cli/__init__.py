@@ -30,6 +30,7 @@ COMMAND_MODULES: dict[str, str] = {
     "apps:create": "apps",
     "apps:info": "apps",
     "apps:destroy": "apps",
+    "apps:rename": "apps",
     "open": "apps",
     "maintenance": "apps",
     "maintenance:on": "apps",

@@ -1,4 +1,4 @@
-"""``apps``, ``apps:create``, ``apps:info``, ``apps:destroy``, ``open`` and ``maintenance``."""
+"""The ``apps`` topic: list, create, info, destroy and rename apps; ``open``; maintenance."""
 
 from __future__ import annotations
 
@@ -146,6 +146,26 @@ def apps_destroy(name: str | None, app: str | None, confirm: str | None) -> None
         console.print(f"Removed git remote {DEFAULT_REMOTE}.", markup=False)
 
 
+@click.command("apps:rename")
+@click.argument("names", nargs=-1, metavar="[OLD] NEW")
+@APP_OPTION
+def apps_rename(names: tuple[str, ...], app: str | None) -> None:
+    """Rename an app: `apps:rename OLD NEW`, or `apps:rename NEW -a OLD`; dynos keep serving."""
+    if len(names) == 2 and app is None:
+        old, new = names
+    elif len(names) == 1:
+        old, new = resolve_app(app), names[0]
+    else:
+        raise UserError("Give the old and the new name: corral apps:rename OLD NEW.")
+    with ApiClient.load() as api:
+        with action(f"Renaming {old} to {new}"):
+            renamed = api.patch(app_path(old), json={"name": new})
+        console.print(f"{renamed.get('web_url', '')} | {git_url(api.server, new)}", markup=False)
+        if in_work_tree() and app_from_remote() == old:
+            add_remote(api.server, new, DEFAULT_REMOTE)
+            console.print(f"Git remote {DEFAULT_REMOTE} updated.", markup=False)
+
+
 @click.command("open")
 @APP_OPTION
 def open_app(app: str | None) -> None:
@@ -195,6 +215,7 @@ COMMANDS = [
     apps_create,
     apps_info,
     apps_destroy,
+    apps_rename,
     open_app,
     maintenance,
     maintenance_on,

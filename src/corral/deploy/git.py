@@ -47,6 +47,19 @@ def ensure_repo(settings: Settings, app: str) -> Path:
     return repo
 
 
+def move_repo(settings: Settings, old: str, new: str) -> None:
+    """Move ``old``'s repository to ``new`` (``apps:rename``); its hook deploys ``new``."""
+    source = repo_path(settings, old)
+    if not source.is_dir():
+        return
+    target = repo_path(settings, new)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source.rename(target)
+    atomic_write(
+        target / "hooks" / "pre-receive", HOOK.format(python=sys.executable, app=new), mode=0o755
+    )
+
+
 def backend_environ(settings: Settings, app: str, rest: str, request_env: dict) -> dict[str, str]:
     """The CGI environment for ``git http-backend`` and, through it, the deploy hook.
 

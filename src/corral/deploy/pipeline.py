@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -88,6 +88,13 @@ def _verdict_lines(release: Release, released: str, *, first: bool = False) -> I
     yield STATUS_PREFIX + "failed"
 
 
+def deploy_lock(
+    settings: Settings, app: str, *, blocking: bool = True
+) -> AbstractContextManager[bool]:
+    """The lock a deploy of ``app`` holds from build to verdict (see :func:`_flock`)."""
+    return _flock(settings.apps_dir / app / "deploy.lock", blocking=blocking)
+
+
 @contextmanager
 def _flock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
     """Hold an exclusive lock on ``path``; yields False when ``blocking`` is off and it is taken."""
@@ -133,11 +140,10 @@ class DeployPipeline:
 
     def deploy_source(self, app: str, source: Path, description: str) -> Iterator[str]:
         """Build ``source`` and release it; the last line is the ``corral-status:`` verdict."""
-        lock = self.settings.apps_dir / app / "deploy.lock"
-        with _flock(lock, blocking=False) as free:
+        with deploy_lock(self.settings, app, blocking=False) as free:
             if not free:
                 yield f"-----> Another deploy of {app} is in progress; waiting for it to finish"
-        with _flock(lock):
+        with deploy_lock(self.settings, app):
             try:
                 yield from self._deploy_locked(app, source, description)
             except UserError as exc:

@@ -2,28 +2,35 @@
 
 Which dynos a release wants, whether an app runs behind its release, when a new dyno
 without HTTP has settled, which of a failed dyno's lines explain it, when a crashed unit
-is due again, what a dyno's memory use calls for: nothing here starts, stops or reads
-anything, so each rule is tested with plain values (``tests/test_plan.py``).
+is due again, what a dyno's memory use calls for, what the route table says: nothing
+here starts, stops or reads anything, so each rule is tested with plain values
+(``tests/test_plan.py``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from corral.router.table import AppRoute, Backend, RouteTable
 from corral.store.formation import PHASES
+from corral.store.models import Dyno
+from corral.store.names import PLATFORM_APP
 
 __all__ = [
     "DEFAULT_SETTLE",
     "MAX_SETTLE",
     "NOT_DYNOS",
     "MemoryVerdict",
+    "PlatformRoute",
     "due_for_restart",
     "excerpt",
     "memory_verdict",
     "needs_rollout",
     "process_type",
+    "route_table",
     "settle_time",
     "settled",
     "wanted_dynos",
@@ -145,3 +152,53 @@ def memory_verdict(used: int, quota: int, *, warned: bool) -> MemoryVerdict:
 def web_concurrency(memory_quota: int, cpus: int) -> int:
     """gunicorn workers per web dyno: one per 256 MB of quota, at most two per core."""
     return max(1, min(2 * cpus, memory_quota // (256 * 1024 * 1024)))
+
+
+@dataclass(frozen=True)
+class PlatformRoute:
+    """The API service as the route table needs it: its unit, its port, the hosts it owns."""
+
+    row: Dyno | None
+    port: int | None
+    hosts: Sequence[str]
+
+
+def _backends(rows: Iterable[Dyno]) -> tuple[Backend, ...]:
+    return tuple(
+        Backend(row.name, "127.0.0.1", row.port) for row in rows if row.state == "up" and row.port
+    )
+
+
+def route_table(
+    domain: str,
+    apps: Mapping[str, tuple[bool, bool]],
+    rows: Mapping[str, Sequence[Dyno]],
+    custom_domains: Mapping[str, str],
+    *,
+    api: PlatformRoute | None,
+) -> RouteTable:
+    """The route table: each app (``name -> (maintenance, has_web)``) with the rows of its
+    dynos that are up, custom domains, and the platform's API on its own hosts."""
+    table = RouteTable(
+        domain=domain,
+        apps={
+            name: AppRoute(
+                app=name,
+                backends=_backends(rows.get(name, ())),
+                maintenance=maintenance,
+                crashed=any(row.state == "crashed" for row in rows.get(name, ())),
+                has_web=has_web,
+            )
+            for name, (maintenance, has_web) in apps.items()
+        },
+        custom_domains=dict(custom_domains),
+    )
+    if api is not None:
+        table.apps[PLATFORM_APP] = AppRoute(
+            PLATFORM_APP,
+            backends=(Backend("api", "127.0.0.1", api.port),) if api.port else (),
+            crashed=api.row is not None and api.row.state == "crashed",
+        )
+        for host in api.hosts:
+            table.custom_domains[host] = PLATFORM_APP
+    return table

@@ -18,11 +18,12 @@ import os
 import signal
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from corral.builder.slug import load_slug
+from corral.builder.source import remove_tree
 from corral.config import Settings
-from corral.router.table import AppRoute, Backend, RouteTable, save_route_table
+from corral.router.table import RouteTable, save_route_table
 from corral.runtime import dyno as dynos
 from corral.runtime import oneoff, plan
 from corral.runtime.environ import base_environ, process_environ
@@ -102,16 +103,8 @@ class Supervisor:
                 message = f"Stopping pid {orphan.pid}, left booting by an interrupted rollout"
                 self.units.log(app, "", message)
                 dynos.signal_group(orphan, signal.SIGKILL)
-        self._fail_stale_pending()
-
-    def _fail_stale_pending(self) -> None:
-        # A pending release left by a platform that died mid-deploy would block config
-        # changes forever; it is retried as a rollout only if still newest.
-        for app in self.store.list_apps():
-            current = self.store.current_release(app.name)
-            for release in self.store.pending_releases(app.name):
-                if current is not None and release.version < current.version:
-                    self.store.mark_release_failed(app.name, release.version)
+        # left by a platform that died mid-deploy, it would block config changes forever
+        self.store.fail_superseded_pending()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile every tick until ``stop`` is set; then leave the units running."""
@@ -125,6 +118,8 @@ class Supervisor:
         """One reconcile pass over the platform's services and every app."""
         self.services.tick()
         apps = {app.name: app for app in self.store.list_apps()}
+        for old, new in self.store.take_app_renames():
+            await self._renamed(old, new, apps)
         for name in list(self.dynos):
             if name not in apps:
                 await self._remove_app(name)
@@ -148,6 +143,48 @@ class Supervisor:
         await asyncio.gather(*(self.units.stop(r, self.options.grace) for r in running.values()))
         for r in running.values():
             self.store.delete_dyno(app, r.row.name)
+
+    async def _renamed(self, old: str, new: str, apps: dict[str, App]) -> None:
+        """``apps:rename``: the dynos serving ``old`` serve ``new`` now (the store's rows are
+        renamed already), then roll onto the slugs' new paths with zero downtime."""
+        task = self.rollouts.pop(old, None)
+        if task:  # a restart in flight: it stops what it booted; the roll below redoes it
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        running = self.dynos.pop(old, {})
+        if old in self.failed:
+            self.failed[new] = self.failed.pop(old)
+        self.has_web.pop(old, None)
+        if new not in apps:
+            self.dynos[old] = running  # destroyed since: stopped as any removed app
+            return
+        for r in running.values():
+            r.row = replace(r.row, app=new)
+        self.dynos[new] = running
+        self.write_routes()
+        self.units.log(new, "", f"Renamed from {old}")
+        current = self.store.current_release(new)
+        if running and current is not None:
+            self.units.log(new, "", "Restarting all dynos from their new path with zero downtime")
+            work = self._roll_renamed(old, new, current, set(map(id, running.values())))
+            self.rollouts[new] = asyncio.create_task(work)
+        else:
+            self._unlink_old_slugs(old, new)
+
+    async def _roll_renamed(self, old: str, new: str, release: Release, before: set[int]) -> None:
+        await self._rollout(new, release, first_deploy=False, only=None)
+        await self.units.drained()
+        if not any(id(r) in before for r in self.dynos.get(new, {}).values()):
+            self._unlink_old_slugs(old, new)
+
+    def _unlink_old_slugs(self, old: str, new: str) -> None:
+        # no dyno runs from the old links any more; another app may own the name by now
+        old_slugs, new_slugs = self.settings.slugs_dir(old), self.settings.slugs_dir(new)
+        for slug in new_slugs.iterdir() if new_slugs.is_dir() else ():
+            remove_tree(old_slugs / slug.name)
+        for empty in (old_slugs, old_slugs.parent):
+            with contextlib.suppress(OSError):
+                empty.rmdir()
 
     def _reconcile(self, app: str) -> None:
         current = self.store.current_release(app)
@@ -338,61 +375,26 @@ class Supervisor:
         for name, running in self.dynos.items():
             quota = self.quota(apps.get(name))
             for r in list(running.values()):
-                if r.process is None or r.row.state != "up":
-                    continue
-                used = r.process.memory()
-                verdict = plan.memory_verdict(used, quota, warned=r.memory_warned)
-                if verdict == "restart":
-                    self.units.log(
-                        r.row.app,
-                        r.row.name,
-                        f"Error R15 (Memory quota vastly exceeded): {used >> 20}M, restarting",
-                    )
-                    self.units.drain(r)
-                    self.units.set_state(r, "crashed", next_restart_at=time.time())
-                elif verdict == "warn":
-                    self.units.log(
-                        r.row.app,
-                        r.row.name,
-                        f"Error R14 (Memory quota exceeded): {used >> 20}M of {quota >> 20}M",
-                    )
-                    r.memory_warned = True
+                self.units.check_memory(r, quota)
 
     def write_routes(self) -> None:
         """Write the route table now, from the store's apps and the units that are up."""
         self._write_routes({a.name: a for a in self.store.list_apps()})
 
     def _write_routes(self, apps: dict[str, App]) -> None:
-        table = RouteTable(
-            domain=self.settings.domain,
-            apps={name: self._app_route(name, app.maintenance) for name, app in apps.items()},
-            custom_domains={d.hostname: d.app for d in self.store.domains()},
-        )
-        if "api" in self.services.specs:
-            api = self.services.running.get("api")
-            port = self.services.port("api")
-            table.apps[PLATFORM_APP] = AppRoute(
-                PLATFORM_APP,
-                backends=(Backend("api", "127.0.0.1", port),) if port else (),
-                crashed=api is not None and api.row.state == "crashed",
+        api = self.services.running.get("api")
+        table = plan.route_table(
+            self.settings.domain,
+            {name: (app.maintenance, self.has_web.get(name, True)) for name, app in apps.items()},
+            {name: [r.row for r in running.values()] for name, running in self.dynos.items()},
+            {d.hostname: d.app for d in self.store.domains()},
+            api=plan.PlatformRoute(
+                api.row if api else None, self.services.port("api"), self.platform_hosts
             )
-            for host in self.platform_hosts:
-                table.custom_domains[host] = PLATFORM_APP
+            if "api" in self.services.specs
+            else None,
+        )
         if table != self._routes:
             self.settings.routes_path.parent.mkdir(parents=True, exist_ok=True)
             save_route_table(table, self.settings.routes_path)
             self._routes = table
-
-    def _app_route(self, name: str, maintenance: bool) -> AppRoute:
-        running = self.dynos.get(name, {}).values()
-        return AppRoute(
-            app=name,
-            backends=tuple(
-                Backend(r.row.name, "127.0.0.1", r.row.port)
-                for r in running
-                if r.row.state == "up" and r.row.port
-            ),
-            maintenance=maintenance,
-            crashed=any(r.row.state == "crashed" for r in running),
-            has_web=self.has_web.get(name, True),
-        )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from corral.config import Settings
 from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime import dyno as dynos
+from corral.runtime import plan
 from corral.runtime.restart import RestartPolicy
 from corral.store import Store
 from corral.store.models import Dyno
@@ -164,6 +165,22 @@ class Units:
             r.probing = False
         if up and r.row.state == "starting" and not r.exited():
             self.set_state(r, "up")
+
+    def check_memory(self, r: Running, quota: int) -> None:
+        """Warn (R14) once when a serving unit passes ``quota`` bytes; restart it (R15) far past."""
+        if r.process is None or r.row.state != "up":
+            return
+        used = r.process.memory()
+        verdict = plan.memory_verdict(used, quota, warned=r.memory_warned)
+        if verdict == "restart":
+            message = f"Error R15 (Memory quota vastly exceeded): {used >> 20}M, restarting"
+            self.log(r.row.app, r.row.name, message)
+            self.drain(r)
+            self.set_state(r, "crashed", next_restart_at=time.time())
+        elif verdict == "warn":
+            message = f"Error R14 (Memory quota exceeded): {used >> 20}M of {quota >> 20}M"
+            self.log(r.row.app, r.row.name, message)
+            r.memory_warned = True
 
     def drain(self, r: Running, grace: float | None = None) -> None:
         """Stop ``r`` in the background (SIGTERM, grace, SIGKILL) and forget its row.

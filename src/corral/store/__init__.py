@@ -35,6 +35,7 @@ from corral.store.models import (
 from corral.store.oneoffs import OneOffsMixin
 from corral.store.overview import AppSummary, OverviewMixin
 from corral.store.releases import ReleasesMixin
+from corral.store.renames import RenamesMixin
 from corral.store.tokens import TokensMixin
 
 __all__ = [
@@ -69,6 +70,7 @@ class Store(
     DynosMixin,
     OneOffsMixin,
     TokensMixin,
+    RenamesMixin,
     OverviewMixin,
 ):
     """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""

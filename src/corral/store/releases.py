@@ -140,6 +140,15 @@ class ReleasesMixin(Database):
             ).fetchall()
         return [release_from_row(row) for row in rows]
 
+    def fail_superseded_pending(self) -> None:
+        """Mark failed every pending release older than its app's current one: it can never
+        roll out (only the newest pending release is retried)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE releases SET status = 'failed' WHERE status = 'pending' AND version < "
+                "(SELECT current_release FROM apps WHERE apps.name = releases.app)"
+            )
+
     def release(self, app: str, version: int) -> Release:
         """Release ``version`` of ``app``, or :class:`NotFound`."""
         with self._read() as conn:

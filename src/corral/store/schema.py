@@ -131,8 +131,19 @@ CREATE TABLE one_offs (
 );
 """
 
+# v6: `apps:rename` requests the supervisor has not taken yet: the store's rows are renamed
+# by the API at once, and the supervisor carries the running dynos over to the new name.
+_V6 = """
+CREATE TABLE app_renames (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    old          TEXT NOT NULL,
+    new          TEXT NOT NULL,
+    requested_at REAL NOT NULL
+);
+"""
+
 #: Ordered migrations; the database's ``user_version`` counts how many have been applied.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -31,6 +31,7 @@ from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
 from corral.files import atomic_write
 from corral.homelock import lock_home
+from corral.runtime.cgroups import Hierarchy, base_for_home, detect
 from corral.runtime.logs import recent
 from corral.runtime.services import PORT, ServiceSpec
 from corral.runtime.supervisor import Supervisor, SupervisorOptions
@@ -46,6 +47,8 @@ class ServerOptions:
     host: str = "127.0.0.1"
     workers: int = 2
     manager: SupervisorOptions = field(default_factory=SupervisorOptions)
+    #: Run each dyno in a cgroup with its memory, pids and CPU limits, where the host can.
+    kernel_limits: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,14 @@ class Platform:
         self.settings = settings
         self.options = options
         self.store = Store.for_settings(settings)
+        cgroups, self.limits_note = _cgroups(settings) if options.kernel_limits else (None, "off")
         self.supervisor = Supervisor(
             settings,
             self.store,
             options.manager,
             services=self._services(),
             platform_hosts=self._platform_hosts(),
+            cgroups=cgroups,
         )
         #: The services this start started (not adopted): what a failed start stops.
         self.started: list[str] = []
@@ -246,6 +251,20 @@ async def _answers(client: httpx.AsyncClient) -> bool:
         return False
 
 
+def _cgroups(settings: Settings) -> tuple[Hierarchy | None, str]:
+    """The host's cgroups if dynos can run in them, and a note saying which or why not."""
+    if os.geteuid() != 0:
+        return None, "off: corral server is not running as root"
+    hierarchy, note = detect()
+    if hierarchy is None:
+        return None, f"off: {note}"
+    try:
+        hierarchy.prepare(base_for_home(settings.home))
+    except OSError as error:
+        return None, f"off: cannot create cgroups ({error.strerror}: {error.filename})"
+    return hierarchy, f"on ({note}: memory, pids and CPU per dyno)"
+
+
 def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
     """Start (or adopt) the platform and run it until SIGINT or SIGTERM.
 
@@ -295,6 +314,7 @@ async def _main(platform: Platform, say, asked: list[int]) -> None:
     settings = platform.settings
     say(f"corral: dashboard and API at {settings.platform_url}/")
     say(f"corral: apps are served at {settings.app_url('<app>')}")
+    say(f"corral: kernel limits {platform.limits_note}")
     if created:
         say(f"corral: admin token written to {platform.token_file} (and to {credentials_path()})")
     else:

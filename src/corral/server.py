@@ -251,6 +251,15 @@ async def _answers(client: httpx.AsyncClient) -> bool:
         return False
 
 
+def _keep_private(home: Path) -> None:
+    """Close the home to other users (a home made by an older corral may be open)."""
+    if home.stat().st_uid == os.geteuid():
+        home.chmod(0o700)
+    for name in ("corral.db", "corral.db-wal", "corral.db-shm", "admin-token", "dashboard-secret"):
+        with contextlib.suppress(FileNotFoundError):
+            (home / name).chmod(0o600)
+
+
 def _cgroups(settings: Settings) -> tuple[Hierarchy | None, str]:
     """The host's cgroups if dynos can run in them, and a note saying which or why not."""
     if os.geteuid() != 0:
@@ -275,8 +284,12 @@ def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
     # Recorded until the loop takes over: a stop asked for while starting is still a stop.
     asked: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, _: asked.append(signum)) for sig in _STOP}
+    # What the platform writes (store, tokens, routes, logs, slugs) is for its user only;
+    # apps' own processes get the usual 022 back (see the shim).
+    os.umask(0o077)
     try:
         with lock_home(settings.home, settings.run_dir, settings.platform_url):
+            _keep_private(settings.home)
             platform = Platform(settings, options)
             try:
                 asyncio.run(_main(platform, say, asked))

@@ -36,6 +36,8 @@ class DynoSpec:
     #: The app's cgroup and the dyno's kernel limits, where the host has cgroups for corral.
     cgroup: str | None = None
     limits: Limits | None = None
+    #: The file-creation mask it runs with: the usual for apps, private for the platform.
+    umask: int = 0o022
 
     @property
     def process_type(self) -> str:
@@ -97,6 +99,8 @@ def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, su
             spec.name,
             "--status",
             str(template),
+            "--umask",
+            f"{spec.umask:03o}",
             *_limit_args(spec),
             "--",
             "/bin/sh",

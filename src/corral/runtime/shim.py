@@ -75,7 +75,12 @@ def _watch_oom(
 
 
 def run(
-    command: list[str], log: LogFile, dyno: str, status_file: Path, limits: Limited | None = None
+    command: list[str],
+    log: LogFile,
+    dyno: str,
+    status_file: Path,
+    limits: Limited | None = None,
+    umask: int = 0o022,
 ) -> int:
     """Run ``command`` as the dyno; return its exit status (128+N when killed by signal N).
 
@@ -87,6 +92,7 @@ def run(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        umask=umask,
         # in the group before it runs a line of the app's code; the shim stays outside
         preexec_fn=(lambda: group.add(os.getpid())) if group else None,
     )
@@ -142,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, required=True, help="the app's log directory")
     parser.add_argument("--dyno", required=True)
     parser.add_argument("--status", type=Path, required=True)
+    parser.add_argument("--umask", default="022", help="the dyno's file-creation mask, in octal")
     parser.add_argument("--cgroup", help="the app's cgroup, to run the dyno in a group of its own")
     parser.add_argument("--memory", type=int, help="with --cgroup: the memory limit in bytes")
     parser.add_argument("--pids", type=int, default=Limits.pids, help="with --cgroup")
@@ -156,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cgroup and args.memory:
         limits = Limited(args.cgroup, Limits(memory=args.memory, pids=args.pids))
     try:
-        return run(command, log, args.dyno, status, limits)
+        return run(command, log, args.dyno, status, limits, int(args.umask, 8))
     finally:
         log.close()
 

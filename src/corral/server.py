@@ -114,6 +114,14 @@ class Platform:
                 before_start=self.store.fail_unfinished_builds,
             ),
             ServiceSpec(
+                # log tails and the dashboard's live logs, off the API's threads
+                "streams",
+                (python, "-m", "corral.streams", "--bind", f"127.0.0.1:{PORT}"),
+                home,
+                env,
+                listens=True,
+            ),
+            ServiceSpec(
                 "router",
                 (
                     python, "-m", "corral.router",

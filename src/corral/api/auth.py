@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.errors import Unauthorized
 from corral.api.objects import token_json
+from corral.errors import TOKEN_REQUIRED
 from corral.store import Token
 
 __all__ = ["PUBLIC_PATHS", "auth_blueprint", "check_basic_auth", "install"]
@@ -55,10 +56,7 @@ def _require_token() -> None:
         return
     token = bearer_token(request)
     if token is None:
-        raise Unauthorized(
-            "A valid API token is required (Authorization: Bearer <token>); "
-            "run `corral login` or use the token `corral server` printed."
-        )
+        raise Unauthorized(TOKEN_REQUIRED)
     g.token = token
 
 

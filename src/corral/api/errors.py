@@ -11,23 +11,9 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from corral.errors import UserError
+from corral.errors import ERROR_IDS, UserError
 
 __all__ = ["ERROR_IDS", "BadRequest", "Unauthorized", "Unavailable", "error_response", "install"]
-
-#: The ``id`` of an error answer, by HTTP status.
-ERROR_IDS: dict[int, str] = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    422: "invalid",
-    500: "internal_error",
-    503: "unavailable",
-}
 
 
 class BadRequest(UserError):

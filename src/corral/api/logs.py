@@ -11,24 +11,14 @@ from flask import Blueprint, Response, request, stream_with_context
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
-from corral.api.errors import BadRequest
 from corral.api.objects import slug_freeze
-from corral.logfiles import MAX_LOG_LINES
 from corral.runtime.logs import follow, recent
 from corral.store import NotFound
+from corral.streams.lines import lines_wanted, wants_tail
 
 __all__ = ["logs_blueprint"]
 
 logs_blueprint = Blueprint("logs", __name__)
-
-
-def _lines_arg() -> int:
-    raw = request.args.get("n", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG_LINES:
-        raise BadRequest(
-            f"n must be a whole number of lines from 1 to {MAX_LOG_LINES}, not {raw!r}."
-        )
-    return int(raw)
 
 
 def _client_gone(environ: dict[str, Any]) -> bool:
@@ -51,10 +41,10 @@ def _client_gone(environ: dict[str, Any]) -> bool:
 def logs(app: str) -> ResponseReturnValue:
     """The last ``n`` lines; with ``tail=1`` new lines stream until the client leaves."""
     context.store().get_app(app)
-    n = _lines_arg()
+    n = lines_wanted(request.args.get("n"))
     source = request.args.get("source") or None
     dyno = request.args.get("dyno") or None
-    tail = request.args.get("tail", "").lower() in ("1", "true", "yes")
+    tail = wants_tail(request.args.get("tail"))
     log_dir = context.settings().logs_dir(app)
     if not tail:
         lines = recent(log_dir, n, source=source, dyno=dyno)

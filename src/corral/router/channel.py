@@ -8,6 +8,7 @@ timeout object and a timer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from corral.router.deadlines import Deadlines
@@ -36,6 +37,8 @@ class Channel(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._drainers: list[asyncio.Future[None]] = []
+        #: Called once when the other side closes (EOF or lost), while set.
+        self.on_gone: Callable[[], None] | None = None
 
     # -- protocol callbacks
 
@@ -53,6 +56,7 @@ class Channel(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._eof = True
         self._wake()
+        self._gone()
         return True  # keep the transport open: the other way may still have bytes to write
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -67,6 +71,7 @@ class Channel(asyncio.Protocol):
                 else:
                     waiter.set_exception(exc)
         self._drainers.clear()
+        self._gone()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -77,6 +82,12 @@ class Channel(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
         self._drainers.clear()
+
+    def _gone(self) -> None:
+        callback = self.on_gone
+        if callback is not None:
+            self.on_gone = None
+            callback()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -138,6 +149,17 @@ class Channel(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             self._waiter = None
             waiter.set_exception(TimeoutError())
+
+    def interrupt(self, exc: BaseException) -> None:
+        """Make the read in progress raise ``exc`` (the other end of a relay went away)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self._waiter = None
+            waiter.set_exception(exc)
+
+    def ended(self) -> bool:
+        """The other side closed (sent EOF, or the connection was lost)."""
+        return self._eof
 
     def at_eof(self) -> bool:
         """The other side closed and everything it sent has been read."""

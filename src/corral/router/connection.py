@@ -133,6 +133,8 @@ class ClientConnection:
         if not route.backends:
             failure = no_backend_failure(crashed=route.crashed, has_web=route.has_web)
             return await self.fail(exchange, failure)
+        if route.streams:  # the platform's: its long-lived requests go to their own service
+            route = route.for_request(head.method, head.url)
         outcome = await forward(self.ctx, self.client, exchange, route)
         if outcome.failure:
             return await self.fail(exchange, outcome.failure)

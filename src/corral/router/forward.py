@@ -314,7 +314,7 @@ async def _relay_response(
             break
         await writer.drain()
         out = []
-        data = await reader.read(loop.time() + idle)
+        data = await _read_unless_gone(writer, reader, loop.time() + idle)
         if data:
             parser.feed(data)
             done = _take_body(parser, out, chunked)
@@ -324,6 +324,18 @@ async def _relay_response(
             return False
     await writer.drain()
     return keep_alive
+
+
+async def _read_unless_gone(client: Channel, backend: Channel, deadline: float) -> bytes:
+    """The backend's next bytes of a response; :class:`ClientGone` as soon as the client
+    hangs up meanwhile, so a quiet stream (a log tail) is not held open for nobody."""
+    if client.ended():  # as nginx does: a client that closed its side is gone
+        raise ClientGone("client closed during the response")
+    client.on_gone = lambda: backend.interrupt(ClientGone("client closed during the response"))
+    try:
+        return await backend.read(deadline)
+    finally:
+        client.on_gone = None
 
 
 def _pass_upgrade(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,11 @@ class Backend:
     port: int
 
 
+#: The platform's long-lived requests: an app's logs (``corral logs -t`` tails them) and
+#: the dashboard's live log events; the streams service serves them without a thread each.
+_STREAM_PATH = re.compile(rb"(?:/api/v1/apps/[^/?#]+/logs|/apps/[^/?#]+/logs/stream)(?:\?.*)?")
+
+
 @dataclass(frozen=True)
 class AppRoute:
     """How to serve one app: its healthy web backends and its modes."""
@@ -47,6 +53,14 @@ class AppRoute:
     crashed: bool = False
     #: Whether the app's release has a ``web`` type at all: if not, no scaling brings one.
     has_web: bool = True
+    #: Where the long-lived requests go (the platform's streams service), if anywhere else.
+    streams: tuple[Backend, ...] = ()
+
+    def for_request(self, method: bytes, target: bytes) -> AppRoute:
+        """The route for one request: to the ``streams`` backends if it opens a stream."""
+        if self.streams and method == b"GET" and _STREAM_PATH.fullmatch(target):
+            return replace(self, backends=self.streams)
+        return self
 
 
 @dataclass(frozen=True)
@@ -114,19 +128,26 @@ def split_host(host_header: str) -> str:
     return host.rstrip(".")
 
 
+def _backends_from_json(entries: Any) -> tuple[Backend, ...]:
+    return tuple(
+        Backend(dyno=str(b["dyno"]), host=str(b["host"]), port=int(b["port"])) for b in entries
+    )
+
+
+def _backends_to_json(backends: tuple[Backend, ...]) -> list[dict[str, Any]]:
+    return [{"dyno": b.dyno, "host": b.host, "port": b.port} for b in backends]
+
+
 def _table_from_json(data: dict[str, Any]) -> RouteTable:
     apps = {}
     for name, entry in data.get("apps", {}).items():
-        backends = tuple(
-            Backend(dyno=str(b["dyno"]), host=str(b["host"]), port=int(b["port"]))
-            for b in entry.get("backends", ())
-        )
         apps[name] = AppRoute(
             app=name,
-            backends=backends,
+            backends=_backends_from_json(entry.get("backends", ())),
             maintenance=bool(entry.get("maintenance", False)),
             crashed=bool(entry.get("crashed", False)),
             has_web=bool(entry.get("has_web", True)),
+            streams=_backends_from_json(entry.get("streams", ())),
         )
     domains = {split_host(h): str(a) for h, a in data.get("custom_domains", {}).items()}
     return RouteTable(
@@ -139,13 +160,12 @@ def _table_to_json(table: RouteTable) -> dict[str, Any]:
         "domain": table.domain,
         "apps": {
             name: {
-                "backends": [
-                    {"dyno": b.dyno, "host": b.host, "port": b.port} for b in route.backends
-                ],
+                "backends": _backends_to_json(route.backends),
                 "maintenance": route.maintenance,
                 "crashed": route.crashed,
                 "has_web": route.has_web,
             }
+            | ({"streams": _backends_to_json(route.streams)} if route.streams else {})
             for name, route in table.apps.items()
         },
         "custom_domains": dict(table.custom_domains),

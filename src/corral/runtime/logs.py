@@ -15,7 +15,7 @@ from pathlib import Path
 
 from corral.logfiles import LogLine, parse_line
 
-__all__ = ["follow", "matches", "recent"]
+__all__ = ["Tail", "follow", "matches", "recent"]
 
 
 def _file_lines(path: Path) -> Iterator[LogLine]:
@@ -106,6 +106,34 @@ def _inode(path: Path) -> int | None:
         return None
 
 
+class Tail:
+    """New lines of an app's log directory, as far as each :meth:`poll` has read.
+
+    It starts at the end of the files there now; files that appear later are read from
+    their start, and a rotation is followed (the rest of the old file comes first).
+    """
+
+    def __init__(self, log_dir: Path, *, source: str | None = None, dyno: str | None = None):
+        self.log_dir = log_dir
+        self.source = source
+        self.dyno = dyno
+        self._followers: dict[Path, _Follower] = {
+            path: _Follower(path, start_at_end=True) for path in log_dir.glob("*.log")
+        }
+
+    def poll(self) -> list[LogLine]:
+        """The lines written since the last poll that pass the filters, in time order."""
+        followers = self._followers
+        for path in self.log_dir.glob("*.log") if self.log_dir.is_dir() else []:
+            followers.setdefault(path, _Follower(path, start_at_end=False))
+        return sorted(
+            line
+            for follower in followers.values()
+            for line in follower.read()
+            if matches(line, self.source, self.dyno)
+        )
+
+
 def follow(
     log_dir: Path,
     *,
@@ -120,18 +148,9 @@ def follow(
     With ``heartbeat`` it also yields None whenever a poll found nothing, so a caller can
     check other conditions between lines.
     """
-    followers: dict[Path, _Follower] = {
-        path: _Follower(path, start_at_end=True) for path in log_dir.glob("*.log")
-    }
+    tail = Tail(log_dir, source=source, dyno=dyno)
     while stop is None or time.monotonic() < stop:
-        for path in log_dir.glob("*.log") if log_dir.is_dir() else []:
-            followers.setdefault(path, _Follower(path, start_at_end=False))
-        batch = sorted(
-            line
-            for follower in followers.values()
-            for line in follower.read()
-            if matches(line, source, dyno)
-        )
+        batch = tail.poll()
         yield from batch
         if not batch:
             if heartbeat:

@@ -156,11 +156,13 @@ def web_concurrency(memory_quota: int, cpus: int) -> int:
 
 @dataclass(frozen=True)
 class PlatformRoute:
-    """The API service as the route table needs it: its unit, its port, the hosts it owns."""
+    """The API service as the route table needs it: its unit, its port, the hosts it owns,
+    and the port of the streams service that serves its long-lived requests, if it runs."""
 
     row: Dyno | None
     port: int | None
     hosts: Sequence[str]
+    streams_port: int | None = None
 
 
 def _backends(rows: Iterable[Dyno]) -> tuple[Backend, ...]:
@@ -198,6 +200,9 @@ def route_table(
             PLATFORM_APP,
             backends=(Backend("api", "127.0.0.1", api.port),) if api.port else (),
             crashed=api.row is not None and api.row.state == "crashed",
+            streams=(Backend("streams", "127.0.0.1", api.streams_port),)
+            if api.streams_port
+            else (),
         )
         for host in api.hosts:
             table.custom_domains[host] = PLATFORM_APP

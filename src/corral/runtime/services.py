@@ -114,10 +114,13 @@ class Services:
         r = self.running.get(name)
         return r is not None and not r.exited()
 
-    def port(self, name: str) -> int | None:
-        """The port service ``name`` serves on while it runs (starting or up)."""
+    def port(self, name: str, *, up: bool = False) -> int | None:
+        """The port service ``name`` serves on while it runs (starting or up; with ``up``,
+        only once it has answered)."""
         r = self.running.get(name)
-        return r.row.port if r is not None and r.row.state != "crashed" else None
+        if r is None or r.row.state == "crashed" or (up and r.row.state != "up"):
+            return None
+        return r.row.port
 
     def start_missing(self) -> list[str]:
         """Start at once every service that is not running, its crash count forgotten.

@@ -380,7 +380,10 @@ class Supervisor:
             {name: [r.row for r in running.values()] for name, running in self.dynos.items()},
             {d.hostname: d.app for d in self.store.domains()},
             api=plan.PlatformRoute(
-                api.row if api else None, self.services.port("api"), self.platform_hosts
+                api.row if api else None,
+                self.services.port("api"),
+                self.platform_hosts,
+                self.services.port("streams", up=True),
             )
             if "api" in self.services.specs
             else None,

@@ -13,6 +13,7 @@ from flask_bootstrap import Bootstrap5
 from corral.api.dashboard import actions, live, pages  # noqa: F401  (they add the routes)
 from corral.api.dashboard.blueprint import FILTERS, dashboard_blueprint
 from corral.api.dashboard.session import SECRET_FILE, csrf_token, secret_key
+from corral.cookies import COOKIE_NAME
 
 __all__ = ["SECRET_FILE", "dashboard_blueprint", "install", "secret_key"]
 
@@ -21,7 +22,7 @@ def install(app: Flask) -> None:
     """Add the dashboard to ``app``: session settings, local Bootstrap files, the pages."""
     app.config.update(
         SECRET_KEY=secret_key(app.extensions["corral.settings"].home),
-        SESSION_COOKIE_NAME="corral_session",
+        SESSION_COOKIE_NAME=COOKIE_NAME,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         BOOTSTRAP_SERVE_LOCAL=True,

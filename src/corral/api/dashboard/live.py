@@ -12,26 +12,10 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.dashboard.blueprint import dashboard_blueprint
 from corral.api.logs import _client_gone
-from corral.logfiles import LogLine
-from corral.runtime.logs import follow, recent
+from corral.runtime.logs import follow
+from corral.streams.lines import CATCH_UP_LINES, HEARTBEAT, SSE_HELLO, catch_up, sse_event
 
 __all__ = ["CATCH_UP_LINES", "HEARTBEAT"]
-
-#: How many lines a reconnecting log stream may catch up on, or a fresh one start with.
-CATCH_UP_LINES = 1000
-#: Seconds between SSE comments that keep an idle log stream open.
-HEARTBEAT = 15.0
-
-
-def _event(line: LogLine) -> str:
-    # A carriage return would end the SSE field early.
-    data = str(line).replace("\r", "")
-    return f"id: {line.timestamp}\ndata: {data}\n\n"
-
-
-def _backlog_size() -> int:
-    raw = request.args.get("backlog", "0")
-    return min(int(raw), CATCH_UP_LINES) if raw.isdigit() else 0
 
 
 @dashboard_blueprint.get("/apps/<app>/logs/stream")
@@ -53,30 +37,21 @@ def log_stream(app: str) -> ResponseReturnValue:
     # Follow first, then read the backlog: a line in both is sent once, and none is lost.
     new_lines = follow(log_dir, source=source, dyno=dyno, heartbeat=True)
     first = next(new_lines)
-    if since:
-        backlog = [
-            line
-            for line in recent(log_dir, CATCH_UP_LINES, source=source, dyno=dyno)
-            if line.timestamp > since
-        ]
-    elif size := _backlog_size():
-        backlog = recent(log_dir, size, source=source, dyno=dyno)
-    else:
-        backlog = []  # the page that opened the stream already shows the recent lines
+    backlog = catch_up(log_dir, since, request.args.get("backlog", "0"), source=source, dyno=dyno)
     sent = set(backlog)
 
     def stream() -> Iterator[str]:
         try:
-            yield "retry: 3000\n: connected\n\n"
-            yield from (_event(line) for line in backlog)
+            yield SSE_HELLO
+            yield from (sse_event(line) for line in backlog)
             quiet_since = time.monotonic()
             if first is not None and first not in sent:
-                yield _event(first)
+                yield sse_event(first)
             for line in new_lines:
                 if line is not None:
                     if line not in sent:
                         quiet_since = time.monotonic()
-                        yield _event(line)
+                        yield sse_event(line)
                 elif _client_gone(environ):
                     return
                 elif time.monotonic() - quiet_since >= heartbeat:

@@ -7,46 +7,22 @@ request checks that the token still exists, so revoking a token signs its sessio
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
-from pathlib import Path
 
 from flask import Response, abort, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
 from corral.api.dashboard.blueprint import dashboard_blueprint
+from corral.cookies import SECRET_FILE, SIGN_IN_FIRST, secret_key
 
 __all__ = ["SECRET_FILE", "check_csrf", "csrf_token", "secret_key"]
 
-#: The file in the corral home that holds the key signing session cookies.
-SECRET_FILE = "dashboard-secret"
 _PUBLIC_ENDPOINTS = frozenset({"dashboard.login_form", "dashboard.login"})
 #: Endpoints fetched by scripts, which get a 401 instead of a redirect to the login form.
 _SCRIPT_ENDPOINTS = frozenset(
     {"dashboard.log_stream", "dashboard.app_live", "dashboard.config_value"}
 )
-
-
-def secret_key(home: Path) -> str:
-    """The key signing session cookies: made once in ``home`` (mode 0600), shared by all workers."""
-    path = home / SECRET_FILE
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        draft = home / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_hex(32).encode())
-        finally:
-            os.close(fd)
-        try:
-            # link() never replaces: when workers race, the first key written wins for all.
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    return path.read_text().strip()
 
 
 def csrf_token() -> str:
@@ -74,7 +50,7 @@ def _require_session() -> ResponseReturnValue | None:
     if token is None:
         session.pop("token_id", None)
         if request.endpoint in _SCRIPT_ENDPOINTS:
-            return Response("Sign in to the dashboard first.\n", 401, mimetype="text/plain")
+            return Response(f"{SIGN_IN_FIRST}\n", 401, mimetype="text/plain")
         return redirect(url_for("dashboard.login_form"))
     g.dashboard_token = token
     if request.method == "POST":

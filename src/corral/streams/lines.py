@@ -1,0 +1,67 @@
+"""What a log stream sends, shared by the streams service and the API's own (fallback) views.
+
+The count of lines a tail starts with, the dashboard's server-sent events and the lines a
+reconnecting event stream catches up on have one home here, so both servers send the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from corral.errors import UserError
+from corral.logfiles import MAX_LOG_LINES, LogLine
+from corral.runtime.logs import recent
+
+__all__ = [
+    "CATCH_UP_LINES",
+    "HEARTBEAT",
+    "RECHECK",
+    "SSE_HELLO",
+    "catch_up",
+    "lines_wanted",
+    "sse_event",
+    "wants_tail",
+]
+
+#: How many lines a reconnecting log stream may catch up on, or a fresh one start with.
+CATCH_UP_LINES = 1000
+#: Seconds between SSE comments that keep an idle log stream open.
+HEARTBEAT = 15.0
+#: Seconds between checks, while a stream is open, that its token still exists.
+RECHECK = 3.0
+#: The first event of a dashboard stream: the browser's reconnect delay, and a comment.
+SSE_HELLO = "retry: 3000\n: connected\n\n"
+
+
+def lines_wanted(raw: str | None) -> int:
+    """The ``n`` query parameter of ``logs``: a whole number of lines, else a 400 saying so."""
+    raw = "100" if raw is None else raw
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG_LINES:
+        raise UserError(
+            f"n must be a whole number of lines from 1 to {MAX_LOG_LINES}, not {raw!r}."
+        )
+    return int(raw)
+
+
+def wants_tail(raw: str | None) -> bool:
+    """Whether the ``tail`` query parameter asks for a live tail."""
+    return (raw or "").lower() in ("1", "true", "yes")
+
+
+def sse_event(line: LogLine) -> str:
+    """One log line as a server-sent event whose id is its timestamp."""
+    # A carriage return would end the SSE field early.
+    data = str(line).replace("\r", "")
+    return f"id: {line.timestamp}\ndata: {data}\n\n"
+
+
+def catch_up(
+    log_dir: Path, since: str, backlog: str, *, source: str | None, dyno: str | None
+) -> list[LogLine]:
+    """The lines an event stream starts with: those after ``since`` (a reconnect), else the
+    last ``backlog`` (filters changed), else none (the page shows the recent lines)."""
+    if since:
+        lines = recent(log_dir, CATCH_UP_LINES, source=source, dyno=dyno)
+        return [line for line in lines if line.timestamp > since]
+    size = min(int(backlog), CATCH_UP_LINES) if backlog.isdigit() else 0
+    return recent(log_dir, size, source=source, dyno=dyno) if size else []

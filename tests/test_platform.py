@@ -42,7 +42,7 @@ def platform_log(server: Server) -> str:
 def test_ps_platform_lists_the_api_and_router_up(server: Server) -> None:
     wait_until(lambda: services(server)["api"]["state"] == "up", message="the API to be up")
     listed = services(server)
-    assert set(listed) == {"api", "router"}
+    assert set(listed) == {"api", "streams", "router"}
     assert listed["router"]["state"] == "up"
     table = corral(server, "ps", "--platform")
     assert table.returncode == 0 and "api" in table.stdout and "router" in table.stdout

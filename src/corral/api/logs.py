@@ -14,7 +14,7 @@ from corral.api import context
 from corral.api.objects import slug_freeze
 from corral.runtime.logs import follow, recent
 from corral.store import NotFound
-from corral.streams.lines import lines_wanted, wants_tail
+from corral.streams.lines import REVOKED, Recheck, lines_wanted, wants_tail
 
 __all__ = ["logs_blueprint"]
 
@@ -55,6 +55,9 @@ def logs(app: str) -> ResponseReturnValue:
     new_lines = follow(log_dir, source=source, dyno=dyno, heartbeat=True)
     first = next(new_lines)
     lines = recent(log_dir, n, source=source, dyno=dyno)
+    secret = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    store = context.store()
+    allowed = Recheck(lambda: store.verify_token(secret) is not None)
 
     def stream() -> Iterator[str]:
         yield ""  # sends the headers now, even when there is nothing to show yet
@@ -65,6 +68,9 @@ def logs(app: str) -> ResponseReturnValue:
             if line is not None:
                 yield f"{line}\n"
             elif _client_gone(environ):
+                return
+            elif not allowed():
+                yield f"{REVOKED}\n"
                 return
 
     return Response(

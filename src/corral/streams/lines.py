@@ -6,19 +6,25 @@ reconnecting event stream catches up on have one home here, so both servers send
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from corral.errors import UserError
 from corral.logfiles import MAX_LOG_LINES, LogLine
 from corral.runtime.logs import recent
+from corral.store import Store
 
 __all__ = [
     "CATCH_UP_LINES",
     "HEARTBEAT",
     "RECHECK",
+    "REVOKED",
     "SSE_HELLO",
+    "Recheck",
     "catch_up",
     "lines_wanted",
+    "session_alive",
     "sse_event",
     "wants_tail",
 ]
@@ -29,6 +35,8 @@ CATCH_UP_LINES = 1000
 HEARTBEAT = 15.0
 #: Seconds between checks, while a stream is open, that its token still exists.
 RECHECK = 3.0
+#: The last line of a tail whose token was revoked while it ran.
+REVOKED = "corral: this stream's token was revoked; sign in again with `corral login`."
 #: The first event of a dashboard stream: the browser's reconnect delay, and a comment.
 SSE_HELLO = "retry: 3000\n: connected\n\n"
 
@@ -48,6 +56,11 @@ def wants_tail(raw: str | None) -> bool:
     return (raw or "").lower() in ("1", "true", "yes")
 
 
+def session_alive(store: Store, token_id: str) -> bool:
+    """Whether the token a dashboard session signed in with still exists."""
+    return any(token.id == token_id for token in store.tokens())
+
+
 def sse_event(line: LogLine) -> str:
     """One log line as a server-sent event whose id is its timestamp."""
     # A carriage return would end the SSE field early.
@@ -65,3 +78,21 @@ def catch_up(
         return [line for line in lines if line.timestamp > since]
     size = min(int(backlog), CATCH_UP_LINES) if backlog.isdigit() else 0
     return recent(log_dir, size, source=source, dyno=dyno) if size else []
+
+
+class Recheck:
+    """Whether a stream may go on: ``allowed()`` asked again at most every ``every`` seconds."""
+
+    def __init__(self, allowed: Callable[[], bool], every: float = RECHECK) -> None:
+        self.allowed = allowed
+        self.every = every
+        self._asked = time.monotonic()
+        self._answer = True
+
+    def __call__(self) -> bool:
+        """The last answer, refreshed if it is older than ``every`` seconds."""
+        now = time.monotonic()
+        if self._answer and now - self._asked >= self.every:
+            self._asked = now
+            self._answer = self.allowed()
+        return self._answer

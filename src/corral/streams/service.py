@@ -12,12 +12,11 @@ import asyncio
 import contextlib
 import json
 import re
-import time
 from collections.abc import Callable
 
 from corral.errors import UserError
 from corral.streams.http import MAX_HEAD, Answer, Request, chunk, read_request, stream_head
-from corral.streams.lines import RECHECK
+from corral.streams.lines import RECHECK, Recheck
 from corral.streams.views import Stream, ViewContext, dashboard_stream, log_tail
 
 __all__ = ["StreamsServer"]
@@ -97,17 +96,15 @@ class StreamsServer:
             await stream.body.aclose()  # type: ignore[attr-defined]
 
     async def _send(self, writer: asyncio.StreamWriter, stream: Stream) -> None:
-        checked = time.monotonic()
+        allowed = Recheck(stream.allowed, self.recheck)
         async for piece in stream.body:
             if piece:
                 writer.write(chunk(piece))
                 await writer.drain()
-            if time.monotonic() - checked >= self.recheck:
-                checked = time.monotonic()
-                if not stream.allowed():
-                    if stream.farewell:
-                        writer.write(chunk(stream.farewell))
-                    break
+            if not allowed():
+                if stream.farewell:
+                    writer.write(chunk(stream.farewell))
+                break
         writer.write(b"0\r\n\r\n")
         await writer.drain()
 

@@ -20,13 +20,19 @@ from corral.logfiles import LogLine
 from corral.runtime.logs import Tail, recent
 from corral.store import Store
 from corral.streams.http import Answer, Request
-from corral.streams.lines import SSE_HELLO, catch_up, lines_wanted, sse_event, wants_tail
+from corral.streams.lines import (
+    REVOKED,
+    SSE_HELLO,
+    catch_up,
+    lines_wanted,
+    session_alive,
+    sse_event,
+    wants_tail,
+)
 
 __all__ = ["Stream", "ViewContext", "dashboard_stream", "log_tail"]
 
 _TEXT = "text/plain; charset=utf-8"
-#: The last line of a tail whose token was revoked while it ran.
-REVOKED = "corral: this stream's token was revoked; sign in again with `corral login`.\n"
 
 
 @dataclass(frozen=True)
@@ -95,12 +101,8 @@ def log_tail(ctx: ViewContext, request: Request, app: str) -> Answer | Stream:
         _TEXT,
         body(),
         allowed=lambda: ctx.store.verify_token(secret) is not None,
-        farewell=REVOKED.encode(),
+        farewell=f"{REVOKED}\n".encode(),
     )
-
-
-def _session_alive(store: Store, token_id: str) -> bool:
-    return any(token.id == token_id for token in store.tokens())
 
 
 def dashboard_stream(ctx: ViewContext, request: Request, app: str) -> Answer | Stream:
@@ -110,7 +112,7 @@ def dashboard_stream(ctx: ViewContext, request: Request, app: str) -> Answer | S
     browser's ``Last-Event-ID``), else ``backlog`` recent lines, else none.
     """
     token_id = ctx.sessions.token_id(request.headers.get("cookie", ""))
-    if token_id is None or not _session_alive(ctx.store, token_id):
+    if token_id is None or not session_alive(ctx.store, token_id):
         return Answer.error(401, SIGN_IN_FIRST, api=False)
     ctx.store.get_app(app)
     source, dyno = request.arg("source") or None, request.arg("dyno") or None
@@ -138,5 +140,5 @@ def dashboard_stream(ctx: ViewContext, request: Request, app: str) -> Answer | S
     return Stream(
         "text/event-stream; charset=utf-8",
         body(),
-        allowed=lambda: _session_alive(ctx.store, token_id),
+        allowed=lambda: session_alive(ctx.store, token_id),
     )

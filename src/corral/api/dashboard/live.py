@@ -6,14 +6,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, g, request, stream_with_context
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
 from corral.api.dashboard.blueprint import dashboard_blueprint
 from corral.api.logs import _client_gone
 from corral.runtime.logs import follow
-from corral.streams.lines import CATCH_UP_LINES, HEARTBEAT, SSE_HELLO, catch_up, sse_event
+from corral.streams.lines import (
+    CATCH_UP_LINES,
+    HEARTBEAT,
+    SSE_HELLO,
+    Recheck,
+    catch_up,
+    session_alive,
+    sse_event,
+)
 
 __all__ = ["CATCH_UP_LINES", "HEARTBEAT"]
 
@@ -39,6 +47,8 @@ def log_stream(app: str) -> ResponseReturnValue:
     first = next(new_lines)
     backlog = catch_up(log_dir, since, request.args.get("backlog", "0"), source=source, dyno=dyno)
     sent = set(backlog)
+    store, token_id = context.store(), g.dashboard_token.id
+    allowed = Recheck(lambda: session_alive(store, token_id))
 
     def stream() -> Iterator[str]:
         try:
@@ -52,7 +62,7 @@ def log_stream(app: str) -> ResponseReturnValue:
                     if line not in sent:
                         quiet_since = time.monotonic()
                         yield sse_event(line)
-                elif _client_gone(environ):
+                elif _client_gone(environ) or not allowed():
                     return
                 elif time.monotonic() - quiet_since >= heartbeat:
                     quiet_since = time.monotonic()

@@ -48,7 +48,8 @@ def read_head(sock: socket.socket) -> bytes:
 def read_to_end(sock: socket.socket) -> bytes:
     """Everything the stream sends until its last chunk (its socket has a timeout)."""
     data = b""
-    while not data.endswith(b"\r\n0\r\n\r\n"):
+    # the chunk before the last may have come with the head already
+    while not (b"\r\n" + data).endswith(b"\r\n0\r\n\r\n"):
         piece = sock.recv(65536)
         assert piece, f"the stream broke off instead of ending: {data!r}"
         data += piece

@@ -3,17 +3,23 @@ through the router), `run:detached`, `ps` listing one-offs and `ps:kill`."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
 import subprocess
 import sys
+import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
 import pytest
 from flask import Flask
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request
 
+from corral import wire
 from support.server import Server, git, make_repo
 from support.terminal import Terminal
 from support.wait import wait_until
@@ -247,3 +253,40 @@ def test_the_run_route_checks_everything_before_the_upgrade(app: Flask, secret: 
     assert "no release yet" in undeployed.get_json()["message"]
     assert client.post("/api/v1/apps/quiet/one-offs", json={"command": "ls"}).status_code == 400
     assert client.delete("/api/v1/apps/quiet/one-offs/run.1").status_code == 404
+
+
+def _open_session(server: Server, app: str, command: list[str]) -> socket.socket:
+    """A `corral run` WebSocket through the router, once the API has accepted it."""
+    ws = WSConnection(ConnectionType.CLIENT)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    headers = [
+        (b"authorization", f"Bearer {server.token}".encode()),
+        (wire.START_HEADER.encode(), json.dumps({"command": command}).encode()),
+    ]
+    target = f"/api/v1/apps/{app}/run"
+    sock.sendall(ws.send(Request(host="localhost", target=target, extra_headers=headers)))
+    while True:
+        data = sock.recv(65536)
+        assert data, "the server closed the session before accepting it"
+        ws.receive_data(data)
+        if any(isinstance(event, AcceptConnection) for event in ws.events()):
+            return sock
+
+
+def test_open_sessions_leave_the_api_answering(server: Server, deployed: str) -> None:
+    with ExitStack() as stack:
+        for _ in range(20):  # more than the API's 2 workers x 8 threads
+            stack.enter_context(_open_session(server, deployed, ["sleep", "60"]))
+        started = time.monotonic()
+        assert server.api.get("/apps").status_code == 200
+        assert time.monotonic() - started < 1.0
+        wait_until(
+            lambda: len(server.api.get(f"/apps/{deployed}/one-offs").json()) == 20,
+            message="20 one-offs running",
+        )
+    # the clients went away: so do their one-offs
+    wait_until(
+        lambda: server.api.get(f"/apps/{deployed}/one-offs").json() == [],
+        20,
+        message="the one-offs of the closed sessions to end",
+    )

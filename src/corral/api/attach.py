@@ -1,10 +1,11 @@
 """The server's end of ``corral run``: a WebSocket taken over from gunicorn, bridged to a one-off.
 
 gunicorn's threaded worker hands the client's socket to the app (``gunicorn.socket``); the
-view answers the upgrade itself and runs the session on that socket in its own thread,
-then tells gunicorn the connection is done (:class:`Hijacked`). A session holds one worker
-thread for as long as it runs; the API's workers have several each, which is enough for
-a few people at a shell at once. When the client goes away, the one-off is killed.
+view takes it over (:func:`take_socket`: gunicorn keeps a closed socket object, so it
+neither closes nor half-closes the connection), answers the upgrade itself and runs the
+session in a thread of its own, then tells gunicorn the request is done
+(:class:`Hijacked`). So a session holds none of the worker's few threads, however long it
+runs. When the client goes away, the one-off is killed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from corral import wire
 from corral.exitcodes import shell_status
 from corral.runtime.oneoff import Attached
 
-__all__ = ["Hijacked", "accept", "bridge", "upgrade_socket"]
+__all__ = ["Hijacked", "accept", "bridge", "take_socket", "upgrade_socket"]
 
 #: Input queued for the command beyond which the client's socket is not read.
 _MAX_PENDING_INPUT = 1 << 16
@@ -49,6 +50,12 @@ def upgrade_socket(environ: Mapping[str, Any]) -> socket.socket | None:
     """The client's raw socket, when the server that runs the API hands it over."""
     sock = environ.get("gunicorn.socket")
     return sock if isinstance(sock, socket.socket) else None
+
+
+def take_socket(sock: socket.socket) -> socket.socket:
+    """The connection of ``sock`` as a socket of our own; ``sock`` is left closed without
+    touching the connection (no FIN), so its server's later close of it is a no-op."""
+    return socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
 
 
 def accept(sock: socket.socket, environ: Mapping[str, Any]) -> wire.Peer:

@@ -109,13 +109,19 @@ def attach_run(app: str) -> ResponseReturnValue:
             "This server cannot hold interactive sessions: serve the API with gunicorn."
         )
     rows, cols = (_size(start.get(key), default) for key, default in (("rows", 24), ("cols", 80)))
-    peer = attach.accept(sock, request.environ)
-    try:
-        _serve(store, peer, spec, tty=start.get("tty") is True, rows=rows, cols=cols)
-    except Exception:  # a bug: the connection is ours now, so no error page can go out
-        current_app.logger.exception("The session of %s on %s failed", spec.name, app)
-    finally:
-        peer.close()
+    peer = attach.accept(attach.take_socket(sock), request.environ)
+    logger, tty = current_app.logger, start.get("tty") is True
+
+    def session() -> None:
+        try:
+            _serve(store, peer, spec, tty=tty, rows=rows, cols=cols)
+        except Exception:  # a bug: the connection is ours now, so no error page can go out
+            logger.exception("The session of %s on %s failed", spec.name, app)
+        finally:
+            peer.close()
+
+    # its own thread, not one of the worker's: a shell may stay open for hours
+    threading.Thread(target=session, name=f"corral run {spec.name}", daemon=True).start()
     return attach.Hijacked()
 
 

@@ -1,8 +1,8 @@
 """The server's end of ``corral run``: a WebSocket taken over from gunicorn, bridged to a one-off.
 
 gunicorn's threaded worker hands the client's socket to the app (``gunicorn.socket``); the
-view takes it over (:func:`take_socket`: gunicorn keeps a closed socket object, so it
-neither closes nor half-closes the connection), answers the upgrade itself and runs the
+view takes it over (:func:`take_socket`: gunicorn is left an unconnected stand-in, so
+its close neither half-closes nor closes the connection), answers the upgrade itself and runs the
 session in a thread of its own, then tells gunicorn the request is done
 (:class:`Hijacked`). So a session holds none of the worker's few threads, however long it
 runs. When the client goes away, the one-off is killed.
@@ -53,9 +53,13 @@ def upgrade_socket(environ: Mapping[str, Any]) -> socket.socket | None:
 
 
 def take_socket(sock: socket.socket) -> socket.socket:
-    """The connection of ``sock`` as a socket of our own; ``sock`` is left closed without
-    touching the connection (no FIN), so its server's later close of it is a no-op."""
-    return socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    """The connection of ``sock`` as a socket of our own. ``sock`` (gunicorn's) is left
+    holding an unconnected stand-in, so gunicorn's own close of it, half-close first,
+    neither ends the connection nor fails."""
+    ours = sock.dup()
+    with socket.socket(sock.family, socket.SOCK_STREAM) as stand_in:
+        os.dup2(stand_in.fileno(), sock.fileno(), inheritable=False)
+    return ours
 
 
 def accept(sock: socket.socket, environ: Mapping[str, Any]) -> wire.Peer:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from corral.router import AppRoute, Backend, Router, RouteTable, Timeouts
-from support.wait import wait_until
+from support.wait import assert_stays, wait_until
 
 # -- backends ---------------------------------------------------------------------------
 
@@ -403,15 +403,15 @@ def _closed_port() -> int:
 UPLOAD = 20 * 1024 * 1024
 
 
-def test_large_chunked_upload_streams_to_the_backend(
+def test_large_chunked_upload_is_buffered_then_reaches_the_backend_whole(
     router: RouterThread, backends: list[BackendServer]
 ) -> None:
     def body() -> Iterator[bytes]:
         piece = b"u" * 65536
         for _ in range(UPLOAD // len(piece) - 1):
             yield piece
-        # Before the last piece, the backend must already be reading: nothing is buffered whole.
-        poll(lambda: backends[0].received > 0)
+        # The router reads the body whole before a dyno is involved (no dyno thread waits).
+        assert_stays(lambda: backends[0].connections == 0, 0.2)
         yield piece
 
     response = httpx.post(
@@ -420,7 +420,7 @@ def test_large_chunked_upload_streams_to_the_backend(
     assert response.status_code == 200 and response.json()["bytes"] == UPLOAD
 
 
-def test_large_upload_with_content_length_streams(
+def test_large_upload_with_content_length_is_buffered_then_sent_whole(
     router: RouterThread, backends: list[BackendServer]
 ) -> None:
     sock = connect(router)
@@ -431,7 +431,7 @@ def test_large_upload_with_content_length_streams(
         piece = b"c" * 65536
         for _ in range(UPLOAD // len(piece) - 1):
             sock.sendall(piece)
-        poll(lambda: backends[0].received > 0)
+        assert_stays(lambda: backends[0].connections == 0, 0.2)
         sock.sendall(piece)
         head, body = read_response(sock)
     assert status_of(head) == 200 and json.loads(body)["bytes"] == UPLOAD

@@ -10,7 +10,8 @@ then connects to a dyno, which gets the request at loopback speed; a body larger
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from typing import IO
@@ -118,30 +119,53 @@ async def read_body(
 
 
 class BodySender:
-    """Sends the rest of a spooled body to a dyno, a piece at a time as it reads.
+    """Sends a request (head and body) to a dyno, a piece at a time as the dyno reads.
 
-    It stops once the dyno starts to answer or goes away: that answer is what the client
-    gets, and writing on would only reset the connection before the answer is read.
+    It writes on a duplicate of the connection's socket, not through its transport: a
+    dyno that answers early and closes without reading the rest (a 413) resets the
+    connection, and a write failing on the transport would make the event loop close
+    the socket with that answer unread in it (H13 instead of the dyno's 413). Here a
+    failed write only ends the sending; the transport still reads the answer. It also
+    stops once the dyno starts to answer.
     """
 
-    __slots__ = ("sent", "task")
+    __slots__ = ("complete", "sent", "task")
 
     def __init__(
-        self, conn: BackendConnection, parser: ResponseParser, pieces: Iterator[bytes]
+        self,
+        conn: BackendConnection,
+        parser: ResponseParser,
+        request: bytes,
+        pieces: Iterator[bytes],
     ) -> None:
         #: Pieces written so far, to tell a dyno that reads slowly from one that stopped.
         self.sent = 0
-        self.task = asyncio.ensure_future(self._send(conn, parser, pieces))
+        #: All of it was written (else the connection is out of step, never to be reused).
+        self.complete = False
+        self.task = asyncio.ensure_future(self._send(conn, parser, request, pieces))
 
     async def _send(
-        self, conn: BackendConnection, parser: ResponseParser, pieces: Iterator[bytes]
+        self,
+        conn: BackendConnection,
+        parser: ResponseParser,
+        request: bytes,
+        pieces: Iterator[bytes],
     ) -> None:
-        writer = conn.writer
-        with contextlib.suppress(ConnectionError):
-            for data in pieces:
-                await writer.drain()
-                if writer.is_closing() or parser.started or writer.has_unread():
+        channel = conn.writer
+        fileno = channel.get_extra_info("socket").fileno()
+        sock = socket.socket(fileno=os.dup(fileno))
+        try:
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            data = request + next(pieces, b"")
+            while data:
+                if channel.is_closing() or parser.started or channel.has_unread():
                     return
-                writer.write(data)
+                await loop.sock_sendall(sock, data)
                 self.sent += 1
-            await writer.drain()
+                data = next(pieces, b"")
+            self.complete = True
+        except OSError:  # the dyno went away: what it answered, if anything, is read
+            return
+        finally:
+            sock.close()

@@ -120,16 +120,8 @@ async def forward(
                 parser = conn.response_parser(head_request=head.method == b"HEAD")
                 response = await _send_and_await_head(ctx, client, conn, request, parser, version)
         else:
-            pieces = body.pieces()
-            if not body.spooled:  # the usual body: head and body in one write
-                request += next(pieces)
-                response = await _send_and_await_head(ctx, client, conn, request, parser, version)
-            else:
-                conn.writer.write(request)
-                sender = BodySender(conn, parser, pieces)
-                response = await _await_head_while_sending(
-                    ctx, client, conn, parser, sender, version
-                )
+            sender = BodySender(conn, parser, request, body.pieces())
+            response = await _await_head_while_sending(ctx, client, conn, parser, sender, version)
     except TimeoutError:
         _cancel(sender)
         conn.close()
@@ -151,7 +143,7 @@ async def forward(
         _cancel(sender)
         conn.close()
         raise
-    if sender is not None and not sender.task.done():
+    if sender is not None and not sender.complete:
         # The dyno answered before it read the whole body: its connection is out of step
         # (the client's is not, since the router read the body first).
         _cancel(sender)

@@ -129,7 +129,7 @@ class BodySender:
     stops once the dyno starts to answer.
     """
 
-    __slots__ = ("complete", "sent", "task")
+    __slots__ = ("_channel", "_parser", "_pieces", "complete", "sent", "task")
 
     def __init__(
         self,
@@ -138,32 +138,28 @@ class BodySender:
         request: bytes,
         pieces: Iterator[bytes],
     ) -> None:
+        self._channel = conn.writer
+        self._parser = parser
+        self._pieces = pieces
         #: Pieces written so far, to tell a dyno that reads slowly from one that stopped.
         self.sent = 0
         #: All of it was written (else the connection is out of step, never to be reused).
         self.complete = False
-        self.task = asyncio.ensure_future(self._send(conn, parser, request, pieces))
+        self.task = asyncio.ensure_future(self._send(request + next(pieces, b"")))
 
-    async def _send(
-        self,
-        conn: BackendConnection,
-        parser: ResponseParser,
-        request: bytes,
-        pieces: Iterator[bytes],
-    ) -> None:
-        channel = conn.writer
+    async def _send(self, data: bytes) -> None:
+        channel, parser = self._channel, self._parser
         fileno = channel.get_extra_info("socket").fileno()
         sock = socket.socket(fileno=os.dup(fileno))
         try:
             sock.setblocking(False)
             loop = asyncio.get_running_loop()
-            data = request + next(pieces, b"")
             while data:
                 if channel.is_closing() or parser.started or channel.has_unread():
                     return
                 await loop.sock_sendall(sock, data)
                 self.sent += 1
-                data = next(pieces, b"")
+                data = next(self._pieces, b"")
             self.complete = True
         except OSError:  # the dyno went away: what it answered, if anything, is read
             return

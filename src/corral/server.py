@@ -49,6 +49,10 @@ class ServerOptions:
     manager: SupervisorOptions = field(default_factory=SupervisorOptions)
     #: Run each dyno in a cgroup with its memory, pids and CPU limits, where the host can.
     kernel_limits: bool = True
+    #: The largest request body the router takes, in MB (413 beyond).
+    max_body_mb: int = 512
+    #: Connections one client address may hold open at the router (0: no cap).
+    client_connections: int = 256
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,9 @@ class Platform:
                     "--bind", f"{self.options.host}:{self.settings.router_port}",
                     "--domain", self.settings.domain,
                     "--logs", str(self.settings.home / "logs"),
+                    "--max-body", str(self.options.max_body_mb),
+                    "--client-connections", str(self.options.client_connections),
+                    "--body-dir", str(self.settings.run_dir / "router-bodies"),
                 ),
                 home,
                 env,

@@ -236,7 +236,7 @@ class Platform:
         """Supervise until ``stop``; then stop the dynos, and the services last."""
         await self.supervisor.run(stop)
         await self.supervisor.stop_all(self.options.manager.grace)
-        await self.supervisor.stop_services(grace=10)
+        await self.supervisor.services.stop_all(grace=10)  # last of all
 
 
 async def _answers(client: httpx.AsyncClient) -> bool:

@@ -19,9 +19,11 @@ from corral.config import Settings
 from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime import dyno as dynos
 from corral.runtime import plan
+from corral.runtime.busy import StoreWrites
 from corral.runtime.restart import RestartPolicy
 from corral.store import Store
 from corral.store.models import Dyno
+from corral.store.names import PLATFORM_APP
 
 __all__ = ["ROUTE_SETTLE", "Running", "Units"]
 
@@ -70,6 +72,8 @@ class Units:
         #: Called before a serving web dyno is stopped, so the router stops sending to it.
         self._routes_changed = routes_changed
         self._background: set[asyncio.Task[None]] = set()
+        #: Every row written goes through here: a busy store delays them, never loses them.
+        self.writes = StoreWrites(lambda message: self.log(PLATFORM_APP, "supervisor", message))
 
     def log(self, app: str, unit: str, message: str) -> None:
         """A platform line in the app's log: ``corral[web.1]: message``."""
@@ -107,7 +111,7 @@ class Units:
             since=time.time(),
         )
         if record:
-            self.store.upsert_dyno(row)
+            self.save(row)
         if not checked:
             self.log(spec.app, spec.name, "State changed from starting to up")
         return Running(row, process, popen)
@@ -130,7 +134,22 @@ class Units:
         if state != r.row.state:
             self.log(r.row.app, r.row.name, f"State changed from {r.row.state} to {state}")
         r.row = replace(r.row, state=state, since=time.time(), **changes)  # type: ignore[arg-type]
-        self.store.upsert_dyno(r.row)
+        self.save(r.row)
+
+    def save(self, row: Dyno) -> None:
+        """Record ``row`` in the store, now or (the store busy) as soon as it allows."""
+        self.writes.defer((row.app, row.name, row.pid), self.store.upsert_dyno, row)
+
+    def forget(self, row: Dyno, *, whoever: bool = False) -> None:
+        """Remove ``row``'s unit from the store, unless another process has its name since
+        (with ``whoever``, whichever process the store names)."""
+
+        def delete() -> None:
+            current = {d.name: d for d in self.store.dynos(row.app)}.get(row.name)
+            if current is not None and (whoever or current.pid == row.pid):
+                self.store.delete_dyno(row.app, row.name)
+
+        self.writes.defer((row.app, row.name, row.pid), delete)
 
     def exited(self, r: Running) -> None:
         """Record that ``r`` exited: crashed, with the restart delay its crash count earns."""
@@ -203,9 +222,8 @@ class Units:
             await dynos.stop(r.process, grace, r.popen)
         elif r.popen is not None:
             r.popen.poll()
-        current = {d.name: d for d in self.store.dynos(r.row.app)}.get(r.row.name)
-        if forget and current is not None and current.pid == r.row.pid:
-            self.store.delete_dyno(r.row.app, r.row.name)
+        if forget:
+            self.forget(r.row)
 
     async def drained(self) -> None:
         """Wait until every unit on its way out has stopped."""

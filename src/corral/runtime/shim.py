@@ -13,17 +13,22 @@ leaves when the dyno does.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from corral.exitcodes import shell_status
 from corral.files import atomic_write
 from corral.logfiles import LogFile, format_line, timestamp
+
+#: ``prctl`` option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 def _write(log: LogFile, source: str, dyno: str, text: str) -> None:
@@ -49,6 +54,22 @@ def _write_status(path: Path, status: int) -> None:
     atomic_write(path, json.dumps({"status": status, "at": timestamp()}), mode=0o600)
 
 
+def _dies_with(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child get SIGTERM when the shim dies (Linux only), so a
+    ``kill -9`` of the shim does not leave the dyno serving unseen; the supervisor stops
+    whatever is left of the group all the same (:func:`corral.runtime.dyno.stop_orphans`)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, not in the child
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the shim died before the prctl took hold
+            os._exit(1)
+
+    return preexec
+
+
 def run(command: list[str], log: LogFile, dyno: str, status_file: Path) -> int:
     """Run ``command`` as the dyno; return its exit status (128+N when killed by signal N)."""
     child = subprocess.Popen(
@@ -56,6 +77,7 @@ def run(command: list[str], log: LogFile, dyno: str, status_file: Path) -> int:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=_dies_with(os.getpid()),
     )
     # The group signal reached the dyno too; the shim outlives it to record how it ended.
     signal.signal(signal.SIGTERM, lambda *_: None)

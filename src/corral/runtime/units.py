@@ -122,6 +122,8 @@ class Units:
         if row.pid is not None and row.pid_start_time is not None:
             candidate = dynos.DynoProcess(row.pid, row.pid_start_time)
             process = candidate if candidate.alive() else None
+            if process is None:  # its shim died while the platform was down
+                self._stop_orphans(row, candidate)
         running = Running(row, process)
         if process is None and row.state != "crashed":
             self.exited(running)
@@ -158,6 +160,8 @@ class Units:
             r.popen.wait()
         if r.row.pid is not None:
             status = dynos.recorded_status(self.settings.run_dir, r.row.app, r.row.name, r.row.pid)
+        if r.process is not None:
+            self._stop_orphans(r.row, r.process)
         crashes = self.policy.crashes_after(r.row.restarts, time.monotonic() - r.started)
         delay = self.policy.delay(crashes)
         if status is None:
@@ -165,6 +169,13 @@ class Units:
         self.set_state(r, "crashed", restarts=crashes, next_restart_at=time.time() + delay)
         if delay:
             self.log(r.row.app, r.row.name, f"Restarting in {delay:.0f}s (crash {crashes})")
+
+    def _stop_orphans(self, row: Dyno, process: dynos.DynoProcess) -> None:
+        """A unit whose shim died (``kill -9``) may still run: stopped before it is replaced."""
+        left = dynos.stop_orphans(process)
+        if left:
+            pids = ", ".join(map(str, left))
+            self.log(row.app, row.name, f"Stopped what its shim left running (pids {pids})")
 
     def check_boot(self, r: Running, boot_timeout: float) -> None:
         """Move a ``starting`` unit on: up once it answers HTTP, R10 past the boot timeout."""

@@ -2,8 +2,8 @@
 
 The API writes desired state (apps, releases, config vars, formation, domains, tokens);
 the supervisor reads it and records the dynos it observes. Every process opens its own
-:class:`Store`; inside a process, threads share one write connection behind a lock
-and a pool of read connections (a read never waits for a write). SQLite runs
+:class:`Store`; inside a process, threads share a pool of connections (a read
+never waits for a write). SQLite runs
 in WAL mode with a busy timeout, and every read-modify-write (like allocating the next
 release version) runs in one short ``BEGIN IMMEDIATE`` transaction, so several gunicorn
 workers and the manager can write at once. How config vars and releases relate is told

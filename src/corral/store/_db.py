@@ -1,12 +1,13 @@
 """The store's connections: opening the SQLite file, and short read and write transactions.
 
-Each :class:`Database` object has one connection for writes, shared by its threads behind
-a lock (``check_same_thread=False``), and a small pool of connections for reads, so a
-thread waiting for the write lock never holds up another thread's read: in WAL mode a
-reader sees the last commit whatever a writer is doing. Other processes open their own.
-Writes run in ``BEGIN IMMEDIATE`` so a read-modify-write never races another writer; the
-busy timeout makes writers queue, and a writer still waiting when it ends gets
-:class:`~corral.store.errors.StoreBusy` (the API answers 503, the supervisor retries).
+Each :class:`Database` object keeps a small pool of connections shared by its threads
+(``check_same_thread=False``); a thread takes one for each transaction, so a thread
+waiting for the write lock never holds up another thread's read (in WAL mode a reader
+sees the last commit whatever a writer does) nor the timeout of another's write. Other
+processes open their own. Writes run in ``BEGIN IMMEDIATE`` so a read-modify-write never
+races another writer; the busy timeout makes writers queue, and a writer still waiting
+when it ends gets :class:`~corral.store.errors.StoreBusy` (the API answers 503, the
+supervisor retries later).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from typing import Self
 from corral.store.errors import NotFound, StoreBusy
 from corral.store.schema import migrate
 
-#: Seconds a write waits for another process's write lock before giving up (StoreBusy).
+#: Seconds a write waits for another connection's write lock before giving up (StoreBusy).
 BUSY_TIMEOUT = 5.0
 
 
-def _connect(path: Path, busy_timeout: float, *, reader: bool = False) -> sqlite3.Connection:
+def _connect(path: Path, busy_timeout: float, *, first: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path,
         timeout=busy_timeout,
@@ -35,9 +36,7 @@ def _connect(path: Path, busy_timeout: float, *, reader: bool = False) -> sqlite
     )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    if reader:
-        conn.execute("PRAGMA query_only = ON")
-    else:
+    if first:  # the mode is the file's: the connections opened after it share it
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -68,12 +67,11 @@ class Database:
     ) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
-        self._conn = conn
-        self._lock = threading.RLock()
-        #: Idle read connections; a thread takes one (or opens one) for each read.
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        #: Idle connections; a transaction takes one (or opens one) and gives it back.
+        self._idle = [conn]
+        self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._closed = False
         # Connections inherited across fork are never used or closed in the child:
         # closing one could checkpoint or unlink the WAL under the parent's feet.
         self._inherited: list[sqlite3.Connection] = []
@@ -87,7 +85,7 @@ class Database:
         db_path = Path(path).expanduser()
         db_path.parent.mkdir(parents=True, exist_ok=True)
         with _busy_as_store_busy():
-            conn = _connect(db_path, busy_timeout)
+            conn = _connect(db_path, busy_timeout, first=True)
             try:
                 migrate(conn)
             except BaseException:
@@ -97,12 +95,12 @@ class Database:
 
     def close(self) -> None:
         """Close the connections; the object is unusable afterwards."""
-        with self._lock, self._readers_lock:
+        with self._lock:
+            self._closed = True
             if self._pid == os.getpid():
-                self._conn.close()
-                for reader in self._readers:
-                    reader.close()
-            self._readers = []
+                for conn in self._idle:
+                    conn.close()
+            self._idle = []
 
     def __enter__(self) -> Self:
         return self
@@ -110,52 +108,41 @@ class Database:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._pid != os.getpid():  # forked (e.g. gunicorn --preload): reconnect
-            with self._readers_lock:
-                self._inherited += [self._conn, *self._readers]
-                self._readers = []
-            self._lock = threading.RLock()
-            self._conn = _connect(self.path, self.busy_timeout)
-            self._pid = os.getpid()
-        return self._conn
-
-    def _take_reader(self) -> sqlite3.Connection:
-        self._connection()  # reconnects after a fork first
-        with self._readers_lock:
-            if self._readers:
-                return self._readers.pop()
-        return _connect(self.path, self.busy_timeout, reader=True)
-
-    def _give_back(self, conn: sqlite3.Connection) -> None:
-        with self._readers_lock:
-            if self._pid == os.getpid():
-                self._readers.append(conn)
-                return
-        conn.close()  # opened before a close() or by the parent: not kept
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection of this process for one transaction, given back afterwards."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked (e.g. gunicorn --preload): reconnect
+                self._inherited += self._idle
+                self._idle = []
+                self._pid = os.getpid()
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            with _busy_as_store_busy():
+                conn = _connect(self.path, self.busy_timeout)
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                if self._closed or self._pid != os.getpid():
+                    conn.close()
+                else:
+                    self._idle.append(conn)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for several SELECTs (a deferred transaction, never writing).
-
-        Runs on a read connection of its own: a write waiting for the lock does not delay it.
-        """
-        conn = self._take_reader()
-        try:
-            with _busy_as_store_busy():
-                conn.execute("BEGIN")
-                try:
-                    yield conn
-                finally:
-                    conn.execute("COMMIT")
-        finally:
-            self._give_back(conn)
+        """A consistent snapshot for several SELECTs (a deferred transaction, never writing)."""
+        with self._connection() as conn, _busy_as_store_busy():
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the database's write lock from its first statement."""
-        with self._lock, _busy_as_store_busy():
-            conn = self._connection()
+        with self._connection() as conn, _busy_as_store_busy():
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

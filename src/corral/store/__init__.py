@@ -37,6 +37,7 @@ from corral.store.oneoffs import OneOffsMixin
 from corral.store.overview import AppSummary, OverviewMixin
 from corral.store.releases import ReleasesMixin
 from corral.store.renames import RenamesMixin
+from corral.store.slugs import SlugsMixin
 from corral.store.tokens import TokensMixin
 
 __all__ = [
@@ -73,6 +74,7 @@ class Store(
     OneOffsMixin,
     TokensMixin,
     RenamesMixin,
+    SlugsMixin,
     OverviewMixin,
 ):
     """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""

@@ -45,16 +45,22 @@ class Pruned:
 def prune(settings: Settings, store: Store, app: str, *, env_grace: float = ENV_GRACE) -> Pruned:
     """Remove the slugs of ``app`` and the environments nothing needs (see the module)."""
     slugs = _doomed_slugs(settings, store, app)
-    envs = _doomed_environments(settings, env_grace)
-    freed = 0
-    for path in [*slugs, *envs]:
-        freed += tree_size(path)
-        remove_tree(path)
+    freed = _remove(slugs)
+    envs = _doomed_environments(settings, env_grace)  # once those slugs no longer use them
+    freed += _remove(envs)
     return Pruned(
         [p.name.removeprefix(_REMOVING) for p in slugs],
         [p.name.removeprefix(_REMOVING) for p in envs],
         freed,
     )
+
+
+def _remove(paths: list[Path]) -> int:
+    freed = 0
+    for path in paths:
+        freed += tree_size(path)
+        remove_tree(path)
+    return freed
 
 
 def _doomed_slugs(settings: Settings, store: Store, app: str) -> list[Path]:
@@ -78,6 +84,8 @@ def _used_environments(settings: Settings) -> set[str]:
     """The hashes of the environments the slugs on disk (every app's) run from."""
     used = set()
     for metadata in settings.apps_dir.glob(f"*/slugs/*/{METADATA}"):
+        if metadata.parents[len(METADATA.parts) - 1].name.startswith(_REMOVING):
+            continue
         try:
             used.add(json.loads(metadata.read_text())["env_hash"])
         except (OSError, ValueError, KeyError):

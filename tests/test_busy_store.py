@@ -19,6 +19,7 @@ import pytest
 
 from corral.runtime.busy import Backoff, StoreWrites
 from corral.store import Store, StoreBusy
+from support.cli import corral
 from support.server import Server, git, make_repo
 from support.wait import wait_until
 
@@ -139,10 +140,7 @@ def test_a_store_locked_for_seconds_never_stops_the_platform(server: Server, tmp
         )  # fmt: skip
         for process in dyno:  # the dyno crashes while the store is locked
             os.kill(process.pid, signal.SIGKILL)
-        apps = subprocess.run(
-            [sys.executable, "-m", "corral", "apps"],
-            env=server.env, cwd=tmp_path, capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+        apps = corral("apps", env=server.env, cwd=tmp_path, timeout=30)
         assert apps.returncode == 0 and "steady" in apps.stdout, apps.stderr
         assert time.monotonic() - locked < 4, "a read waited for the lock"
         api_write.join(30)

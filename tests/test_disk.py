@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,7 +20,8 @@ from corral.deploy.disk import disk_use, prune
 from corral.errors import BuildError, UserError
 from corral.files import locked
 from corral.store import Conflict, Dyno, Store
-from support.server import APP, Server, git, make_repo, running_server
+from support.cli import corral
+from support.server import APP, git, make_repo, running_server
 
 WEB = {"web": "gunicorn app:app"}
 
@@ -134,13 +133,6 @@ def test_a_slug_over_the_limit_fails_its_build_saying_size_and_limit(
     assert isinstance(failed.value, UserError)
 
 
-def corral(server: Server, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "corral", *args],
-        cwd=cwd, env=server.env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-
-
 @pytest.mark.slow
 def test_deploys_remove_slugs_past_the_window_and_rollback_says_so(
     tmp_path: Path, corral_home: Path, monkeypatch: pytest.MonkeyPatch
@@ -162,16 +154,18 @@ def test_deploys_remove_slugs_past_the_window_and_rollback_says_so(
         log = server.api.get("/apps/lean/logs", params={"source": "corral"}).text
         assert "Removed 1 slug(s) older than the last 2 releases" in log
 
-        rollback = corral(server, repo, "rollback", "v1", "-a", "lean")
+        rollback = corral("rollback", "v1", "-a", "lean", env=server.env, cwd=repo)
         assert rollback.returncode == 1 and "Traceback" not in rollback.stderr
         assert "The slug of v1 was removed to free disk space" in rollback.stderr
         assert "keeps the slugs of the last 2 releases" in rollback.stderr
 
-        info = corral(server, repo, "apps:info", "-a", "lean")
+        info = corral("apps:info", "-a", "lean", env=server.env, cwd=repo)
         assert info.returncode == 0, info.stderr
         [line] = [line for line in info.stdout.splitlines() if line.startswith("Disk use")]
         assert "slugs" in line and "repository" in line and "logs" in line
-        as_json = json.loads(corral(server, repo, "apps:info", "-a", "lean", "--json").stdout)
+        as_json = json.loads(
+            corral("apps:info", "-a", "lean", "--json", env=server.env, cwd=repo).stdout
+        )
         use = as_json["disk_use"]
         assert set(use) == {"slugs", "repo", "logs", "total"} and use["slugs"] > 0
         assert use["total"] == use["slugs"] + use["repo"] + use["logs"]

@@ -316,7 +316,7 @@ def test_destroy_needs_the_name_typed_then_removes_the_app(
     client: FlaskClient, store: Store, settings: Settings
 ) -> None:
     deployed(store, settings)
-    (settings.apps_dir / "hello").mkdir(parents=True)
+    (settings.apps_dir / "hello").mkdir(parents=True, exist_ok=True)
     for typed in ["", "hell", "HELLO"]:
         page = post(client, "/apps/hello/destroy", confirm=typed)
         assert (

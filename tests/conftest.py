@@ -38,6 +38,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def warm_settings(tmp_path: Path, corral_home: Path) -> Settings:
+    """Settings of a fresh home whose installer cache is the session's warm one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (corral_home / "cache").mkdir(exist_ok=True)
+    (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
+    return Settings.load(home)
+
+
+@pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
     """The real store of that home."""
     with Store.for_settings(settings) as opened:

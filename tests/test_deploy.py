@@ -34,12 +34,8 @@ APP = textwrap.dedent(
 
 
 @pytest.fixture
-def settings(tmp_path: Path, corral_home: Path) -> Settings:
-    home = tmp_path / "home"
-    home.mkdir()
-    (corral_home / "cache").mkdir(exist_ok=True)
-    (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
-    return Settings.load(home)
+def settings(warm_settings: Settings) -> Settings:
+    return warm_settings
 
 
 def source(tmp_path: Path, procfile: str = "web: gunicorn app:app\n", app: str = APP) -> Path:

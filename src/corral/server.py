@@ -31,6 +31,7 @@ from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
 from corral.files import atomic_write
 from corral.homelock import lock_home
+from corral.runtime.cgroups import Hierarchy, base_for_home, detect
 from corral.runtime.logs import recent
 from corral.runtime.services import PORT, ServiceSpec
 from corral.runtime.supervisor import Supervisor, SupervisorOptions
@@ -50,6 +51,8 @@ class ServerOptions:
     host: str = "127.0.0.1"
     workers: int = 2
     manager: SupervisorOptions = field(default_factory=SupervisorOptions)
+    #: Run each dyno in a cgroup with its memory, pids and CPU limits, where the host can.
+    kernel_limits: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,12 +70,14 @@ class Platform:
         self.settings = settings
         self.options = options
         self.store = Store.for_settings(settings, busy_timeout=SUPERVISOR_BUSY_TIMEOUT)
+        cgroups, self.limits_note = _cgroups(settings) if options.kernel_limits else (None, "off")
         self.supervisor = Supervisor(
             settings,
             self.store,
             options.manager,
             services=self._services(),
             platform_hosts=self._platform_hosts(),
+            cgroups=cgroups,
         )
         #: The services this start started (not adopted): what a failed start stops.
         self.started: list[str] = []
@@ -240,7 +245,7 @@ class Platform:
         """Supervise until ``stop``; then stop the dynos, and the services last."""
         await self.supervisor.run(stop)
         await self.supervisor.stop_all(self.options.manager.grace)
-        await self.supervisor.services.stop_all(grace=10)  # last of all
+        await self.supervisor.stop_services(grace=10)
 
 
 async def _answers(client: httpx.AsyncClient) -> bool:
@@ -248,6 +253,29 @@ async def _answers(client: httpx.AsyncClient) -> bool:
         return (await client.get("/api/v1/health")).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def _keep_private(home: Path) -> None:
+    """Close the home to other users (a home made by an older corral may be open)."""
+    if home.stat().st_uid == os.geteuid():
+        home.chmod(0o700)
+    for name in ("corral.db", "corral.db-wal", "corral.db-shm", "admin-token", "dashboard-secret"):
+        with contextlib.suppress(FileNotFoundError):
+            (home / name).chmod(0o600)
+
+
+def _cgroups(settings: Settings) -> tuple[Hierarchy | None, str]:
+    """The host's cgroups if dynos can run in them, and a note saying which or why not."""
+    if os.geteuid() != 0:
+        return None, "off: corral server is not running as root"
+    hierarchy, note = detect()
+    if hierarchy is None:
+        return None, f"off: {note}"
+    try:
+        hierarchy.prepare(base_for_home(settings.home))
+    except OSError as error:
+        return None, f"off: cannot create cgroups ({error.strerror}: {error.filename})"
+    return hierarchy, f"on ({note}: memory, pids and CPU per dyno)"
 
 
 def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
@@ -260,8 +288,12 @@ def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
     # Recorded until the loop takes over: a stop asked for while starting is still a stop.
     asked: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, _: asked.append(signum)) for sig in _STOP}
+    # What the platform writes (store, tokens, routes, logs, slugs) is for its user only;
+    # apps' own processes get the usual 022 back (see the shim).
+    os.umask(0o077)
     try:
         with lock_home(settings.home, settings.run_dir, settings.platform_url):
+            _keep_private(settings.home)
             platform = Platform(settings, options)
             try:
                 asyncio.run(_main(platform, say, asked))
@@ -299,6 +331,7 @@ async def _main(platform: Platform, say, asked: list[int]) -> None:
     settings = platform.settings
     say(f"corral: dashboard and API at {settings.platform_url}/")
     say(f"corral: apps are served at {settings.app_url('<app>')}")
+    say(f"corral: kernel limits {platform.limits_note}")
     if created:
         say(f"corral: admin token written to {platform.token_file} (and to {credentials_path()})")
     else:

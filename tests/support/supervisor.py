@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from corral.config import Settings
 from corral.router.table import load_route_table
+from corral.runtime.cgroups import Hierarchy
 from corral.runtime.restart import RestartPolicy
 from corral.runtime.supervisor import Supervisor, SupervisorOptions
 from corral.store import Store
@@ -29,9 +30,11 @@ _THREADS: list[ManagerThread] = []
 class ManagerThread:
     """Runs a Supervisor's loop in a thread, as `corral server` does in its process."""
 
-    def __init__(self, settings: Settings, options: SupervisorOptions) -> None:
+    def __init__(
+        self, settings: Settings, options: SupervisorOptions, cgroups: Hierarchy | None = None
+    ) -> None:
         self.store = Store.for_settings(settings)
-        self.manager = Supervisor(settings, self.store, options)
+        self.manager = Supervisor(settings, self.store, options, cgroups=cgroups)
         self.loop = asyncio.new_event_loop()
         self.stop = asyncio.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -26,7 +26,13 @@ def _parse_bind(bind: str) -> tuple[str, int]:
 @click.option("--domain", default="localhost", show_default=True, help="Apps are <app>.<domain>.")
 @click.option("--boot-timeout", default=60.0, show_default=True, help="Seconds to pass health.")
 @click.option("--grace", default=30.0, show_default=True, help="Seconds between SIGTERM and KILL.")
-@click.option("--memory-quota", default=512, show_default=True, help="MB per dyno before warnings.")
+@click.option("--memory-quota", default=512, show_default=True, help="MB per dyno (default).")
+@click.option(
+    "--kernel-limits/--no-kernel-limits",
+    default=True,
+    show_default=True,
+    help="As root: a cgroup per dyno holding it to its memory, pids and CPU share.",
+)
 def server(
     home: Path | None,
     bind: str,
@@ -34,6 +40,7 @@ def server(
     boot_timeout: float,
     grace: float,
     memory_quota: int,
+    kernel_limits: bool,
 ) -> None:
     """Run the platform: API and dashboard, supervisor and router, on one port."""
     # imported here: the platform's modules are heavy, and other commands never need them
@@ -48,6 +55,7 @@ def server(
         raise UserError(f"--memory-quota is {memory_quota}; pass a number of MB above 0.")
     options = ServerOptions(
         host=host,
+        kernel_limits=kernel_limits,
         manager=SupervisorOptions(
             boot_timeout=boot_timeout, grace=grace, memory_quota=memory_quota << 20
         ),

@@ -43,7 +43,7 @@ def ensure_repo(settings: Settings, app: str) -> Path:
         ["git", "config", "http.receivepack", "true"], cwd=repo, check=True, capture_output=True
     )
     text = HOOK.format(python=sys.executable, app=app)
-    atomic_write(hook, text, mode=0o755)
+    atomic_write(hook, text, mode=0o700)
     return repo
 
 
@@ -56,7 +56,7 @@ def move_repo(settings: Settings, old: str, new: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     source.rename(target)
     atomic_write(
-        target / "hooks" / "pre-receive", HOOK.format(python=sys.executable, app=new), mode=0o755
+        target / "hooks" / "pre-receive", HOOK.format(python=sys.executable, app=new), mode=0o700
     )
 
 

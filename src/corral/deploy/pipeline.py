@@ -323,6 +323,7 @@ class DeployPipeline:
                 start_new_session=True,
                 text=True,
                 errors="replace",
+                umask=0o022,  # an app's process, not the platform's private files
             )
         except OSError as exc:
             yield f"{command[0]}: {exc.strerror}"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psutil
 
+from corral.runtime.cgroups import Limits
+
 
 @dataclass(frozen=True)
 class DynoSpec:
@@ -31,6 +33,11 @@ class DynoSpec:
     cwd: Path
     env: Mapping[str, str]
     port: int | None = None
+    #: The app's cgroup and the dyno's kernel limits, where the host has cgroups for corral.
+    cgroup: str | None = None
+    limits: Limits | None = None
+    #: The file-creation mask it runs with: the usual for apps, private for the platform.
+    umask: int = 0o022
 
     @property
     def process_type(self) -> str:
@@ -92,6 +99,9 @@ def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, su
             spec.name,
             "--status",
             str(template),
+            "--umask",
+            f"{spec.umask:03o}",
+            *_limit_args(spec),
             "--",
             "/bin/sh",
             "-c",
@@ -106,6 +116,21 @@ def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, su
         close_fds=True,
     )
     return DynoProcess(process.pid, psutil.Process(process.pid).create_time()), process
+
+
+def _limit_args(spec: DynoSpec) -> list[str]:
+    if spec.cgroup is None or spec.limits is None:
+        return []
+    limits = spec.limits
+    return ["--cgroup", spec.cgroup, "--memory", str(limits.memory), "--pids", str(limits.pids)]
+
+
+def oom_killed(run_dir: Path, app: str, dyno: str, pid: int) -> bool:
+    """Whether the shim recorded that the kernel's OOM killer stopped the dyno."""
+    try:
+        return bool(json.loads(status_path(run_dir, app, dyno, pid).read_text())["oom_killed"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return False
 
 
 def recorded_status(run_dir: Path, app: str, dyno: str, pid: int) -> int | None:

@@ -191,6 +191,7 @@ def spawn(spec: OneOffSpec, *, tty: bool, rows: int = 24, cols: int = 80) -> Att
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            umask=0o022,
         )
         pipes = (process.stdin, process.stdout, process.stderr)
         # Raw descriptors from here on: the Popen's file objects must not close them too.
@@ -212,6 +213,7 @@ def spawn(spec: OneOffSpec, *, tty: bool, rows: int = 24, cols: int = 80) -> Att
             stdout=slave,
             stderr=slave,
             pass_fds=(ready_w,),
+            umask=0o022,
         )
     except BaseException:
         os.close(master)

@@ -65,8 +65,10 @@ class ServiceSpec:
     def dyno_spec(self, port: int | None) -> dynos.DynoSpec:
         """The unit to start, with ``port`` put in place of ``{port}``."""
         words = [word.replace(PORT, str(port)) for word in self.command]
+        command = "exec " + shlex.join(words)
+        # the platform's own files (store, slugs, logs) stay private to its user
         return dynos.DynoSpec(
-            PLATFORM_APP, self.name, "exec " + shlex.join(words), self.cwd, self.env, port
+            PLATFORM_APP, self.name, command, self.cwd, self.env, port, umask=0o077
         )
 
 

@@ -19,13 +19,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from corral.exitcodes import shell_status
 from corral.files import atomic_write
 from corral.logfiles import LogFile, format_line, timestamp
+from corral.runtime.cgroups import Group, Limits, detect
 
 #: ``prctl`` option: the signal a process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
@@ -50,19 +53,23 @@ def _pump(stream: IO[bytes], log: LogFile, dyno: str) -> None:
         _write(log, "app", dyno, pending.decode("utf-8", "replace"))
 
 
-def _write_status(path: Path, status: int) -> None:
-    atomic_write(path, json.dumps({"status": status, "at": timestamp()}), mode=0o600)
+def _write_status(path: Path, status: int, oom_killed: bool) -> None:
+    record = {"status": status, "at": timestamp(), "oom_killed": oom_killed}
+    atomic_write(path, json.dumps(record), mode=0o600)
 
 
-def _dies_with(parent: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` making the child get SIGTERM when the shim dies (Linux only), so a
-    ``kill -9`` of the shim does not leave the dyno serving unseen; the supervisor stops
-    whatever is left of the group all the same (:func:`corral.runtime.dyno.stop_orphans`)."""
+def _dies_with(parent: int, group: Group | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` putting the child in ``group`` (if any) and making it get SIGTERM
+    when the shim dies (Linux only), so a ``kill -9`` of the shim does not leave the dyno
+    serving unseen; the supervisor stops whatever is left of the process group all the
+    same (:func:`corral.runtime.dyno.stop_orphans`)."""
     if not sys.platform.startswith("linux"):
-        return None
+        return (lambda: group.add(os.getpid())) if group else None
     libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, not in the child
 
     def preexec() -> None:
+        if group is not None:  # before it runs a line of the app's code; the shim stays out
+            group.add(os.getpid())
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the shim died before the prctl took hold
             os._exit(1)
@@ -70,26 +77,92 @@ def _dies_with(parent: int) -> Callable[[], None] | None:
     return preexec
 
 
-def run(command: list[str], log: LogFile, dyno: str, status_file: Path) -> int:
-    """Run ``command`` as the dyno; return its exit status (128+N when killed by signal N)."""
+def _r15(log: LogFile, dyno: str, limit: int) -> None:
+    message = (
+        f"Error R15 (Memory quota vastly exceeded): the kernel stopped the dyno "
+        f"at its limit of {limit >> 20}M"
+    )
+    _write(log, "corral", dyno, message)
+
+
+def _watch_oom(
+    group: Group, limit: int, log: LogFile, dyno: str, stop: threading.Event, said: threading.Event
+) -> None:
+    # The kernel kills one process at the limit (a gunicorn worker, which the master would
+    # just replace); Heroku's R15 stops the whole dyno, and so does this.
+    while not stop.wait(0.25):
+        if group.oom_kills():
+            _r15(log, dyno, limit)
+            said.set()
+            group.kill()
+            return
+
+
+def run(
+    command: list[str],
+    log: LogFile,
+    dyno: str,
+    status_file: Path,
+    limits: Limited | None = None,
+    umask: int = 0o022,
+) -> int:
+    """Run ``command`` as the dyno; return its exit status (128+N when killed by signal N).
+
+    With ``limits`` the dyno runs in a cgroup of its own, removed once all in it are gone.
+    """
+    group = limits.enter(log, dyno) if limits else None
     child = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        preexec_fn=_dies_with(os.getpid()),
+        umask=umask,
+        preexec_fn=_dies_with(os.getpid(), group),
     )
     # The group signal reached the dyno too; the shim outlives it to record how it ended.
     signal.signal(signal.SIGTERM, lambda *_: None)
     signal.signal(signal.SIGINT, lambda *_: None)
+    stop, said = threading.Event(), threading.Event()
+    if group is not None and limits is not None:
+        watch = (group, limits.limits.memory, log, dyno, stop, said)
+        watcher = threading.Thread(target=_watch_oom, args=watch, daemon=True)
+        watcher.start()
     assert child.stdout is not None
     _pump(child.stdout, log, dyno)
     code = child.wait()
+    oom_killed = False
+    if group is not None and limits is not None:
+        stop.set()
+        watcher.join()
+        oom_killed = group.oom_kills() > 0
+        if oom_killed and not said.is_set():  # one process, killed before the watcher looked
+            _r15(log, dyno, limits.limits.memory)
+        group.kill()  # what the dyno left running dies with it
+        group.remove()
     status = shell_status(code)
     how = f"signal {-code}" if code < 0 else f"status {code}"
     _write(log, "corral", dyno, f"Process exited with {how}")
-    _write_status(status_file, status)
+    _write_status(status_file, status, oom_killed)
     return status
+
+
+@dataclass(frozen=True)
+class Limited:
+    """Where the dyno's cgroup goes (its app's group) and what it may use."""
+
+    parent: str
+    limits: Limits
+
+    def enter(self, log: LogFile, dyno: str) -> Group | None:
+        """Create the dyno's group; say so in its log and run without one if that fails."""
+        hierarchy, why = detect()
+        try:
+            if hierarchy is None:
+                raise OSError(why)
+            return hierarchy.create(f"{self.parent}/{dyno}.{os.getpid()}", self.limits)
+        except OSError as error:
+            _write(log, "corral", dyno, f"Running without kernel limits: {error}")
+            return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, required=True, help="the app's log directory")
     parser.add_argument("--dyno", required=True)
     parser.add_argument("--status", type=Path, required=True)
+    parser.add_argument("--umask", default="022", help="the dyno's file-creation mask, in octal")
+    parser.add_argument("--cgroup", help="the app's cgroup, to run the dyno in a group of its own")
+    parser.add_argument("--memory", type=int, help="with --cgroup: the memory limit in bytes")
+    parser.add_argument("--pids", type=int, default=Limits.pids, help="with --cgroup")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -105,8 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no command given")
     log = LogFile(args.log / f"{args.dyno}.log")
     status = Path(str(args.status).replace("{pid}", str(os.getpid())))
+    limits = None
+    if args.cgroup and args.memory:
+        limits = Limited(args.cgroup, Limits(memory=args.memory, pids=args.pids))
     try:
-        return run(command, log, args.dyno, status)
+        return run(command, log, args.dyno, status, limits, int(args.umask, 8))
     finally:
         log.close()
 

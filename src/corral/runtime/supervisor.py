@@ -14,23 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from corral.builder.slug import load_slug
 from corral.builder.source import remove_tree
 from corral.config import Settings
 from corral.router.table import RouteTable, save_route_table
 from corral.runtime import dyno as dynos
 from corral.runtime import oneoff, plan
-from corral.runtime.environ import base_environ, process_environ
+from corral.runtime.cgroups import Hierarchy, base_for_home
 from corral.runtime.logs import recent
 from corral.runtime.restart import RestartPolicy
 from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release, health_check
 from corral.runtime.services import Services, ServiceSpec, free_port
+from corral.runtime.specs import release_dyno_spec
 from corral.runtime.units import Running, Units
 from corral.store import Store
 from corral.store.models import App, Release
@@ -61,13 +60,14 @@ class Supervisor:
         *,
         services: Sequence[ServiceSpec] = (),
         platform_hosts: Iterable[str] = (),
+        cgroups: Hierarchy | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.options = options
         self.units = Units(
             settings, store, grace=options.grace, policy=options.policy,
-            routes_changed=self.write_routes,
+            routes_changed=self.write_routes, cgroups=cgroups,
         )  # fmt: skip
         self.services = Services(self.units, services, options.boot_timeout)
         #: Host names that reach the API (the ``api`` service) rather than an app.
@@ -143,6 +143,7 @@ class Supervisor:
         await asyncio.gather(*(self.units.stop(r, self.options.grace) for r in running.values()))
         for r in running.values():
             self.units.forget(r.row, whoever=True)
+        self.units.remove_groups(f"{base_for_home(self.settings.home)}/{app}")
 
     async def _renamed(self, old: str, new: str, apps: dict[str, App]) -> None:
         """``apps:rename``: the dynos serving ``old`` serve ``new`` now (the store's rows are
@@ -219,7 +220,8 @@ class Supervisor:
         for name in sorted(set(running) - wanted):
             self.units.drain(running.pop(name))
         for name, r in list(running.items()):
-            if r.row.state == "crashed" and plan.due_for_restart(r.row.next_restart_at, now):
+            due = plan.due_for_restart(r.row.next_restart_at, now)
+            if r.row.state == "crashed" and due and r.exited():
                 running[name] = self._start(app, name, release, restarts=r.row.restarts)
             elif r.row.state == "starting":
                 self.units.check_boot(r, self.options.boot_timeout)
@@ -325,21 +327,9 @@ class Supervisor:
     # -- single dynos ---------------------------------------------------------------
 
     def _spec(self, app: str, name: str, release: Release, port: int | None) -> dynos.DynoSpec:
-        slug = load_slug(release.slug_path)
         quota = self.quota(self.store.get_app(app))
-        env = process_environ(
-            slug,
-            base={
-                **base_environ(),
-                "WEB_CONCURRENCY": str(plan.web_concurrency(quota, os.cpu_count() or 1)),
-            },
-            config=release.config,
-            port=port,
-            dyno=name,
-            runtime_dir=self.settings.run_dir / "dynos" / app / name,
-        )
-        command = release.process_types[plan.process_type(name)]
-        return dynos.DynoSpec(app, name, command, release.slug_path, env, port)
+        limited = self.units.cgroups is not None
+        return release_dyno_spec(self.settings, release, name, port, quota, kernel_limits=limited)
 
     @staticmethod
     def _port_for(name: str) -> int | None:
@@ -360,8 +350,13 @@ class Supervisor:
             *(self.units.stop(r, grace) for r in everything), oneoff.stop_all(self.store, grace)
         )
         await self.units.drained()  # dynos already on their way out
+        self.units.remove_groups(base_for_home(self.settings.home))
         self.dynos.clear()
         self.rollouts.clear()
+
+    async def stop_services(self, grace: float) -> None:
+        """Stop the platform's own services, last of all in a clean shutdown."""
+        await self.services.stop_all(grace)
 
     # -- memory and routes ----------------------------------------------------------
 

@@ -20,6 +20,7 @@ from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime import dyno as dynos
 from corral.runtime import plan
 from corral.runtime.busy import StoreWrites
+from corral.runtime.cgroups import Hierarchy
 from corral.runtime.restart import RestartPolicy
 from corral.store import Store
 from corral.store.models import Dyno
@@ -43,6 +44,8 @@ class Running:
     memory_warned: bool = False
     #: A health check of this unit is in flight (one at a time: sync workers queue them).
     probing: bool = False
+    #: The kernel holds it to its memory limit (a cgroup): no polling needed.
+    kernel_limited: bool = False
 
     def exited(self) -> bool:
         """Whether the unit's shim is gone."""
@@ -64,6 +67,7 @@ class Units:
         grace: float,
         policy: RestartPolicy,
         routes_changed: Callable[[], None] = lambda: None,
+        cgroups: Hierarchy | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -74,6 +78,8 @@ class Units:
         self._background: set[asyncio.Task[None]] = set()
         #: Every row written goes through here: a busy store delays them, never loses them.
         self.writes = StoreWrites(lambda message: self.log(PLATFORM_APP, "supervisor", message))
+        #: The host's cgroups, when dynos run with kernel limits.
+        self.cgroups = cgroups
 
     def log(self, app: str, unit: str, message: str) -> None:
         """A platform line in the app's log: ``corral[web.1]: message``."""
@@ -97,6 +103,7 @@ class Units:
         """
         checked = spec.port is not None if health_checked is None else health_checked
         self.log(spec.app, spec.name, f"Starting process with command `{spec.command}`")
+        limited = self._prepare_group(spec)
         process, popen = dynos.start(spec, self.settings.logs_dir(spec.app), self.settings.run_dir)
         row = Dyno(
             app=spec.app,
@@ -114,7 +121,23 @@ class Units:
             self.save(row)
         if not checked:
             self.log(spec.app, spec.name, "State changed from starting to up")
-        return Running(row, process, popen)
+        return Running(row, process, popen, kernel_limited=limited)
+
+    def _prepare_group(self, spec: dynos.DynoSpec) -> bool:
+        if self.cgroups is None or spec.cgroup is None:
+            return False
+        try:
+            self.cgroups.prepare(spec.cgroup)
+        except OSError as error:  # the shim says so in the dyno's log, and runs it anyway
+            self.log(spec.app, spec.name, f"Cannot prepare the app's cgroup: {error}")
+            return False
+        return True
+
+    def remove_groups(self, cgroup: str) -> None:
+        """Remove the cgroups under ``cgroup`` that no process is in (an app's once its dynos
+        are gone; the platform's at a clean stop)."""
+        if self.cgroups is not None:
+            self.cgroups.remove_empty(cgroup)
 
     def adopt(self, row: Dyno) -> Running:
         """The unit ``row`` describes, taken over if its process still runs."""
@@ -124,7 +147,7 @@ class Units:
             process = candidate if candidate.alive() else None
             if process is None:  # its shim died while the platform was down
                 self._stop_orphans(row, candidate)
-        running = Running(row, process)
+        running = Running(row, process, kernel_limited=self.cgroups is not None)
         if process is None and row.state != "crashed":
             self.exited(running)
         elif process is not None:
@@ -198,14 +221,15 @@ class Units:
 
     def check_memory(self, r: Running, quota: int) -> None:
         """Warn (R14) once when a serving unit passes ``quota`` bytes; restart it (R15) far past."""
-        if r.process is None or r.row.state != "up":
+        if r.process is None or r.row.state != "up" or r.kernel_limited:
             return
         used = r.process.memory()
         verdict = plan.memory_verdict(used, quota, warned=r.memory_warned)
         if verdict == "restart":
             message = f"Error R15 (Memory quota vastly exceeded): {used >> 20}M, restarting"
             self.log(r.row.app, r.row.name, message)
-            self.drain(r)
+            # at once: a copy in its grace period beside its replacement doubles the memory
+            self.drain(r, grace=0)
             self.set_state(r, "crashed", next_restart_at=time.time())
         elif verdict == "warn":
             message = f"Error R14 (Memory quota exceeded): {used >> 20}M of {quota >> 20}M"

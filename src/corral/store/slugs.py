@@ -36,8 +36,3 @@ class SlugsMixin(Database):
         with self._write() as conn:
             rows = conn.execute(_KEPT, {"app": app, "keep": keep}).fetchall()
             yield {row["slug_path"] for row in rows}
-
-    def slug_paths(self) -> set[str]:
-        """The slug path of every release of every app (what environments may be used by)."""
-        with self._read() as conn:
-            return {row[0] for row in conn.execute("SELECT DISTINCT slug_path FROM releases")}

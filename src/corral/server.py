@@ -39,6 +39,10 @@ from corral.runtime.units import Running
 from corral.store import Store
 from corral.store.names import PLATFORM_APP
 
+#: Seconds a write of the supervisor waits for the store's lock before it is put off to a
+#: later tick: the loop stalls no longer than this while another process holds the lock.
+SUPERVISOR_BUSY_TIMEOUT = 1.0
+
 
 @dataclass(frozen=True)
 class ServerOptions:
@@ -69,7 +73,7 @@ class Platform:
     def __init__(self, settings: Settings, options: ServerOptions) -> None:
         self.settings = settings
         self.options = options
-        self.store = Store.for_settings(settings)
+        self.store = Store.for_settings(settings, busy_timeout=SUPERVISOR_BUSY_TIMEOUT)
         cgroups, self.limits_note = _cgroups(settings) if options.kernel_limits else (None, "off")
         self.supervisor = Supervisor(
             settings,

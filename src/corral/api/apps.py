@@ -19,6 +19,7 @@ from corral.api.formation import dyno_json
 from corral.api.objects import app_json, domain_json, formation_json, json_body, release_json
 from corral.api.rename import rename_app
 from corral.builder.source import remove_tree
+from corral.deploy.disk import disk_use
 from corral.store import App, Conflict
 
 __all__ = ["apps_blueprint", "destroy_app"]
@@ -57,6 +58,7 @@ def show_app(app: str) -> ResponseReturnValue:
     body["formation"] = [formation_json(entry, release) for entry in store.formation(app)]
     body["dynos"] = [dyno_json(dyno) for dyno in store.dynos(app)]
     body["domains"] = [domain_json(domain) for domain in store.domains(app)]
+    body["disk_use"] = disk_use(context.settings(), app)
     return jsonify(body)
 
 

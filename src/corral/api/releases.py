@@ -75,5 +75,5 @@ def rollback(app: str) -> ResponseReturnValue:
     version = None if raw is None else _version(raw)
     if raw is not None and version is None:
         raise BadRequest(f'"version" must be a release number such as 3, not {raw!r}.')
-    release = context.store().rollback(app, version)
+    release = context.store().rollback(app, version, keep=context.settings().keep_releases)
     return jsonify(release_json(release)), 201

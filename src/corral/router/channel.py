@@ -161,6 +161,10 @@ class Channel(asyncio.Protocol):
         """The other side closed (sent EOF, or the connection was lost)."""
         return self._eof
 
+    def has_unread(self) -> bool:
+        """Bytes have arrived that no read has taken yet."""
+        return bool(self._buffer)
+
     def at_eof(self) -> bool:
         """The other side closed and everything it sent has been read."""
         return self._eof and not self._buffer

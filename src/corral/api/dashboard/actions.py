@@ -97,7 +97,7 @@ def rollback(app: str) -> ResponseReturnValue:
     def action() -> str:
         if not raw.isdigit():
             raise UserError(f"Pick the release to roll back to, such as v3, not {raw!r}.")
-        release = context.store().rollback(app, int(raw))
+        release = context.store().rollback(app, int(raw), keep=context.settings().keep_releases)
         return (
             f"Rolling back to v{raw}: {release.name} is rolling out; the current release "
             "serves until it starts."

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 
 from corral.api import context
 from corral.api.errors import BadRequest
-from corral.api.objects import slug_freeze
+from corral.api.objects import slug_freeze, whole_number
 from corral.logfiles import MAX_LOG_LINES
 from corral.runtime.logs import follow, recent
 from corral.store import NotFound
@@ -22,13 +22,26 @@ __all__ = ["logs_blueprint"]
 logs_blueprint = Blueprint("logs", __name__)
 
 
+#: The spellings of ``tail`` (a flag): on, and off.
+TAIL_ON = ("1", "true", "yes")
+TAIL_OFF = ("0", "false", "no")
+
+
 def _lines_arg() -> int:
     raw = request.args.get("n", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG_LINES:
+    n = whole_number(raw)
+    if n is None or not 1 <= n <= MAX_LOG_LINES:
         raise BadRequest(
             f"n must be a whole number of lines from 1 to {MAX_LOG_LINES}, not {raw!r}."
         )
-    return int(raw)
+    return n
+
+
+def _tail_arg() -> bool:
+    raw = request.args.get("tail", "0")
+    if raw not in TAIL_ON + TAIL_OFF:
+        raise BadRequest(f"tail must be 1 (stream new lines) or 0, not {raw!r}.")
+    return raw in TAIL_ON
 
 
 def _client_gone(environ: dict[str, Any]) -> bool:
@@ -54,7 +67,7 @@ def logs(app: str) -> ResponseReturnValue:
     n = _lines_arg()
     source = request.args.get("source") or None
     dyno = request.args.get("dyno") or None
-    tail = request.args.get("tail", "").lower() in ("1", "true", "yes")
+    tail = _tail_arg()
     log_dir = context.settings().logs_dir(app)
     if not tail:
         lines = recent(log_dir, n, source=source, dyno=dyno)

@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.dashboard.blueprint import dashboard_blueprint
 from corral.api.logs import _client_gone
+from corral.api.objects import whole_number
 from corral.logfiles import LogLine
 from corral.runtime.logs import follow, recent
 
@@ -30,8 +31,8 @@ def _event(line: LogLine) -> str:
 
 
 def _backlog_size() -> int:
-    raw = request.args.get("backlog", "0")
-    return min(int(raw), CATCH_UP_LINES) if raw.isdigit() else 0
+    size = whole_number(request.args.get("backlog", "0"))
+    return 0 if size is None else min(size, CATCH_UP_LINES)
 
 
 @dashboard_blueprint.get("/apps/<app>/logs/stream")

@@ -18,7 +18,6 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.errors import BadRequest, Unavailable
 from corral.api.objects import build_json, command_field, json_body
-from corral.api.oneoffs import release_to_run
 
 __all__ = ["BuildsAndRuns", "deploys_blueprint"]
 
@@ -79,5 +78,5 @@ def run(app: str) -> ResponseReturnValue:
     """Run a one-off command in the current release, streaming its output."""
     command = command_field(json_body().get("command"))
     pipeline = _pipeline()
-    release_to_run(context.store(), app)
+    context.store().get_app(app)
     return _streamed(iter(pipeline.run(app, command)))

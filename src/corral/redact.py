@@ -31,6 +31,8 @@ _ENDINGS = (
 )  # fmt: skip
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _SEPARATORS = re.compile(r"([&;])")
+#: What a value holding a URL or a query has, encoded or not (most values have none).
+_NESTED = re.compile(r"[%?=@#&;]")
 #: How deep a URL inside a parameter's value (``?next=/x?token=...``) is looked into.
 _MAX_DEPTH = 3
 
@@ -81,7 +83,7 @@ def _redact_query(query: str, depth: int) -> str:
             continue
         if is_credential_name(name):
             parts[index] = f"{name}={REDACTED}"
-        elif depth > 1 and value:
+        elif depth > 1 and _NESTED.search(value):
             # a URL or a query with a credential, passed as a value (``?next=/x?token=...``)
             decoded = unquote_plus(value)
             inner = _redact(decoded, depth - 1)

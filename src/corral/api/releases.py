@@ -20,6 +20,14 @@ releases_blueprint = Blueprint("releases", __name__)
 _NUMBERED = re.compile(r"v?-?[0-9]+")
 
 
+def _numbered(value: object) -> bool:
+    """Whether ``value`` is written as a release number (``3``, ``"v3"``, ``-1``), one that
+    some release could have or not."""
+    if isinstance(value, str):
+        return _NUMBERED.fullmatch(value) is not None
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _no_such_release(app: str, version: object) -> NotFound:
     """A number that is no release of ``app`` (none has 0, -1 or more than 2**63 - 1)."""
     context.store().get_app(app)  # no such app says so first
@@ -38,7 +46,7 @@ def _release(app: str, version: str) -> Release:
     number = release_number(version)
     if number is not None:
         return context.store().release(app, number)
-    if _NUMBERED.fullmatch(version):
+    if _numbered(version):
         raise _no_such_release(app, version)
     context.store().get_app(app)
     raise NotFound(f"{version!r} is not a release of {app}; give a version such as 3 or v3.")
@@ -75,9 +83,7 @@ def rollback(app: str) -> ResponseReturnValue:
     raw = json_body().get("version")
     version = None if raw is None else release_number(raw)
     if raw is not None and version is None:
-        if (isinstance(raw, int) and not isinstance(raw, bool)) or (
-            isinstance(raw, str) and _NUMBERED.fullmatch(raw)
-        ):
+        if _numbered(raw):
             raise _no_such_release(app, raw)
         raise BadRequest(f'"version" must be a release number such as 3, not {raw!r}.')
     release = context.store().rollback(app, version)

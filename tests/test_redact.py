@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corral.redact import REDACTED, is_credential_name, redact_url
+from corral.redact import REDACTED, is_credential_name, redact_text, redact_url
 
 SECRET = "s3cr3tVALUE"
 
@@ -90,3 +90,9 @@ def test_any_text_comes_back_as_text_and_redacting_twice_changes_nothing(text: s
     once = redact_url(text)
     assert isinstance(once, str)
     assert redact_url(once) == once
+
+
+def test_a_log_message_quoting_a_request_line_is_redacted() -> None:
+    message = "Invalid request from ip=127.0.0.1: Invalid HTTP request line: 'GET /x?token=S'"
+    assert redact_text(message) == message.replace("token=S'", "token=REDACTED")
+    assert redact_text("Booting worker with pid: 12") == "Booting worker with pid: 12"

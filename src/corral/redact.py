@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_plus
 
-__all__ = ["REDACTED", "is_credential_name", "redact_url"]
+__all__ = ["REDACTED", "is_credential_name", "redact_text", "redact_url"]
 
 #: What a credential's value is replaced with.
 REDACTED = "REDACTED"
@@ -47,6 +47,14 @@ def redact_url(url: str) -> str:
     """``url`` (a request target, ``/path?query``, or an absolute URL) with its credentials
     replaced by ``REDACTED``; everything else is kept as it was."""
     return _redact(url, _MAX_DEPTH)
+
+
+def redact_text(text: str) -> str:
+    """``text`` (a log message quoting a request line or a URL) with each space-separated
+    word redacted as :func:`redact_url` does."""
+    if "?" not in text and "@" not in text and "#" not in text:
+        return text
+    return " ".join(_redact(word, _MAX_DEPTH) for word in text.split(" "))
 
 
 def _redact(url: str, depth: int) -> str:

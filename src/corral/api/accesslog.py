@@ -4,24 +4,40 @@ gunicorn's ``access_log_format`` can only pick fields, not change them, so ``cor
 server`` runs the API with ``--logger-class corral.api.accesslog.RedactingLogger``: a
 token a client put in a query string (``?token=...``), in a Referer, or as a URL's
 userinfo is logged as ``REDACTED``; and the HTTP Basic user (git's, which may be a
-token) is not logged at all.
+token) is not logged at all. gunicorn's error log quotes request lines it could not
+parse ("Invalid request from ..."), so its messages are redacted too.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gunicorn.glogging import Logger
 
-from corral.redact import redact_url
+from corral.redact import redact_text, redact_url
 
 __all__ = ["RedactingLogger"]
 
 _SECRET_HEADERS = frozenset({"{authorization}i", "{cookie}i", "{proxy-authorization}i"})
 
 
+def _redact_record(record: logging.LogRecord) -> bool:
+    text = record.getMessage()
+    redacted = redact_text(text)
+    if redacted != text:
+        record.msg, record.args = redacted, ()
+    return True
+
+
 class RedactingLogger(Logger):
     """gunicorn's logger, with the request line, query, Referer and user redacted."""
+
+    def setup(self, cfg: Any) -> None:
+        """gunicorn's setup, and a filter on the error log redacting every message."""
+        super().setup(cfg)
+        if _redact_record not in self.error_log.filters:
+            self.error_log.addFilter(_redact_record)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict:
         """The fields an access log line may use, none holding a credential."""

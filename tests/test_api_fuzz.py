@@ -68,3 +68,6 @@ def test_the_api_does_what_its_openapi_document_says(server: Server, tmp_path: P
     assert tested and operations, report
     assert int(tested.group(1)) == int(operations.group(2)) - 1, report  # all but the WebSocket
     assert not re.search(r"\b[1-9]\d* (failures?|errors?)\b", report), report
+    # and no bug behind any answer: the API logs each 500 it gives as "unexpected error"
+    api_log = (server.home / "logs" / "corral" / "api.log").read_text()
+    assert "unexpected error" not in api_log

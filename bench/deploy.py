@@ -8,6 +8,10 @@ serves the new code (medians over ``--runs``; first deploys each use a new app, 
 they include building a new environment from a warm cache). Then it keeps a request
 loop running through the router during ``--redeploys`` code-only redeploys and counts
 failed requests (the target is 0).
+
+As root, where the host has cgroups, the server runs each dyno with kernel limits; the
+bench then also times code-only redeploys on a second server started with
+``--no-kernel-limits``, in the same run, and prints the ratio (target: under 1.10).
 """
 
 from __future__ import annotations
@@ -52,13 +56,13 @@ def git(repo: Path, *args: str) -> None:
 class Bench:
     """A `corral server` in a temporary home, and helpers to push to it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *flags: str) -> None:
         self.root = root
         self.port = free_port()
         env = {**os.environ, "CORRAL_CREDENTIALS": str(root / "credentials.json")}
         self.server = subprocess.Popen(
             [sys.executable, "-m", "corral", "server", "--home", str(root / "home"),
-             "--bind", f"127.0.0.1:{self.port}", "--grace", "5"],
+             "--bind", f"127.0.0.1:{self.port}", "--grace", "5", *flags],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
@@ -160,6 +164,7 @@ def main() -> None:
             thread.join()
         finally:
             bench.close()
+    unlimited = _redeploys_without_kernel_limits(args.runs) if os.geteuid() == 0 else []
     failed = [r for r in results if r != 200]
     print(f"corral deploy benchmark (git push -> served through the router), {args.runs} runs")
     print(
@@ -173,6 +178,25 @@ def main() -> None:
     loaded = statistics.median(under_load)
     print(f"  {args.redeploys} redeploys under load       median {loaded:5.2f} s")
     print(f"  requests during them                 {len(results)} sent, {len(failed)} failed")
+    if unlimited:
+        off = statistics.median(unlimited)
+        on = statistics.median(redeploy)
+        print(
+            f"  code-only redeploy, kernel limits off median {off:5.2f} s"
+            f"   (on/off ratio {on / off:.2f})"
+        )
+
+
+def _redeploys_without_kernel_limits(runs: int) -> list[float]:
+    """Code-only redeploys on a second server whose dynos run without cgroups."""
+    with tempfile.TemporaryDirectory(prefix="corral-bench-deploy-off-") as tmp:
+        bench = Bench(Path(tmp), "--no-kernel-limits")
+        try:
+            repo = bench.new_app("redeploy")
+            bench.push_until_served(repo, "r0")
+            return [bench.push_until_served(repo, f"r{i + 1}") for i in range(runs)]
+        finally:
+            bench.close()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Router benchmark: a gunicorn dyno served direct vs through the router, in the same run.
 
 Run: ``.venv/bin/python bench/router.py [--runs 5] [--connections 32] [--requests 20000]
-[--worker-class sync|gthread] [--close]``. It starts a hello-world WSGI app under ``gunicorn -w 2``
-(gunicorn comes from corral's ``test`` extra), the router as its own process
+[--worker-class sync|gthread] [--close] [--body BYTES]``. It starts a hello-world WSGI app
+under ``gunicorn -w 2`` (gunicorn comes from corral's ``test`` extra), the router as its own process
 (``python -m corral.router``) in front of it, and each load run in a process of its own.
 
 Two phases, direct and routed runs alternating in each, figures the medians of ``--runs``
@@ -45,6 +45,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src"
 APP = """
 def app(environ, start_response):
+    environ["wsgi.input"].read()
     body = b"Hello, world!\\n"
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
@@ -177,7 +178,12 @@ async def _pace(
 
 def _loadgen(spec: dict) -> dict:
     close = "Connection: close\r\n" if spec["close"] else ""
-    request = f"GET / HTTP/1.1\r\nHost: {spec['host']}\r\n{close}\r\n".encode()
+    if spec["body"]:
+        length = f"Content-Length: {spec['body']}\r\n"
+        request = f"POST / HTTP/1.1\r\nHost: {spec['host']}\r\n{close}{length}\r\n".encode()
+        request += b"x" * spec["body"]
+    else:
+        request = f"GET / HTTP/1.1\r\nHost: {spec['host']}\r\n{close}\r\n".encode()
     port, connections = spec["port"], spec["connections"]
     if spec["rate"]:
         load = _pace(port, request, connections, spec["rate"], spec["requests"], spec["seconds"])
@@ -232,11 +238,17 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _run_load(
-    port: int, connections: int, requests: int, seconds: float, rate: float, close: bool
+    port: int,
+    connections: int,
+    requests: int,
+    seconds: float,
+    rate: float,
+    close: bool,
+    body: int = 0,
 ) -> dict:
     """One load run in a fresh process (``rate`` 0: saturation, else paced at ``rate``/s)."""
     spec = {"port": port, "host": "hello.localhost", "connections": connections}
-    spec |= {"requests": requests, "seconds": seconds, "rate": rate, "close": close}
+    spec |= {"requests": requests, "seconds": seconds, "rate": rate, "close": close, "body": body}
     command = [sys.executable, __file__, "--loadgen", json.dumps(spec)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     if result.returncode != 0:
@@ -290,6 +302,7 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=5.0, help="per paced run")
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
     parser.add_argument("--close", action="store_true", help="a new connection per request")
+    parser.add_argument("--body", type=int, default=0, help="POST bodies of BYTES (0: GET)")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
@@ -321,13 +334,14 @@ def main() -> None:
             _wait_port(dyno_port, processes[0])
             _wait_port(router_port, processes[1])
             targets = {"direct": dyno_port, "router": router_port}
-            _run_load(router_port, args.connections, 2000, args.seconds, 0, args.close)  # warm-up
+            warm = (router_port, args.connections, 2000, args.seconds, 0, args.close, args.body)
+            _run_load(*warm)
             saturation = _phase(
                 "saturation",
                 targets,
                 args.runs,
                 lambda port: _run_load(
-                    port, args.connections, args.requests, args.seconds, 0, args.close
+                    port, args.connections, args.requests, args.seconds, 0, args.close, args.body
                 ),
             )
             rate = args.paced_load * _median(saturation, "direct", "rps")
@@ -336,7 +350,13 @@ def main() -> None:
                 targets,
                 args.runs,
                 lambda port: _run_load(
-                    port, args.connections, args.requests, args.paced_seconds, rate, args.close
+                    port,
+                    args.connections,
+                    args.requests,
+                    args.paced_seconds,
+                    rate,
+                    args.close,
+                    args.body,
                 ),
             )
         finally:
@@ -348,7 +368,8 @@ def main() -> None:
 
     ratio = _median(saturation, "router", "rps") / _median(saturation, "direct", "rps")
     print(
-        f"\ngunicorn -w 2 -k {args.worker_class}{', --close' if args.close else ''}, "
+        f"\ngunicorn -w 2 -k {args.worker_class}{', --close' if args.close else ''}"
+        f"{f', POST {args.body} bytes' if args.body else ''}, "
         f"medians of {args.runs} runs per side, "
         f"load average {load_before} before, {_load_average()} after (1/5/15 min)"
     )

@@ -36,6 +36,8 @@ def flash_of(html: str) -> str:
 def deployed(store: Store, settings: Settings, types=TWO) -> None:
     store.create_app("hello")
     slugs = settings.slugs_dir("hello")
+    for name in ("s1", "s2"):  # on disk, as a build leaves them (a rollback checks)
+        (slugs / name).mkdir(parents=True)
     store.create_release("hello", "s1", slugs / "s1", types, "Deploy abc123")
     store.create_release("hello", "s2", slugs / "s2", types, "Deploy def456")
 
@@ -314,7 +316,7 @@ def test_destroy_needs_the_name_typed_then_removes_the_app(
     client: FlaskClient, store: Store, settings: Settings
 ) -> None:
     deployed(store, settings)
-    (settings.apps_dir / "hello").mkdir(parents=True)
+    (settings.apps_dir / "hello").mkdir(parents=True, exist_ok=True)
     for typed in ["", "hell", "HELLO"]:
         page = post(client, "/apps/hello/destroy", confirm=typed)
         assert (

@@ -14,6 +14,12 @@ from pathlib import Path
 from corral.errors import UserError
 
 DEFAULT_HOME = Path.home() / ".local" / "share" / "corral"
+#: Releases whose slugs are kept for rollbacks, by default: corral removes the rest. Heroku
+#: keeps every release's record but rolls back only to slugs it still has; ten covers the
+#: "undo the last few deploys" a rollback is for, at a bounded cost in disk.
+KEEP_RELEASES = 10
+#: The largest slug a build may make, by default: Heroku's limit (500 MB).
+SLUG_MAX_MB = 500
 
 
 def _running_python() -> str:
@@ -26,11 +32,9 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _megabytes(text: str) -> int:
+def _positive(text: str, name: str, example: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise UserError(
-            f"$CORRAL_MEMORY_QUOTA_MB is {text!r}; set it to a number of MB such as 512."
-        )
+        raise UserError(f"${name} is {text!r}; set it to {example}.")
     return int(text)
 
 
@@ -50,6 +54,11 @@ class Settings:
     #: MB per dyno of an app that sets no quota: the server hands its ``--memory-quota`` to
     #: the API as ``$CORRAL_MEMORY_QUOTA_MB``, so ``ps:memory`` can say the number in force.
     memory_quota_mb: int = 512
+    #: Slugs of this many newest releases of each app stay on disk for rollbacks
+    #: (``$CORRAL_KEEP_RELEASES``); older ones are removed after each deploy.
+    keep_releases: int = KEEP_RELEASES
+    #: A build whose slug (source plus its environment) is larger fails (``$CORRAL_SLUG_MAX_MB``).
+    slug_max_mb: int = SLUG_MAX_MB
 
     @classmethod
     def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
@@ -62,7 +71,21 @@ class Settings:
             pyenv_root=Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv"),
             domain=env.get("CORRAL_DOMAIN") or "localhost",
             router_port=_port(env.get("CORRAL_ROUTER_PORT") or "8080"),
-            memory_quota_mb=_megabytes(env.get("CORRAL_MEMORY_QUOTA_MB") or "512"),
+            memory_quota_mb=_positive(
+                env.get("CORRAL_MEMORY_QUOTA_MB") or "512",
+                "CORRAL_MEMORY_QUOTA_MB",
+                "a number of MB such as 512",
+            ),
+            keep_releases=_positive(
+                env.get("CORRAL_KEEP_RELEASES") or str(KEEP_RELEASES),
+                "CORRAL_KEEP_RELEASES",
+                "a number of releases such as 10",
+            ),
+            slug_max_mb=_positive(
+                env.get("CORRAL_SLUG_MAX_MB") or str(SLUG_MAX_MB),
+                "CORRAL_SLUG_MAX_MB",
+                "a number of MB such as 500",
+            ),
         )
 
     @property

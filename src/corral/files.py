@@ -1,16 +1,37 @@
-"""Replacing a file atomically, so a reader sees the old content or the new, never half.
+"""Replacing a file atomically, so a reader sees the old content or the new, never half;
+and holding a lock file, so processes take turns.
 
 The platform's small state files (route table, a dyno's exit status, an environment's
-marker, credentials, hooks) are all written this way.
+marker, credentials, hooks) are all written this way; deploys, build slots and
+environments are guarded by :func:`locked`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "locked"]
+
+
+@contextmanager
+def locked(path: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path``; yields False when ``blocking`` is off and it is taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o600) -> None:

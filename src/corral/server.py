@@ -39,6 +39,10 @@ from corral.runtime.units import Running
 from corral.store import Store
 from corral.store.names import PLATFORM_APP
 
+#: Seconds a write of the supervisor waits for the store's lock before it is put off to a
+#: later tick: the loop stalls no longer than this while another process holds the lock.
+SUPERVISOR_BUSY_TIMEOUT = 1.0
+
 
 @dataclass(frozen=True)
 class ServerOptions:
@@ -49,6 +53,10 @@ class ServerOptions:
     manager: SupervisorOptions = field(default_factory=SupervisorOptions)
     #: Run each dyno in a cgroup with its memory, pids and CPU limits, where the host can.
     kernel_limits: bool = True
+    #: The largest request body the router takes, in MB (413 beyond).
+    max_body_mb: int = 512
+    #: Connections one client address may hold open at the router (0: no cap).
+    client_connections: int = 256
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ class Platform:
     def __init__(self, settings: Settings, options: ServerOptions) -> None:
         self.settings = settings
         self.options = options
-        self.store = Store.for_settings(settings)
+        self.store = Store.for_settings(settings, busy_timeout=SUPERVISOR_BUSY_TIMEOUT)
         cgroups, self.limits_note = _cgroups(settings) if options.kernel_limits else (None, "off")
         self.supervisor = Supervisor(
             settings,
@@ -122,6 +130,9 @@ class Platform:
                     "--bind", f"{self.options.host}:{self.settings.router_port}",
                     "--domain", self.settings.domain,
                     "--logs", str(self.settings.home / "logs"),
+                    "--max-body", str(self.options.max_body_mb),
+                    "--client-connections", str(self.options.client_connections),
+                    "--body-dir", str(self.settings.run_dir / "router-bodies"),
                 ),
                 home,
                 env,

@@ -26,6 +26,7 @@ from corral.api.objects import (
 )
 from corral.api.rename import rename_app
 from corral.builder.source import remove_tree
+from corral.deploy.disk import disk_use
 from corral.store import App, Conflict
 
 __all__ = ["apps_blueprint", "destroy_app"]
@@ -64,6 +65,7 @@ def show_app(app: str) -> ResponseReturnValue:
     body["formation"] = [formation_json(entry, release) for entry in store.formation(app)]
     body["dynos"] = [dyno_json(dyno) for dyno in store.dynos(app)]
     body["domains"] = [domain_json(domain) for domain in store.domains(app)]
+    body["disk_use"] = disk_use(context.settings(), app)
     return jsonify(body)
 
 

@@ -1,6 +1,7 @@
 """The API's errors: every failure under ``/api`` answers JSON ``{"id", "message"}``.
 
-User errors carry their HTTP status (``http_status``; plain :class:`UserError` is 400);
+User errors carry their HTTP status (``http_status``; plain :class:`UserError` is 400), and
+a ``Retry-After`` when they say when to try again (a busy store: 503);
 HTTP errors raised by Flask (unknown route, wrong method, body too large) keep theirs;
 anything else is a bug: 500 with a generic message, the traceback only in the server log.
 Outside ``/api`` (the git endpoint) user errors answer one line of plain text.
@@ -64,8 +65,13 @@ def _is_api() -> bool:
 def _user_error(exc: UserError) -> Response:
     status = getattr(exc, "http_status", 400)
     if not _is_api():
-        return Response(exc.message + "\n", status=status, mimetype="text/plain")
-    return error_response(status, exc.message)
+        response = Response(exc.message + "\n", status=status, mimetype="text/plain")
+    else:
+        response = error_response(status, exc.message)
+    retry_after = getattr(exc, "retry_after", None)  # a busy store: worth trying again soon
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 _HTTP_MESSAGES = {

@@ -148,6 +148,8 @@ _APP_DETAIL = {
             formation=_list(_ref("Formation")),
             dynos=_list(_ref("Dyno")),
             domains=_list(_ref("Domain")),
+            # bytes on disk: slugs, git repository, logs and their total
+            disk_use=_object(slugs=_INT, repo=_INT, logs=_INT, total=_INT),
         ),
     ]
 }

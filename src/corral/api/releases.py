@@ -86,5 +86,5 @@ def rollback(app: str) -> ResponseReturnValue:
         if _numbered(raw):
             raise _no_such_release(app, raw)
         raise BadRequest(f'"version" must be a release number such as 3, not {raw!r}.')
-    release = context.store().rollback(app, version)
+    release = context.store().rollback(app, version, keep=context.settings().keep_releases)
     return jsonify(release_json(release)), 201

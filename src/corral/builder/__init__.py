@@ -20,7 +20,7 @@ from corral.builder.environment import INSTALLERS, ensure_environment, installer
 from corral.builder.log import BuildLog, Emit, hidden_values
 from corral.builder.procfile import process_types
 from corral.builder.python import find_interpreter, installed_interpreters, python_request
-from corral.builder.slug import Slug, write_metadata
+from corral.builder.slug import Slug, refuse_oversized, write_metadata
 from corral.builder.source import copy_source, make_read_only, remove_tree
 from corral.builder.steps import (
     collectstatic,
@@ -119,6 +119,7 @@ def build(
             build_seconds=round(time.monotonic() - started, 3),
         )
         if snapshot:
+            refuse_oversized(work, slug.env_path, settings.slug_max_mb)
             write_metadata(slug, work)
             make_read_only(work)
             final.parent.mkdir(parents=True, exist_ok=True)

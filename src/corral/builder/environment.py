@@ -2,7 +2,8 @@
 
 An environment is built in place under ``envs/<hash>`` while holding ``envs/<hash>.lock``
 and counts only once its completion marker exists; a build that died half-way leaves
-no marker, and the next build starts that environment over.
+no marker, and the next build starts that environment over. Each reuse touches the
+marker: the pruner (:mod:`corral.deploy.disk`) leaves recently used environments alone.
 
 Installers see the app's config vars (``UV_INDEX_URL``, ``PIP_EXTRA_INDEX_URL`` for a
 private index); those that steer an installer (``UV_*``, ``PIP_*``) join the hash, as
@@ -11,14 +12,12 @@ digests only, so an environment is never shared by apps installing from other in
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from corral.builder.python import Interpreter
 from corral.builder.source import remove_tree
 from corral.config import Settings
 from corral.errors import BuildError
-from corral.files import atomic_write
+from corral.files import atomic_write, locked
 
 #: Bump when the layout of environments changes, so old ones are not reused.
 FORMAT = "1"
@@ -210,15 +209,9 @@ def run_streaming(
         raise BuildError(f"{what} failed (exit status {code}); see the output above.")
 
 
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def lock_path(settings: Settings, env_hash: str) -> Path:
+    """The lock held while the environment ``env_hash`` is built, reused or removed."""
+    return settings.envs_dir / f"{env_hash}.lock"
 
 
 def _read_marker(path: Path) -> list[str] | None:
@@ -312,13 +305,13 @@ def ensure_environment(
     inputs = {**dependency_inputs(source, detection), **installer_inputs(settings, config)}
     env_hash = environment_hash(python, installer, inputs)
     path = settings.envs_dir / env_hash
-    frozen = _read_marker(path)
-    if frozen is not None:
-        return Environment(path, env_hash, frozen, reused=True)
     env = installer_environ(settings, config)
-    with _locked(settings.envs_dir / f"{env_hash}.lock"):
+    # Under the lock even to reuse: the pruner removes an unused environment only holding
+    # it, and only one untouched for a while, so a build about to use one keeps it.
+    with locked(lock_path(settings, env_hash)):
         frozen = _read_marker(path)  # another build may have finished it meanwhile
         if frozen is not None:
+            os.utime(path / MARKER)  # used now
             return Environment(path, env_hash, frozen, reused=True)
         if path.exists():
             log.detail(f"Discarding environment {env_hash[:8]} left half-built by an earlier build")

@@ -1,16 +1,18 @@
 """The slug: a read-only snapshot of an app's source plus what it takes to run it.
 
 The metadata lives inside the slug at ``.corral/slug.json`` so a slug directory is
-self-contained; :func:`load_slug` reads it back.
+self-contained; :func:`load_slug` reads it back. A slug's size, as Heroku counts it, is
+everything it runs from: its own files and its environment's (:func:`refuse_oversized`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from corral.errors import UserError
+from corral.errors import BuildError, UserError
 
 METADATA = Path(".corral") / "slug.json"
 #: The PATH every process of a slug starts from, before its virtualenv's ``bin``: the
@@ -65,3 +67,44 @@ def load_slug(path: Path) -> Slug:
     data["path"] = Path(data["path"])
     data["env_path"] = Path(data["env_path"])
     return Slug(**data)
+
+
+def tree_size(root: Path) -> int:
+    """Bytes in the files under ``root`` (each file once, however many links it has; links
+    not followed; 0 when it does not exist)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_size
+    return total
+
+
+def megabytes(size: int) -> str:
+    """``701 MB`` for a size in bytes (``0.3 MB`` below one)."""
+    mb = size / (1024 * 1024)
+    return f"{mb:.0f} MB" if mb >= 10 else f"{mb:.1f} MB"
+
+
+def refuse_oversized(slug_dir: Path, env_path: Path, limit_mb: int) -> None:
+    """Fail the build if the slug at ``slug_dir`` and its environment pass ``limit_mb``."""
+    source, environment = tree_size(slug_dir), tree_size(env_path)
+    if source + environment > limit_mb * 1024 * 1024:
+        raise BuildError(
+            f"The slug is {megabytes(source + environment)} (source {megabytes(source)}, "
+            f"environment {megabytes(environment)}), over the {limit_mb} MB limit; leave large "
+            "files out with .slugignore, or raise $CORRAL_SLUG_MAX_MB on the server."
+        )

@@ -28,7 +28,7 @@ from corral.cli.git import (
     remove_remote,
     resolve_app,
 )
-from corral.cli.output import print_fields, print_table
+from corral.cli.output import human_size, print_fields, print_table
 from corral.errors import UserError
 
 
@@ -104,6 +104,13 @@ def apps_info(app: str | None, as_json: bool) -> None:
     dynos = info.get("dynos") or []
     states = ", ".join(f"{d['name']} {d['state']}" for d in dynos)
     domains = ", ".join(d["hostname"] for d in info.get("domains") or [])
+    disk = info.get("disk_use") or {}
+    used = (
+        f"{human_size(disk['total'])} (slugs {human_size(disk['slugs'])}, repository "
+        f"{human_size(disk['repo'])}, logs {human_size(disk['logs'])})"
+        if disk
+        else "-"
+    )
     console.print(f"=== {info['name']}", style="bold", markup=False)
     print_fields(
         [
@@ -115,6 +122,7 @@ def apps_info(app: str | None, as_json: bool) -> None:
             ("Dynos", states or "-"),
             ("Domains", domains or "-"),
             ("Maintenance", "on" if info.get("maintenance") else "off"),
+            ("Disk use", used),
             ("Created", info.get("created_at") or ""),
         ]
     )

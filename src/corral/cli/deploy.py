@@ -18,6 +18,7 @@ import click
 from corral.cli.attach import Session, run_attached
 from corral.cli.client import ApiClient, app_path, console
 from corral.cli.git import in_work_tree, resolve_app
+from corral.cli.output import human_size
 from corral.errors import UserError
 
 #: The largest tarball the CLI uploads (the server answers 413 beyond its own limit).
@@ -66,14 +67,6 @@ def pack(source: Path, names: Iterable[str], out: IO[bytes]) -> int:
     return size
 
 
-def _human(size: float) -> str:
-    for unit in ("B", "kB", "MB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
-
-
 def stream_until_marker(lines: Iterable[str], marker: re.Pattern[str]) -> re.Match[str] | None:
     """Print ``lines`` as they come; the last line, if it matches ``marker``, is returned instead.
 
@@ -116,10 +109,13 @@ def deploy(source: Path, app: str | None) -> None:
         size = pack(source, names, tarball)
         if size > MAX_UPLOAD_BYTES:
             raise UserError(
-                f"The source tarball is {_human(size)}, over the {_human(MAX_UPLOAD_BYTES)} limit; "
+                f"The source tarball is {human_size(size)}, over the "
+                f"{human_size(MAX_UPLOAD_BYTES)} limit; "
                 "add large files to .gitignore (or leave them out of the directory)."
             )
-        console.print(f"Uploading {len(names)} files ({_human(size)}) to {name}...", markup=False)
+        console.print(
+            f"Uploading {len(names)} files ({human_size(size)}) to {name}...", markup=False
+        )
         with ApiClient.load() as api:
             lines = api.stream(
                 "POST",

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from corral.cli.client import console
 
-__all__ = ["Cell", "print_fields", "print_table"]
+__all__ = ["Cell", "human_size", "print_fields", "print_table"]
 
 #: A table cell: plain text, or rich Text carrying a style (dropped off a terminal).
 Cell = str | Text
@@ -67,3 +67,12 @@ def print_fields(fields: Sequence[tuple[str, Cell]]) -> None:
     for label, value in fields:
         table.add_row(Text(label, style="bold"), _rich(value))
     console.print(table)
+
+
+def human_size(size: float) -> str:
+    """``3.2 MB`` for a number of bytes (decimal units, as people read them)."""
+    for unit in ("B", "kB", "MB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"

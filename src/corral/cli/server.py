@@ -28,6 +28,15 @@ def _parse_bind(bind: str) -> tuple[str, int]:
 @click.option("--grace", default=30.0, show_default=True, help="Seconds between SIGTERM and KILL.")
 @click.option("--memory-quota", default=512, show_default=True, help="MB per dyno (default).")
 @click.option(
+    "--max-body", default=512, show_default=True, help="MB: the largest request body (413)."
+)
+@click.option(
+    "--client-connections",
+    default=256,
+    show_default=True,
+    help="Connections one client address may hold at the router (0: no cap).",
+)
+@click.option(
     "--kernel-limits/--no-kernel-limits",
     default=True,
     show_default=True,
@@ -40,6 +49,8 @@ def server(
     boot_timeout: float,
     grace: float,
     memory_quota: int,
+    max_body: int,
+    client_connections: int,
     kernel_limits: bool,
 ) -> None:
     """Run the platform: API and dashboard, supervisor and router, on one port."""
@@ -51,11 +62,18 @@ def server(
     for flag, value in (("--boot-timeout", boot_timeout), ("--grace", grace)):
         if not value > 0:
             raise UserError(f"{flag} is {value:g}; pass a number of seconds above 0.")
-    if memory_quota <= 0:
-        raise UserError(f"--memory-quota is {memory_quota}; pass a number of MB above 0.")
+    for flag, size in (("--memory-quota", memory_quota), ("--max-body", max_body)):
+        if size <= 0:
+            raise UserError(f"{flag} is {size}; pass a number of MB above 0.")
+    if client_connections < 0:
+        raise UserError(
+            f"--client-connections is {client_connections}; pass 0 (no cap) or a number above."
+        )
     options = ServerOptions(
         host=host,
         kernel_limits=kernel_limits,
+        max_body_mb=max_body,
+        client_connections=client_connections,
         manager=SupervisorOptions(
             boot_timeout=boot_timeout, grace=grace, memory_quota=memory_quota << 20
         ),

@@ -8,7 +8,6 @@ builds run at once as the machine has cores. Every step yields text lines to str
 
 from __future__ import annotations
 
-import fcntl
 import os
 import queue
 import signal
@@ -22,16 +21,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from corral.builder import Slug, build
+from corral.builder.slug import megabytes
 from corral.config import Settings
+from corral.deploy.disk import prune
 from corral.deploy.tarball import extract
 from corral.errors import UserError
 from corral.exitcodes import shell_status
-from corral.files import atomic_write
+from corral.files import atomic_write, locked
 from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import follow
 from corral.runtime.oneoff import one_off_spec
-from corral.store import Conflict, Dyno, Release, Store
+from corral.store import Conflict, Dyno, Release, Store, StoreBusy
 from corral.store.formation import PHASES
 
 STATUS_PREFIX = "corral-status: "
@@ -91,24 +92,8 @@ def _verdict_lines(release: Release, released: str, *, first: bool = False) -> I
 def deploy_lock(
     settings: Settings, app: str, *, blocking: bool = True
 ) -> AbstractContextManager[bool]:
-    """The lock a deploy of ``app`` holds from build to verdict (see :func:`_flock`)."""
-    return _flock(settings.apps_dir / app / "deploy.lock", blocking=blocking)
-
-
-@contextmanager
-def _flock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path``; yields False when ``blocking`` is off and it is taken."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """The lock a deploy of ``app`` holds from build to verdict (see :func:`locked`)."""
+    return locked(settings.apps_dir / app / "deploy.lock", blocking=blocking)
 
 
 class DeployPipeline:
@@ -184,6 +169,25 @@ class DeployPipeline:
             self.store.update_build(record.id, status="succeeded", slug_id=slug.id)
             for line in self._release(app, slug, description):
                 yield from emit(line)
+        self._prune(app)
+
+    def _prune(self, app: str) -> None:
+        """Remove what the rollback window no longer needs; said in the app's log."""
+        try:
+            pruned = prune(self.settings, self.store, app)
+        except (StoreBusy, OSError) as exc:  # the next deploy tries again
+            message = f"Old slugs were not removed this time ({exc})"
+        else:
+            if not pruned.slugs and not pruned.environments:
+                return
+            message = (
+                f"Removed {len(pruned.slugs)} slug(s) older than the last "
+                f"{self.settings.keep_releases} releases and {len(pruned.environments)} unused "
+                f"environment(s), freeing {megabytes(pruned.freed)}"
+            )
+        append_line(
+            self.settings.logs_dir(app), "corral", LogLine(timestamp(), "corral", "", message)
+        )
 
     @contextmanager
     def _build_slot(self) -> Iterator[bool]:
@@ -196,7 +200,7 @@ class DeployPipeline:
         waited = False
         while True:
             for path in slots:
-                with _flock(path, blocking=False) as got:
+                with locked(path, blocking=False) as got:
                     if got:
                         yield waited
                         return

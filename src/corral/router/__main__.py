@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 from corral.logfiles import MAX_LOG_BYTES, LogFile, format_line, timestamp
+from corral.router.admission import raise_file_limit
 from corral.router.context import Timeouts
+from corral.router.http1 import Limits
 from corral.router.proxy import Router
 from corral.router.table import TableFile
 
@@ -97,7 +99,15 @@ async def _serve(router: Router, host: str, port: int) -> None:
     # collection (which pauses every request in flight) walks only what requests make.
     gc.freeze()
     event_loop = type(loop).__module__.partition(".")[0]  # "uvloop" unless it is missing
-    print(f"router listening on http://{host}:{bound} ({event_loop})", file=sys.stderr, flush=True)
+    admission = router.admission
+    assert admission is not None
+    print(
+        f"router listening on http://{host}:{bound} ({event_loop}; file limit"
+        f" {admission.file_limit}: up to {admission.most} client connections,"
+        f" {admission.per_client or 'any number'} per client address)",
+        file=sys.stderr,
+        flush=True,
+    )
     await stop.wait()
     await router.close()
     flush = getattr(router.log, "flush", None)
@@ -112,15 +122,28 @@ def run_router(
     domain: str | None = None,
     *,
     timeouts: Timeouts | None = None,
+    limits: Limits | None = None,
     logs: Path | None = None,
+    body_dir: Path | None = None,
 ) -> None:
     """Serve the route table at ``table_path`` on ``bind`` until SIGINT or SIGTERM.
 
-    Request lines go to stdout, or with ``logs`` to each app's ``router.log`` there.
+    Request lines go to stdout, or with ``logs`` to each app's ``router.log`` there;
+    request bodies too large for memory are spooled in ``body_dir`` (default: the system's
+    temporary directory). The soft limit of open files is raised to the hard one first.
     """
     host, port = _parse_bind(bind)
+    raise_file_limit()
     log = _AppLogs(Path(logs)) if logs else _StdoutLog()
-    router = Router(TableFile(table_path, domain=domain), log=log, timeouts=timeouts)
+    if body_dir is not None:
+        body_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    router = Router(
+        TableFile(table_path, domain=domain),
+        log=log,
+        timeouts=timeouts,
+        limits=limits,
+        body_dir=None if body_dir is None else str(body_dir),
+    )
     try:  # libuv's event loop roughly doubles what one router process can carry
         import uvloop
     except ImportError:
@@ -137,10 +160,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--domain", default=None, help="apps are <app>.<domain> (overrides table)")
     parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds (H12)")
     parser.add_argument("--header-timeout", type=float, default=10.0, help="seconds")
+    parser.add_argument(
+        "--body-timeout", type=float, default=600.0, help="seconds to send a whole body (408)"
+    )
+    parser.add_argument(
+        "--max-body", type=int, default=512, help="MB: the largest request body (413 beyond)"
+    )
+    parser.add_argument(
+        "--client-connections",
+        type=int,
+        default=256,
+        help="connections one client address may hold open (0: no cap)",
+    )
+    parser.add_argument("--body-dir", type=Path, help="where large request bodies are spooled")
     parser.add_argument("--logs", type=Path, help="write each app's lines to LOGS/<app>/router.log")
     args = parser.parse_args(argv)
-    timeouts = Timeouts(request=args.request_timeout, header=args.header_timeout)
-    run_router(args.table, args.bind, args.domain, timeouts=timeouts, logs=args.logs)
+    for flag, value in (("--max-body", args.max_body), ("--body-timeout", args.body_timeout)):
+        if not value > 0:
+            parser.error(f"{flag} is {value:g}; pass a number above 0.")
+    if args.client_connections < 0:
+        parser.error(f"--client-connections is {args.client_connections}; pass 0 or more.")
+    timeouts = Timeouts(
+        request=args.request_timeout, header=args.header_timeout, body=args.body_timeout
+    )
+    limits = Limits(max_body=args.max_body << 20, client_connections=args.client_connections)
+    run_router(
+        args.table,
+        args.bind,
+        args.domain,
+        timeouts=timeouts,
+        limits=limits,
+        logs=args.logs,
+        body_dir=args.body_dir,
+    )
 
 
 if __name__ == "__main__":

@@ -139,6 +139,10 @@ class Channel(asyncio.Protocol):
             self._waiter = None
             waiter.set_exception(TimeoutError())
 
+    def has_unread(self) -> bool:
+        """Bytes have arrived that no read has taken yet."""
+        return bool(self._buffer)
+
     def at_eof(self) -> bool:
         """The other side closed and everything it sent has been read."""
         return self._eof and not self._buffer

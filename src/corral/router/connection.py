@@ -11,6 +11,7 @@ import os
 import re
 
 from corral.redact import redact_url
+from corral.router.body import read_body
 from corral.router.channel import Channel
 from corral.router.client import ClientStream
 from corral.router.context import RouterContext
@@ -24,9 +25,11 @@ __all__ = ["ClientConnection"]
 
 # Heroku's rule for a client-supplied request id: 20 to 200 of these characters.
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=_.:-]{20,200}")
-_BAD_INPUT = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large"}
+_BAD_INPUT = {400: "bad_request", 408: "body_timeout", 413: "body_too_large"}
+_BAD_INPUT |= {414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented"}
 _REASONS = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
-_REASONS |= {414: "URI Too Long", 431: "Request Header Fields Too Large"}
+_REASONS |= {408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long"}
+_REASONS |= {431: "Request Header Fields Too Large", 501: "Not Implemented"}
 _REASONS |= {503: "Service Unavailable"}
 
 
@@ -74,14 +77,25 @@ class ClientConnection:
 
     __slots__ = ("client", "ctx", "loop", "writer")
 
-    def __init__(self, ctx: RouterContext, channel: Channel) -> None:
+    def __init__(self, ctx: RouterContext, channel: Channel, ip: str) -> None:
         self.ctx = ctx
-        self.client = ClientStream(channel, ctx.timeouts, ctx.limits, ctx.listen_port)
+        self.client = ClientStream(
+            channel, ctx.timeouts, ctx.limits, ctx.listen_port, ip=ip, idle=ctx.admission
+        )
         self.writer = channel
         self.loop = channel.loop
 
     async def run(self) -> None:
-        """Serve requests until the client closes, errs, or either side asks to close."""
+        """Serve requests until the client closes, errs, or either side asks to close.
+
+        A connection closed with part of a request unread lingers a moment first, so the
+        client reads the answer (a 413 while it uploads) instead of a reset.
+        """
+        await self._serve_all()
+        if not self.client.body_done:
+            await self.client.linger()
+
+    async def _serve_all(self) -> None:
         client = self.client
         first = True
         while True:
@@ -134,8 +148,17 @@ class ClientConnection:
         if not route.backends:
             failure = no_backend_failure(crashed=route.crashed, has_web=route.has_web)
             return await self.fail(exchange, failure)
-        outcome = await forward(self.ctx, self.client, exchange, route)
+        body = None
+        if head.has_body:  # read whole before a dyno is involved: see corral.router.body
+            body = await read_body(self.client, head, self.ctx.limits, self.ctx.body_dir)
+        try:
+            outcome = await forward(self.ctx, self.client, exchange, route, body)
+        finally:
+            if body is not None:
+                body.close()
         if outcome.failure:
+            if outcome.failure == "no_files":
+                self.ctx.admission.out_of_files()
             return await self.fail(exchange, outcome.failure)
         self.log_exchange(exchange)
         if outcome.upgraded is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from corral.router.admission import Admission
 from corral.router.http1 import Limits
 from corral.router.pool import BackendPool, RoundRobin
 from corral.router.table import HostRoutes
@@ -31,6 +32,8 @@ class Timeouts:
     idle: float = 55.0
     #: To connect to a backend before trying the next one.
     connect: float = 5.0
+    #: For a client to send a whole request body once its head is in (408 after).
+    body: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +53,7 @@ class RouterContext:
     proto_name: str
     #: X-Forwarded-Port when every listening socket shares one port, else None.
     listen_port: bytes | None
+    #: Counts client connections, keeps the register of idle ones, sheds them.
+    admission: Admission
+    #: Where request bodies too large for memory are spooled (None: the system's temp dir).
+    body_dir: str | None

@@ -1,6 +1,7 @@
 """Forward one routed request to a web dyno and stream its response back to the client.
 
-Bodies stream both ways in pieces of at most one socket read; WebSocket (and any other
+The request body was read whole first (:mod:`corral.router.body`) and goes out with the
+head; a response streams back in pieces of at most one socket read; WebSocket (and any other
 ``101 Switching Protocols``) upgrades become a raw byte tunnel. :func:`forward` reports
 what happened as an :class:`Outcome`; the client connection acts on it (answers with the
 router's page, writes the log line, keeps or closes the connection, runs the tunnel).
@@ -9,10 +10,12 @@ router's page, writes the log line, keeps or closes the connection, runs the tun
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
+from asyncio import FIRST_COMPLETED
 from dataclasses import dataclass
 from typing import Any
 
+from corral.router.body import BodySender, RequestBody
 from corral.router.channel import Channel
 from corral.router.client import ClientStream
 from corral.router.context import RouterContext
@@ -35,6 +38,7 @@ __all__ = [
     "BACKEND_CLOSED",
     "CLOSE",
     "KEEP",
+    "NO_FILES",
     "REFUSED",
     "TIMED_OUT",
     "Outcome",
@@ -64,6 +68,8 @@ KEEP = Outcome(keep_alive=True)
 CLOSE = Outcome()
 #: No backend of the app accepted a connection (H10, as Heroku says it: "App crashed").
 REFUSED = Outcome(failure="refused")
+#: The router could not open a socket to any backend: it is out of file descriptors.
+NO_FILES = Outcome(failure="no_files")
 TIMED_OUT = Outcome(failure="timeout")
 #: The dyno closed the connection or sent no valid response head.
 BACKEND_CLOSED = Outcome(failure="closed")
@@ -74,12 +80,17 @@ class _NoResponse(Exception):
 
 
 async def forward(
-    ctx: RouterContext, client: ClientStream, exchange: Exchange, route: AppRoute
+    ctx: RouterContext,
+    client: ClientStream,
+    exchange: Exchange,
+    route: AppRoute,
+    body: RequestBody | None = None,
 ) -> Outcome:
-    """Proxy ``exchange``'s request to one of ``route``'s backends and say how it went.
+    """Proxy ``exchange``'s request, with its ``body`` read whole, to one of ``route``'s
+    backends and say how it went.
 
-    Failures on the client's side (it left, stalled, or sent a bad body) raise
-    :class:`ClientGone`, ``TimeoutError``, ``ConnectionError`` or ``BadRequest``.
+    Failures on the client's side (it left or stalled while the response streams) raise
+    :class:`ClientGone`, ``TimeoutError`` or ``ConnectionError``.
     """
     head = exchange.head
     request = request_head_bytes(
@@ -88,15 +99,16 @@ async def forward(
         client_ip=client.ip_bytes,
         proto=ctx.proto,
         port=client.port,
+        length=head.content_length if body is None else b"%d" % body.size,
     )
     conn = await _connect(ctx, client, exchange, route)
-    if conn is None:
-        return REFUSED
+    if isinstance(conn, Outcome):
+        return conn
     parser = conn.response_parser(head_request=head.method == b"HEAD")
     version = head.version
-    pump: asyncio.Task[None] | None = None
+    sender: BodySender | None = None
     try:
-        if not head.has_body:
+        if body is None:
             try:
                 response = await _send_and_await_head(ctx, client, conn, request, parser, version)
             except (_NoResponse, ConnectionError):
@@ -108,19 +120,18 @@ async def forward(
                 parser = conn.response_parser(head_request=head.method == b"HEAD")
                 response = await _send_and_await_head(ctx, client, conn, request, parser, version)
         else:
-            conn.writer.write(request)
-            pump = asyncio.ensure_future(_pump_body(client, conn, head.chunked))
-            response = await _await_head_while_pumping(ctx, client, conn, parser, pump, version)
+            sender = BodySender(conn, parser, request, body.pieces())
+            response = await _await_head_while_sending(ctx, client, conn, parser, sender, version)
     except TimeoutError:
-        _cancel(pump)
+        _cancel(sender)
         conn.close()
         return TIMED_OUT
     except (_NoResponse, BadResponse, ConnectionError, OSError):
-        _cancel(pump)
+        _cancel(sender)
         conn.close()
         return BACKEND_CLOSED
     except BaseException:
-        _cancel(pump)
+        _cancel(sender)
         conn.close()
         raise
     try:
@@ -129,43 +140,52 @@ async def forward(
             return Outcome(upgraded=conn)
         keep_alive = await _relay_response(ctx, client, exchange, conn, parser, response)
     except BaseException:
-        _cancel(pump)
+        _cancel(sender)
         conn.close()
         raise
-    if pump is not None and not pump.done():
-        # The dyno answered before reading the whole upload: the client stream is out of step.
-        _cancel(pump)
+    if sender is not None and not sender.complete:
+        # The dyno answered before it read the whole body: its connection is out of step
+        # (the client's is not, since the router read the body first).
+        _cancel(sender)
         conn.close()
-        return CLOSE
-    if response.keep_alive and parser.done and not parser.events:
+    elif response.keep_alive and parser.done and not parser.events:
         ctx.pool.release(conn)
     else:
         conn.close()
     return KEEP if keep_alive and not head.upgrade else CLOSE
 
 
-def _cancel(task: asyncio.Future[Any] | None) -> None:
+def _cancel(sender: BodySender | asyncio.Future[Any] | None) -> None:
+    task = sender.task if isinstance(sender, BodySender) else sender
     if task is not None and not task.done():
         task.cancel()
 
 
 async def _connect(
     ctx: RouterContext, client: ClientStream, exchange: Exchange, route: AppRoute
-) -> BackendConnection | None:
-    """A connection to the app's next backend in turn, skipping those that refuse."""
+) -> BackendConnection | Outcome:
+    """A connection to the app's next backend in turn, skipping those that refuse.
+
+    :data:`REFUSED` if none accepts, :data:`NO_FILES` if the router itself could not
+    open a socket (out of file descriptors: the app is not to blame).
+    """
     loop = client.loop
     started = loop.time()
     for backend in ctx.balancer.order(route):
         try:
             conn = await ctx.pool.acquire(backend, timeout=ctx.timeouts.connect)
-        except (OSError, TimeoutError):
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                return NO_FILES
+            continue
+        except TimeoutError:
             continue
         exchange.dyno = backend.dyno
         now = loop.time()
         exchange.connect = now - started
         exchange.service_start = now
         return conn
-    return None
+    return REFUSED
 
 
 async def _send_and_await_head(
@@ -210,43 +230,33 @@ async def _await_head(
         parser.feed(data)
 
 
-async def _pump_body(client: ClientStream, conn: BackendConnection, chunked: bool) -> None:
-    """Stream the request body to the backend; client-side failures propagate.
-
-    If the backend stops reading, the rest of the body is still read (and dropped) so the
-    client connection stays in step; the response side reports what the backend did.
-    """
-    writer = conn.writer
-    while True:
-        kind, data = await client.next_body_event()
-        if chunked:
-            data = chunk(data) if kind == BODY else b"0\r\n\r\n"
-        if data and not writer.is_closing():
-            writer.write(data)
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-        if kind == END:
-            return
-
-
-async def _await_head_while_pumping(
+async def _await_head_while_sending(
     ctx: RouterContext,
     client: ClientStream,
     conn: BackendConnection,
     parser: ResponseParser,
-    pump: asyncio.Task[None],
+    sender: BodySender,
     version: str,
 ) -> ResponseHead:
-    """The response head; the request timeout starts once the whole body has been sent."""
+    """The response head; the request timeout starts once the whole body has been sent.
+
+    While the body is still going out, a dyno that neither reads a piece nor answers for
+    the idle timeout is given up on (as a timeout).
+    """
     waiting = asyncio.ensure_future(_await_head(client, conn, parser, version))
     try:
-        await asyncio.wait({pump, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        if pump.done() and pump.exception() is not None:
-            raise pump.exception()  # type: ignore[misc]
-        if not waiting.done():
-            await asyncio.wait({waiting}, timeout=ctx.timeouts.request)
-        if not waiting.done():
-            raise TimeoutError
+        while not waiting.done():
+            if sender.task.done():
+                await asyncio.wait({waiting}, timeout=ctx.timeouts.request)
+                if not waiting.done():
+                    raise TimeoutError
+                break
+            sent = sender.sent
+            await asyncio.wait(
+                {sender.task, waiting}, timeout=ctx.timeouts.idle, return_when=FIRST_COMPLETED
+            )
+            if not waiting.done() and not sender.task.done() and sender.sent == sent:
+                raise TimeoutError
         return waiting.result()
     finally:
         _cancel(waiting)
@@ -289,9 +299,12 @@ async def _relay_response(
         framing = b"Content-Length: %s\r\n" % response.content_length
     elif head.version == "1.1":
         chunked = True
-        framing = b"Transfer-Encoding: chunked\r\n"
+        if response.codings:  # e.g. gzip: the coding stays, only the chunks are new
+            framing = b"Transfer-Encoding: %s, chunked\r\n" % response.codings
+        else:
+            framing = b"Transfer-Encoding: chunked\r\n"
     else:  # an HTTP/1.0 client: the body ends when the connection does
-        framing = b""
+        framing = b"Transfer-Encoding: %s\r\n" % response.codings if response.codings else b""
         keep_alive = False
     out = [
         response_head_bytes(

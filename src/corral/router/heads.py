@@ -1,7 +1,8 @@
 """The heads the router writes: requests to dynos, responses and error pages to clients.
 
 Hop-by-hop headers are dropped and framing is re-declared, since the router re-frames
-bodies on each side; ``X-Forwarded-*``, ``X-Request-Id`` and ``Via`` are added.
+bodies on each side (a request body, read whole first, always goes with Content-Length);
+``X-Forwarded-*``, ``X-Request-Id`` and ``Via`` are added.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _REQUEST_SKIP = frozenset(
         b"transfer-encoding",
         b"content-length",
         b"upgrade",
+        # the router answered "100 Continue" itself and sends the body with the head
+        b"expect",
         b"x-request-id",
         b"x-forwarded-for",
         b"x-forwarded-proto",
@@ -52,9 +55,18 @@ def _connection_tokens(head: RequestHead | ResponseHead) -> frozenset[bytes]:
 
 
 def request_head_bytes(
-    head: RequestHead, *, request_id: bytes, client_ip: bytes, proto: bytes, port: bytes
+    head: RequestHead,
+    *,
+    request_id: bytes,
+    client_ip: bytes,
+    proto: bytes,
+    port: bytes,
+    length: bytes | None,
 ) -> bytes:
-    """The head to send a backend: HTTP/1.1, hop-by-hop headers dropped, X-Forwarded-* added."""
+    """The head to send a backend: HTTP/1.1, hop-by-hop headers dropped, X-Forwarded-* added.
+
+    ``length`` is the Content-Length of the body that follows, if any.
+    """
     parts = [head.method, b" ", head.url, b" HTTP/1.1\r\n"]
     forwarded_for: list[bytes] = []
     via: list[bytes] = []
@@ -75,10 +87,8 @@ def request_head_bytes(
         parts += (name, b": ", value, b"\r\n")
     if head.upgrade:
         parts += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, b"\r\n")
-    elif head.chunked:
-        parts.append(b"Transfer-Encoding: chunked\r\n")
-    elif head.content_length is not None:
-        parts += (b"Content-Length: ", head.content_length, b"\r\n")
+    elif length is not None:
+        parts += (b"Content-Length: ", length, b"\r\n")
     forwarded_for.append(client_ip)
     via.append(VIA)
     parts += (

@@ -34,11 +34,17 @@ Headers = list[tuple[bytes, bytes]]
 
 @dataclass(frozen=True)
 class Limits:
-    """How large a request head may be before it is refused."""
+    """What the router accepts from a client: head and body sizes, connections per address."""
 
     max_url: int = 8192
     max_header_bytes: int = 16384
     max_headers: int = 100
+    #: The largest request body, in bytes (413 beyond): above the API's own upload limit.
+    max_body: int = 512 * 1024 * 1024
+    #: A body is held in memory up to this many bytes, past them in a temporary file.
+    body_in_memory: int = 64 * 1024
+    #: Connections one client address may hold open at once (0: no cap).
+    client_connections: int = 256
 
 
 class BadRequest(Exception):
@@ -87,6 +93,8 @@ class ResponseHead:
     content_length: bytes | None
     #: The lower-cased tokens of its ``Connection`` headers.
     connection: frozenset[bytes] = frozenset()
+    #: Transfer codings applied before (or instead of) chunked, e.g. ``b"gzip"``: passed on.
+    codings: bytes = b""
 
 
 _NO_TOKENS: frozenset[bytes] = frozenset()
@@ -106,12 +114,22 @@ _SCANNED = {
 class _Scan:
     """What one pass over a head's headers finds (the router looks at each header once)."""
 
-    __slots__ = ("chunked", "conflicting_lengths", "connection", "host", "length", "request_id")
+    __slots__ = (
+        "chunked",
+        "codings",
+        "conflicting_lengths",
+        "connection",
+        "duplicate_host",
+        "host",
+        "length",
+        "request_id",
+    )
 
     def __init__(self, headers: Headers) -> None:
-        chunked = conflicting = False
+        chunked = conflicting = duplicate_host = False
         length = request_id = None
-        host = ""
+        host: str | None = None
+        encodings: list[bytes] | None = None
         connection: list[bytes] | None = None
         scanned = _SCANNED
         for name, value in headers:
@@ -119,13 +137,15 @@ class _Scan:
             if kind is None:
                 continue
             if kind == _HOST:
+                duplicate_host = duplicate_host or host is not None
                 host = value.decode("latin-1")
             elif kind == _LENGTH:
                 value = value.strip()
                 conflicting = conflicting or (length is not None and value != length)
                 length = value
             elif kind == _ENCODING:
-                chunked = value.strip().lower().endswith(b"chunked")
+                tokens = [t.strip().lower() for t in value.split(b",")]
+                encodings = tokens if encodings is None else encodings + tokens
             elif kind == _CONNECTION:
                 if b"," in value:
                     tokens = [t.strip().lower() for t in value.split(b",")]
@@ -134,10 +154,18 @@ class _Scan:
                 connection = tokens if connection is None else connection + tokens
             else:
                 request_id = value
+        codings = b""
+        if encodings is not None:
+            chunked = encodings[-1] == b"chunked"
+            rest = [t for t in (encodings[:-1] if chunked else encodings) if t]
+            codings = b", ".join(rest)
         self.chunked = chunked
+        #: Every coding but a final "chunked" (``b""`` for plain chunked or no header).
+        self.codings = codings
         self.length = length
         self.conflicting_lengths = conflicting
-        self.host = host
+        self.duplicate_host = duplicate_host
+        self.host = host or ""
         self.request_id = request_id
         self.connection = frozenset(connection) if connection else _NO_TOKENS
 
@@ -205,6 +233,9 @@ class RequestParser:
             raise BadRequest(414, "URI Too Long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            # A chunked body's trailer: dropped, never merged into the head sent on.
+            return
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value) + 4
         if (
@@ -219,6 +250,15 @@ class RequestParser:
         scan = _Scan(self._headers)
         if scan.conflicting_lengths:  # httptools refuses these too; say so ourselves regardless
             raise BadRequest(400, "Conflicting Content-Length")
+        if scan.duplicate_host:  # two hosts: which app is meant is anyone's guess
+            raise BadRequest(400, "The request has more than one Host header")
+        if scan.codings:  # the router would drop the coding when it frames the body anew
+            coding = scan.codings.decode("latin-1")
+            raise BadRequest(
+                501,
+                f"Transfer-Encoding {coding!r} is not supported; send the body plain, "
+                "with Content-Length or Transfer-Encoding: chunked",
+            )
         chunked, length = scan.chunked, scan.length
         upgrade = parser.should_upgrade()
         # Positional, in field order: keyword arguments cost more per request.
@@ -331,6 +371,7 @@ class ResponseParser:
             chunked,
             length,
             scan.connection,
+            scan.codings,
         )
         self.events.append((HEAD, head))
         if self._head_request and status >= 200:

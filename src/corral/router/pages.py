@@ -83,7 +83,20 @@ FAILURES: dict[str, Failure] = {
         "Down for maintenance",
         "This app is undergoing maintenance. Please check back soon.",
     ),
+    # the router itself is short of file descriptors: nothing the app did
+    "no_files": Failure(
+        "H99",
+        503,
+        "Platform error: the router is out of file descriptors",
+        "Service unavailable",
+        "The router is at its limit of open connections. Please try again in a moment.",
+    ),
     "bad_request": Failure("H25", 400, "Bad request", "Bad request", "{reason}."),
+    "body_too_large": Failure(
+        "H25", 413, "Request body too large", "Request body too large", "{reason}."
+    ),
+    "body_timeout": Failure("H28", 408, "Client Connection Idle", "Request timeout", "{reason}."),
+    "not_implemented": Failure("H25", 501, "Not implemented", "Not implemented", "{reason}."),
     "uri_too_long": Failure("H25", 414, "URI too long", "URI too long", "{reason}."),
     "headers_too_large": Failure(
         "H25", 431, "Headers too large", "Request headers too large", "{reason}."

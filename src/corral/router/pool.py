@@ -136,6 +136,16 @@ class BackendPool:
         conn.idle_since = time.monotonic()
         idle.append(conn)
 
+    def shed_idle(self) -> int:
+        """Close every idle connection to free their descriptors; returns how many."""
+        count = 0
+        for idle in self._idle.values():
+            count += len(idle)
+            for conn in idle:
+                conn.close()
+            idle.clear()
+        return count
+
     def close(self) -> None:
         """Close every idle connection (the pool may then serve another loop)."""
         for idle in self._idle.values():

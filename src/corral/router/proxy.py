@@ -7,9 +7,13 @@ It reads routing from a table source (a callable returning the current
 from __future__ import annotations
 
 import asyncio
+import errno
+import resource
 import sys
 from collections.abc import Callable
+from typing import Any
 
+from corral.router.admission import Admission, connection_budget
 from corral.router.channel import Channel
 from corral.router.connection import ClientConnection
 from corral.router.context import RouterContext, Timeouts
@@ -19,6 +23,16 @@ from corral.router.pool import BackendPool, RoundRobin
 from corral.router.table import AppRoute, HostRoutes, RouteTable
 
 __all__ = ["Router", "Timeouts"]
+
+# What a connection over a limit is told, before it has sent a byte; then it is closed.
+_REFUSALS = {
+    reason: b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Retry-After: 5\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(text), text)
+    for reason, text in {
+        "client": b"Too many connections from your address: close some, then try again.\n",
+        "total": b"The router is at its connection limit: try again in a moment.\n",
+    }.items()
+}
 
 
 def _print_log(app: str, line: str) -> None:
@@ -41,6 +55,8 @@ class Router:
         limits: Limits | None = None,
         proto: str = "http",
         forwarded_port: int | None = None,
+        max_connections: int | None = None,
+        body_dir: str | None = None,
     ) -> None:
         self.table_source = table_source
         #: Host header -> route in the current table, kept across client connections.
@@ -52,6 +68,9 @@ class Router:
         self.proto_name = proto
         #: The port clients reached, for X-Forwarded-Port (default: the bound port).
         self.forwarded_port = forwarded_port
+        #: Client connections in all (default: what the file limit leaves room for).
+        self.max_connections = max_connections
+        self.body_dir = body_dir
         #: Every read deadline and connect timeout, kept with one loop timer.
         self.deadlines = Deadlines()
         self.pool = BackendPool(deadlines=self.deadlines)
@@ -62,10 +81,21 @@ class Router:
         self.listen_port: bytes | None = None
         #: What each client connection is given, made once the listening port is known.
         self._context: RouterContext | None = None
+        self.admission: Admission | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Start listening; returns the bound port."""
         loop = asyncio.get_running_loop()
+        file_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.admission = Admission(
+            per_client=self.limits.client_connections,
+            most=self.max_connections or connection_budget(file_limit),
+            file_limit=file_limit,
+            log=self.log,
+            clock=loop.time,
+            shed_pool=self.pool.shed_idle,
+        )
+        self._watch_accept_errors(loop)
         self._server = await loop.create_server(
             lambda: _ClientChannel(self, loop), host, port, backlog=1024, reuse_address=True
         )
@@ -83,8 +113,30 @@ class Router:
             proto=self.proto,
             proto_name=self.proto_name,
             listen_port=self.listen_port,
+            admission=self.admission,
+            body_dir=self.body_dir,
         )
         return self._server.sockets[0].getsockname()[1]
+
+    def _watch_accept_errors(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Say an accept that failed for want of descriptors as that, and free some.
+
+        asyncio reports it to the loop's exception handler and accepts again a second
+        later; libuv (uvloop) accepts and closes the waiting connections itself.
+        """
+        previous = loop.get_exception_handler()
+
+        def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            exc = context.get("exception")
+            if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+                if self.admission is not None:
+                    self.admission.out_of_files()
+            elif previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handle)
 
     def route(self, host: str) -> AppRoute | None:
         """The route for a ``Host`` header in the current table, or None if it names no app."""
@@ -116,7 +168,7 @@ class Router:
 
     async def _accept(self, channel: _ClientChannel) -> None:
         assert self._context is not None
-        client = ClientConnection(self._context, channel)
+        client = ClientConnection(self._context, channel, channel.address)
         try:
             await client.run()
         finally:
@@ -127,15 +179,33 @@ class Router:
 
 
 class _ClientChannel(Channel):
-    """A client connection: once made, a task serves its requests."""
+    """A client connection: once made and admitted, a task serves its requests."""
 
     def __init__(self, router: Router, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop, router.deadlines)
         self.router = router
         self.task: asyncio.Task[None] | None = None
+        self.address = ""
+        self.admitted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.address = peer[0] if peer else ""
+        admission = self.router.admission
+        assert admission is not None
+        refused = admission.admit(self.address)
+        if refused:  # answered and closed before a task or a parser exists for it
+            self.transport.write(_REFUSALS[refused])  # type: ignore[union-attr]
+            transport.close()
+            return
+        self.admitted = True
         # The task first runs at the loop's next turn, after ``task`` is set.
         self.task = self.loop.create_task(self.router._accept(self))
         self.router._clients.add(self.task)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.admitted:
+            self.admitted = False
+            self.router.admission.leave(self.address, self)  # type: ignore[union-attr]
+        super().connection_lost(exc)

@@ -149,19 +149,56 @@ def signal_group(dyno: DynoProcess, signum: int) -> None:
             os.killpg(dyno.pid, signum)
 
 
+def orphans(dyno: DynoProcess) -> list[int]:
+    """The processes left in the group of a dyno whose shim is gone (none while it runs).
+
+    The shim leads the group, so its pid is the group's id, and the kernel never hands
+    out a pid still in use as a group id: a group with that id and no leader is the
+    dyno's own. A live process with that pid that is not the shim is a reuse: not ours.
+    """
+    if not _zombie(dyno.pid):  # the shim itself, or a process that reused its pid
+        return []
+    found = []
+    for pid in psutil.pids():
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == dyno.pid and pid != dyno.pid and not _zombie(pid):
+                found.append(pid)
+    return found
+
+
+def stop_orphans(dyno: DynoProcess) -> list[int]:
+    """SIGKILL what is left of a dyno whose shim is gone (its output goes nowhere now and
+    it may hold the dyno's port); returns the pids that were left."""
+    left = orphans(dyno)
+    if left:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dyno.pid, signal.SIGKILL)
+    return left
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 async def stop(dyno: DynoProcess, grace: float, popen: subprocess.Popen | None = None) -> None:
-    """SIGTERM the dyno's group, wait up to ``grace`` seconds, then SIGKILL it."""
+    """SIGTERM the dyno's group, wait up to ``grace`` seconds, then SIGKILL it; whatever
+    is left in its group once the shim is gone is killed too."""
     signal_group(dyno, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if popen is not None and popen.poll() is not None:
-            return
+            break
         if popen is None and not dyno.alive():
-            return
+            break
         await asyncio.sleep(0.05)
-    signal_group(dyno, signal.SIGKILL)
-    if popen is not None:
-        await asyncio.to_thread(popen.wait)
+    else:
+        signal_group(dyno, signal.SIGKILL)
+        if popen is not None:
+            await asyncio.to_thread(popen.wait)
+    stop_orphans(dyno)
 
 
 async def healthy(port: int, path: str | None = None, timeout: float = 1.0) -> bool:

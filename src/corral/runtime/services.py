@@ -22,6 +22,7 @@ import psutil
 from corral.runtime import dyno as dynos
 from corral.runtime.plan import due_for_restart
 from corral.runtime.units import Running, Units
+from corral.store import StoreBusy
 from corral.store.models import Dyno
 from corral.store.names import PLATFORM_APP
 
@@ -87,7 +88,7 @@ class Services:
             rows += self._legacy_rows(legacy_state)
         for row in rows:
             if row.name not in self.specs:
-                self.units.store.delete_dyno(PLATFORM_APP, row.name)
+                self.units.forget(row)
             elif row.name not in self.running:
                 self.running[row.name] = self.units.adopt(row)
 
@@ -105,7 +106,7 @@ class Services:
         except (ValueError, KeyError, TypeError, AttributeError):
             rows = []  # unreadable: nothing to adopt
         for row in rows:
-            self.units.store.upsert_dyno(row)
+            self.units.save(row)
         path.unlink()
         return rows
 
@@ -152,19 +153,35 @@ class Services:
 
     def _start(self, spec: ServiceSpec, last: Running | None, restarts: int = 0) -> Running:
         if spec.before_start is not None:
-            spec.before_start()
+            try:
+                spec.before_start()
+            except StoreBusy:  # it must run first (the API fails builds): a start put off
+                self.units.writes.refused()
+                return self._not_started(spec, last, restarts, "the store is busy")
         port = None
         if spec.listens:  # the same port again if it is free: the route to it stays right
             port = last.row.port if last and last.row.port and _free(last.row.port) else free_port()
         try:
             return self.units.start(spec.dyno_spec(port), 0, restarts=restarts)
         except (OSError, psutil.Error) as exc:  # a crash like any other: logged, retried
-            self.units.log(PLATFORM_APP, spec.name, f"Could not start ({exc})")
-            row = Dyno(PLATFORM_APP, spec.name, spec.name, 0, None, None, port, "starting",
-                       restarts, None, time.time())  # fmt: skip
-            failed = Running(row, None)
-            self.units.exited(failed)
-            return failed
+            return self._not_started(spec, last, restarts, str(exc), port)
+
+    def _not_started(
+        self,
+        spec: ServiceSpec,
+        last: Running | None,
+        restarts: int,
+        why: str,
+        port: int | None = None,
+    ) -> Running:
+        self.units.log(PLATFORM_APP, spec.name, f"Could not start ({why})")
+        if port is None and last is not None:
+            port = last.row.port
+        row = Dyno(PLATFORM_APP, spec.name, spec.name, 0, None, None, port, "starting",
+                   restarts, None, time.time())  # fmt: skip
+        failed = Running(row, None)
+        self.units.exited(failed)
+        return failed
 
     async def stop(self, names: Iterable[str], grace: float) -> None:
         """Stop the services ``names`` (those a start that failed had started), now."""

@@ -13,12 +13,14 @@ leaves when the dyno does.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -27,6 +29,9 @@ from corral.exitcodes import shell_status
 from corral.files import atomic_write
 from corral.logfiles import LogFile, format_line, timestamp
 from corral.runtime.cgroups import Group, Limits, detect
+
+#: ``prctl`` option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 def _write(log: LogFile, source: str, dyno: str, text: str) -> None:
@@ -51,6 +56,25 @@ def _pump(stream: IO[bytes], log: LogFile, dyno: str) -> None:
 def _write_status(path: Path, status: int, oom_killed: bool) -> None:
     record = {"status": status, "at": timestamp(), "oom_killed": oom_killed}
     atomic_write(path, json.dumps(record), mode=0o600)
+
+
+def _dies_with(parent: int, group: Group | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` putting the child in ``group`` (if any) and making it get SIGTERM
+    when the shim dies (Linux only), so a ``kill -9`` of the shim does not leave the dyno
+    serving unseen; the supervisor stops whatever is left of the process group all the
+    same (:func:`corral.runtime.dyno.stop_orphans`)."""
+    if not sys.platform.startswith("linux"):
+        return (lambda: group.add(os.getpid())) if group else None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, not in the child
+
+    def preexec() -> None:
+        if group is not None:  # before it runs a line of the app's code; the shim stays out
+            group.add(os.getpid())
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the shim died before the prctl took hold
+            os._exit(1)
+
+    return preexec
 
 
 def _r15(log: LogFile, dyno: str, limit: int) -> None:
@@ -93,8 +117,7 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         umask=umask,
-        # in the group before it runs a line of the app's code; the shim stays outside
-        preexec_fn=(lambda: group.add(os.getpid())) if group else None,
+        preexec_fn=_dies_with(os.getpid(), group),
     )
     # The group signal reached the dyno too; the shim outlives it to record how it ended.
     signal.signal(signal.SIGTERM, lambda *_: None)

@@ -89,8 +89,8 @@ class Supervisor:
         """Take over the units a previous run of the platform left running (once)."""
         if self._adopted:
             return
-        self._adopted = True
         rows = self.store.dynos()
+        self._adopted = True
         self.services.adopt(
             (row for row in rows if row.app == PLATFORM_APP),
             legacy_state=self.settings.run_dir / "platform.json",
@@ -104,26 +104,26 @@ class Supervisor:
                 self.units.log(app, "", message)
                 dynos.signal_group(orphan, signal.SIGKILL)
         # left by a platform that died mid-deploy, it would block config changes forever
-        self.store.fail_superseded_pending()
+        self.units.writes.defer("superseded", self.store.fail_superseded_pending)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reconcile every tick until ``stop`` is set; then leave the units running."""
-        self.adopt()
+        """Reconcile each tick until ``stop`` is set (a busy store only delays one tick)."""
         while not stop.is_set():
-            await self.tick()
+            wait = await self.units.writes.guarded(self.tick(), self.options.tick)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.tick)
+                await asyncio.wait_for(stop.wait(), wait)
 
     async def tick(self) -> None:
         """One reconcile pass over the platform's services and every app."""
+        self.adopt()
         self.services.tick()
         apps = {app.name: app for app in self.store.list_apps()}
-        for old, new in self.store.take_app_renames():
+        for old, new in self.units.writes.attempt(self.store.take_app_renames) or ():
             await self._renamed(old, new, apps)
         for name in list(self.dynos):
             if name not in apps:
                 await self._remove_app(name)
-        for app, action, target in self.store.take_dyno_requests():
+        for app, action, target in self.units.writes.attempt(self.store.take_dyno_requests) or ():
             if app in apps:
                 self._handle_request(app, action, target)
         for app in apps:
@@ -142,7 +142,7 @@ class Supervisor:
         running = self.dynos.pop(app, {})
         await asyncio.gather(*(self.units.stop(r, self.options.grace) for r in running.values()))
         for r in running.values():
-            self.store.delete_dyno(app, r.row.name)
+            self.units.forget(r.row, whoever=True)
         self.units.remove_groups(f"{base_for_home(self.settings.home)}/{app}")
 
     async def _renamed(self, old: str, new: str, apps: dict[str, App]) -> None:
@@ -292,8 +292,10 @@ class Supervisor:
             self.units.drain(r)
         self.failed.pop(app, None)
         # the verdict last: a deploy prints "live" once the dynos that served are recorded
-        if release.status == "pending":
-            self.store.mark_release_succeeded(app, release.version)
+        if release.status == "pending":  # once the store takes it, and the rows before it
+            await self.units.writes.until_done(
+                self.store.mark_release_succeeded, app, release.version
+            )
         self.units.log(app, "", f"Release {release.name} is live")
 
     def _fail(self, app: str, release: Release, booted: Booted) -> None:
@@ -313,7 +315,9 @@ class Supervisor:
             self.units.log(app, line.dyno, f"  {line.message}")
         if release.status == "pending":
             # the verdict and its reason in one write: deploys wait on the store, not the log
-            self.store.mark_release_failed(
+            self.units.writes.defer(
+                ("verdict", app),
+                self.store.mark_release_failed,
                 app,
                 release.version,
                 reason=booted.problem,

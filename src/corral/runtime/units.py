@@ -19,10 +19,12 @@ from corral.config import Settings
 from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime import dyno as dynos
 from corral.runtime import plan
+from corral.runtime.busy import StoreWrites
 from corral.runtime.cgroups import Hierarchy
 from corral.runtime.restart import RestartPolicy
 from corral.store import Store
 from corral.store.models import Dyno
+from corral.store.names import PLATFORM_APP
 
 __all__ = ["ROUTE_SETTLE", "Running", "Units"]
 
@@ -74,6 +76,8 @@ class Units:
         #: Called before a serving web dyno is stopped, so the router stops sending to it.
         self._routes_changed = routes_changed
         self._background: set[asyncio.Task[None]] = set()
+        #: Every row written goes through here: a busy store delays them, never loses them.
+        self.writes = StoreWrites(lambda message: self.log(PLATFORM_APP, "supervisor", message))
         #: The host's cgroups, when dynos run with kernel limits.
         self.cgroups = cgroups
 
@@ -114,7 +118,7 @@ class Units:
             since=time.time(),
         )
         if record:
-            self.store.upsert_dyno(row)
+            self.save(row)
         if not checked:
             self.log(spec.app, spec.name, "State changed from starting to up")
         return Running(row, process, popen, kernel_limited=limited)
@@ -141,6 +145,8 @@ class Units:
         if row.pid is not None and row.pid_start_time is not None:
             candidate = dynos.DynoProcess(row.pid, row.pid_start_time)
             process = candidate if candidate.alive() else None
+            if process is None:  # its shim died while the platform was down
+                self._stop_orphans(row, candidate)
         running = Running(row, process, kernel_limited=self.cgroups is not None)
         if process is None and row.state != "crashed":
             self.exited(running)
@@ -153,7 +159,22 @@ class Units:
         if state != r.row.state:
             self.log(r.row.app, r.row.name, f"State changed from {r.row.state} to {state}")
         r.row = replace(r.row, state=state, since=time.time(), **changes)  # type: ignore[arg-type]
-        self.store.upsert_dyno(r.row)
+        self.save(r.row)
+
+    def save(self, row: Dyno) -> None:
+        """Record ``row`` in the store, now or (the store busy) as soon as it allows."""
+        self.writes.defer((row.app, row.name, row.pid), self.store.upsert_dyno, row)
+
+    def forget(self, row: Dyno, *, whoever: bool = False) -> None:
+        """Remove ``row``'s unit from the store, unless another process has its name since
+        (with ``whoever``, whichever process the store names)."""
+
+        def delete() -> None:
+            current = {d.name: d for d in self.store.dynos(row.app)}.get(row.name)
+            if current is not None and (whoever or current.pid == row.pid):
+                self.store.delete_dyno(row.app, row.name)
+
+        self.writes.defer((row.app, row.name, row.pid), delete)
 
     def exited(self, r: Running) -> None:
         """Record that ``r`` exited: crashed, with the restart delay its crash count earns."""
@@ -162,6 +183,8 @@ class Units:
             r.popen.wait()
         if r.row.pid is not None:
             status = dynos.recorded_status(self.settings.run_dir, r.row.app, r.row.name, r.row.pid)
+        if r.process is not None:
+            self._stop_orphans(r.row, r.process)
         crashes = self.policy.crashes_after(r.row.restarts, time.monotonic() - r.started)
         delay = self.policy.delay(crashes)
         if status is None:
@@ -169,6 +192,13 @@ class Units:
         self.set_state(r, "crashed", restarts=crashes, next_restart_at=time.time() + delay)
         if delay:
             self.log(r.row.app, r.row.name, f"Restarting in {delay:.0f}s (crash {crashes})")
+
+    def _stop_orphans(self, row: Dyno, process: dynos.DynoProcess) -> None:
+        """A unit whose shim died (``kill -9``) may still run: stopped before it is replaced."""
+        left = dynos.stop_orphans(process)
+        if left:
+            pids = ", ".join(map(str, left))
+            self.log(row.app, row.name, f"Stopped what its shim left running (pids {pids})")
 
     def check_boot(self, r: Running, boot_timeout: float) -> None:
         """Move a ``starting`` unit on: up once it answers HTTP, R10 past the boot timeout."""
@@ -227,9 +257,8 @@ class Units:
             await dynos.stop(r.process, grace, r.popen)
         elif r.popen is not None:
             r.popen.poll()
-        current = {d.name: d for d in self.store.dynos(r.row.app)}.get(r.row.name)
-        if forget and current is not None and current.pid == r.row.pid:
-            self.store.delete_dyno(r.row.app, r.row.name)
+        if forget:
+            self.forget(r.row)
 
     async def drained(self) -> None:
         """Wait until every unit on its way out has stopped."""

@@ -2,7 +2,8 @@
 
 The API writes desired state (apps, releases, config vars, formation, domains, tokens);
 the supervisor reads it and records the dynos it observes. Every process opens its own
-:class:`Store`; inside a process, threads share one connection behind a lock. SQLite runs
+:class:`Store`; inside a process, threads share a pool of connections (a read
+never waits for a write). SQLite runs
 in WAL mode with a busy timeout, and every read-modify-write (like allocating the next
 release version) runs in one short ``BEGIN IMMEDIATE`` transaction, so several gunicorn
 workers and the manager can write at once. How config vars and releases relate is told
@@ -17,7 +18,7 @@ from corral.config import Settings
 from corral.store.apps import AppsMixin
 from corral.store.builds import BuildsMixin
 from corral.store.dynos import DynosMixin
-from corral.store.errors import Conflict, Invalid, NotFound
+from corral.store.errors import Conflict, Invalid, NotFound, StoreBusy
 from corral.store.formation import FormationMixin
 from corral.store.models import (
     App,
@@ -36,6 +37,7 @@ from corral.store.oneoffs import OneOffsMixin
 from corral.store.overview import AppSummary, OverviewMixin
 from corral.store.releases import ReleasesMixin
 from corral.store.renames import RenamesMixin
+from corral.store.slugs import SlugsMixin
 from corral.store.tokens import TokensMixin
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "Release",
     "ReleaseStatus",
     "Store",
+    "StoreBusy",
     "Token",
 ]
 
@@ -71,11 +74,14 @@ class Store(
     OneOffsMixin,
     TokensMixin,
     RenamesMixin,
+    SlugsMixin,
     OverviewMixin,
 ):
     """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> Self:
-        """Open the store of the corral home in ``settings``."""
-        return cls.open(settings.home / DB_FILENAME)
+    def for_settings(cls, settings: Settings, *, busy_timeout: float | None = None) -> Self:
+        """Open the store of the corral home in ``settings`` (``busy_timeout``: see open)."""
+        if busy_timeout is None:
+            return cls.open(settings.home / DB_FILENAME)
+        return cls.open(settings.home / DB_FILENAME, busy_timeout=busy_timeout)

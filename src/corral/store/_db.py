@@ -1,9 +1,13 @@
-"""The store's connection: opening the SQLite file, and short read and write transactions.
+"""The store's connections: opening the SQLite file, and short read and write transactions.
 
-One ``sqlite3.Connection`` per :class:`Database` object, shared by its threads behind a
-lock (``check_same_thread=False``); other processes open their own. Writes run in
-``BEGIN IMMEDIATE`` so a read-modify-write never races another writer; WAL lets readers
-carry on meanwhile, and the busy timeout makes writers queue instead of failing.
+Each :class:`Database` object keeps a small pool of connections shared by its threads
+(``check_same_thread=False``); a thread takes one for each transaction, so a thread
+waiting for the write lock never holds up another thread's read (in WAL mode a reader
+sees the last commit whatever a writer does) nor the timeout of another's write. Other
+processes open their own. Writes run in ``BEGIN IMMEDIATE`` so a read-modify-write never
+races another writer; the busy timeout makes writers queue, and a writer still waiting
+when it ends gets :class:`~corral.store.errors.StoreBusy` (the API answers 503, the
+supervisor retries later).
 """
 
 from __future__ import annotations
@@ -16,57 +20,87 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
-from corral.store.errors import NotFound
+from corral.store.errors import NotFound, StoreBusy
 from corral.store.schema import migrate
 
-BUSY_TIMEOUT_MS = 5000
+#: Seconds a write waits for another connection's write lock before giving up (StoreBusy).
+BUSY_TIMEOUT = 5.0
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, busy_timeout: float, *, first: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path,
-        timeout=BUSY_TIMEOUT_MS / 1000,
+        timeout=busy_timeout,
         isolation_level=None,  # autocommit: every transaction below is explicit
         check_same_thread=False,
     )
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    if first:  # the mode is the file's: the connections opened after it share it
+        conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
 
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite saying another connection holds the lock it needs."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+@contextmanager
+def _busy_as_store_busy() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):
+            raise StoreBusy() from exc
+        raise
+
+
 class Database:
     """An open store file; the data-access mixins build on its ``_read`` and ``_write``."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, busy_timeout: float = BUSY_TIMEOUT
+    ) -> None:
         self.path = path
-        self._conn = conn
-        self._lock = threading.RLock()
+        self.busy_timeout = busy_timeout
+        #: Idle connections; a transaction takes one (or opens one) and gives it back.
+        self._idle = [conn]
+        self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._closed = False
         # Connections inherited across fork are never used or closed in the child:
         # closing one could checkpoint or unlink the WAL under the parent's feet.
         self._inherited: list[sqlite3.Connection] = []
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Self:
-        """Open (creating if needed) the store at ``path`` and bring its schema up to date."""
+    def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = BUSY_TIMEOUT) -> Self:
+        """Open (creating if needed) the store at ``path`` and bring its schema up to date.
+
+        ``busy_timeout`` is how long a write waits for another's lock before StoreBusy.
+        """
         db_path = Path(path).expanduser()
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(db_path)
-        try:
-            migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return cls(db_path, conn)
+        with _busy_as_store_busy():
+            conn = _connect(db_path, busy_timeout, first=True)
+            try:
+                migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+        return cls(db_path, conn, busy_timeout)
 
     def close(self) -> None:
-        """Close the connection; the object is unusable afterwards."""
+        """Close the connections; the object is unusable afterwards."""
         with self._lock:
+            self._closed = True
             if self._pid == os.getpid():
-                self._conn.close()
+                for conn in self._idle:
+                    conn.close()
+            self._idle = []
 
     def __enter__(self) -> Self:
         return self
@@ -74,19 +108,31 @@ class Database:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._pid != os.getpid():  # forked (e.g. gunicorn --preload): reconnect
-            self._inherited.append(self._conn)
-            self._lock = threading.RLock()
-            self._conn = _connect(self.path)
-            self._pid = os.getpid()
-        return self._conn
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection of this process for one transaction, given back afterwards."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked (e.g. gunicorn --preload): reconnect
+                self._inherited += self._idle
+                self._idle = []
+                self._pid = os.getpid()
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            with _busy_as_store_busy():
+                conn = _connect(self.path, self.busy_timeout)
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                if self._closed or self._pid != os.getpid():
+                    conn.close()
+                else:
+                    self._idle.append(conn)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for several SELECTs (a deferred transaction, never writing)."""
-        with self._lock:
-            conn = self._connection()
+        with self._connection() as conn, _busy_as_store_busy():
             conn.execute("BEGIN")
             try:
                 yield conn
@@ -96,8 +142,7 @@ class Database:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the database's write lock from its first statement."""
-        with self._lock:
-            conn = self._connection()
+        with self._connection() as conn, _busy_as_store_busy():
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

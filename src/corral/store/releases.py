@@ -208,11 +208,12 @@ class ReleasesMixin(Database):
             )
             return release
 
-    def rollback(self, app: str, version: int | None = None) -> Release:
+    def rollback(self, app: str, version: int | None = None, *, keep: int | None = None) -> Release:
         """Make a new pending release restoring the slug and config of ``version``.
 
         The default target is the newest succeeded release before the current one. The new
-        release becomes current once its rollout succeeds.
+        release becomes current once its rollout succeeds. Given ``keep`` (the releases
+        whose slugs stay on disk), a target whose slug was removed is refused.
         """
         with self._write() as conn:
             require_app(conn, app)
@@ -244,6 +245,8 @@ class ReleasesMixin(Database):
                         f"{target.name} of {app} is {target.status}, so it cannot be restored; "
                         f"pick a succeeded release from `corral releases -a {app}`."
                     )
+            if keep is not None:
+                _refuse_removed_slug(target, keep)
             release = _insert_release(
                 conn,
                 app,
@@ -255,6 +258,16 @@ class ReleasesMixin(Database):
                 "pending",
             )
             return release
+
+
+def _refuse_removed_slug(target: Release, keep: int) -> None:
+    # checked inside the write: the pruner removes slugs holding the same lock
+    if not Path(target.slug_path).is_dir():
+        raise Conflict(
+            f"The slug of {target.name} was removed to free disk space (corral keeps the slugs "
+            f"of the last {keep} releases of each app), so it cannot be restored; pick a newer "
+            f"release from `corral releases -a {target.app}`."
+        )
 
 
 def _validated(config: Mapping[str, str]) -> dict[str, str]:

@@ -155,8 +155,11 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Apply the pending migrations in one ``BEGIN IMMEDIATE`` transaction; return the version.
 
     The write lock is taken before the version is read, so processes opening a fresh
-    database at the same moment apply each migration exactly once.
+    database at the same moment apply each migration exactly once; a store already up to
+    date is opened without it (a process starting while another holds the lock can read).
     """
+    if schema_version(conn) == len(MIGRATIONS):
+        return len(MIGRATIONS)
     conn.execute("BEGIN IMMEDIATE")
     try:
         current = schema_version(conn)

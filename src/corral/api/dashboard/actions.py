@@ -100,7 +100,7 @@ def rollback(app: str) -> ResponseReturnValue:
         version = release_number(raw)
         if version is None:
             raise UserError(f"Pick the release to roll back to, such as v3, not {raw!r}.")
-        release = context.store().rollback(app, version)
+        release = context.store().rollback(app, version, keep=context.settings().keep_releases)
         return (
             f"Rolling back to v{version}: {release.name} is rolling out; the current release "
             "serves until it starts."

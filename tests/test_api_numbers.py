@@ -20,7 +20,8 @@ HUGER = 999999999999999999999
 def api(app: Flask, store: Store, settings: Settings) -> FlaskClient:
     """An API client, and an app ``hello`` with two releases (so rollback reads a version)."""
     store.create_app("hello")
-    for slug in ("s1", "s2"):
+    for slug in ("s1", "s2"):  # on disk, as a build leaves them (a rollback checks)
+        (settings.slugs_dir("hello") / slug).mkdir(parents=True)
         store.create_release("hello", slug, settings.slugs_dir("hello") / slug, WEB, "Deploy")
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {store.create_token('t')[1]}"

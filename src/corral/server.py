@@ -114,6 +114,7 @@ class Platform:
                     "--worker-class", "gthread", "--workers", str(self.options.workers),
                     "--threads", "8", "--timeout", "120", "--graceful-timeout", "10",
                     "--access-logfile", "-",
+                    "--logger-class", "corral.api.accesslog.RedactingLogger",
                 ),
                 home,
                 env,

@@ -16,7 +16,14 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.formation import dyno_json
-from corral.api.objects import app_json, domain_json, formation_json, json_body, release_json
+from corral.api.objects import (
+    app_json,
+    domain_json,
+    formation_json,
+    json_body,
+    json_int,
+    release_json,
+)
 from corral.api.rename import rename_app
 from corral.builder.source import remove_tree
 from corral.deploy.disk import disk_use
@@ -108,7 +115,8 @@ def set_memory_quota(app: str) -> ResponseReturnValue:
     body = json_body()
     if "megabytes" not in body:
         raise BadRequest('Give "megabytes" as a number or null, such as {"megabytes": 1024}.')
-    return jsonify(_app_json(context.store().set_memory_quota(app, body["megabytes"])))
+    megabytes = json_int(body["megabytes"])
+    return jsonify(_app_json(context.store().set_memory_quota(app, megabytes)))
 
 
 @apps_blueprint.put("/apps/<app>/maintenance")

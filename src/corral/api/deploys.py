@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from corral.api import context
 from corral.api.errors import BadRequest, Unavailable
-from corral.api.objects import build_json, json_body
+from corral.api.objects import build_json, command_field, json_body
 
 __all__ = ["BuildsAndRuns", "deploys_blueprint"]
 
@@ -65,19 +65,18 @@ def create_build(app: str) -> ResponseReturnValue:
     """Build and release the gzipped tarball in the body, streaming the build output."""
     pipeline = _pipeline()
     context.store().get_app(app)
+    if not request.content_length and "HTTP_TRANSFER_ENCODING" not in request.environ:
+        raise BadRequest(
+            "Send the gzipped tarball of the source as the request body; "
+            "with the CLI: `corral deploy` in the app's directory."
+        )
     return _streamed(iter(pipeline.build(app, request.stream)))
 
 
 @deploys_blueprint.post("/apps/<app>/run")
 def run(app: str) -> ResponseReturnValue:
     """Run a one-off command in the current release, streaming its output."""
-    command = json_body().get("command")
-    if (
-        not isinstance(command, list)
-        or not command
-        or not all(isinstance(word, str) for word in command)
-    ):
-        raise BadRequest('Give the command as a list of strings, such as {"command": ["ls"]}.')
+    command = command_field(json_body().get("command"))
     pipeline = _pipeline()
     context.store().get_app(app)
     return _streamed(iter(pipeline.run(app, command)))

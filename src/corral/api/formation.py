@@ -16,10 +16,10 @@ from flask.typing import ResponseReturnValue
 
 from corral.api import context
 from corral.api.errors import BadRequest
-from corral.api.objects import formation_json, iso, json_body
+from corral.api.objects import PROCESS_TYPE, formation_json, iso, json_body, json_int
 from corral.runtime.dyno import DynoProcess
 from corral.runtime.oneoff import live_one_offs
-from corral.store import Dyno, OneOff
+from corral.store import Dyno, Invalid, OneOff
 from corral.store.names import PLATFORM_APP
 
 __all__ = ["CpuSampler", "dyno_json", "formation_blueprint", "one_off_json"]
@@ -118,7 +118,13 @@ def scale(app: str) -> ResponseReturnValue:
     body = json_body()
     if not body:
         raise BadRequest('Give the dyno counts to set, such as {"web": 2}.')
-    context.store().scale(app, body)
+    odd = sorted(name for name in body if not PROCESS_TYPE.fullmatch(name))
+    if odd:
+        raise Invalid(
+            f"{odd[0]!r} is not a process type name: a Procfile names them with letters, "
+            "digits, '-' and '_', such as web or worker."
+        )
+    context.store().scale(app, {name: json_int(quantity) for name, quantity in body.items()})
     return jsonify(_formation(app))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,15 +15,20 @@ from corral.errors import UserError
 from corral.store import App, Build, Domain, FormationEntry, Release, Token
 
 __all__ = [
+    "PROCESS_TYPE",
     "app_json",
     "build_json",
+    "command_field",
     "domain_json",
     "formation_json",
     "iso",
     "json_body",
+    "json_int",
     "release_json",
+    "release_number",
     "slug_freeze",
     "token_json",
+    "whole_number",
 ]
 
 
@@ -31,6 +37,60 @@ def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+#: The largest integer SQLite stores (signed 64 bits): no count, version or size the
+#: store keeps is larger, and a larger one would overflow on its way in.
+MAX_STORED_INT = 2**63 - 1
+#: A whole number as people type it: ASCII digits only (``"²".isdigit()`` is true too).
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def whole_number(raw: str) -> int | None:
+    """``raw`` (ASCII digits) as an int the store can hold; None for anything else."""
+    if not _DIGITS.fullmatch(raw):
+        return None
+    number = int(raw)
+    return number if number <= MAX_STORED_INT else None
+
+
+def json_int(value: Any) -> Any:
+    """``value`` with an integral JSON number (``3.0``) as the int it is (JSON and JSON
+    Schema do not tell 3 from 3.0); anything else unchanged, for the caller to judge."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def release_number(value: object) -> int | None:
+    """``3`` from ``3``, ``"3"`` or ``"v3"``: a version a release can have (1 to 2**63 - 1);
+    None for anything else, so no value a client sends reaches the store unchecked."""
+    if isinstance(value, str):
+        value = whole_number(value.removeprefix("v"))
+    value = json_int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 1 <= value <= MAX_STORED_INT else None
+
+
+#: A process type name, as a Procfile may spell it (builder/procfile.py).
+PROCESS_TYPE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def command_field(value: Any) -> list[str]:
+    """The ``command`` of a one-off: a non-empty list of strings, none holding a NUL
+    (no process can take one), the first naming a program; else :class:`BadRequest`."""
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(word, str) and "\0" not in word for word in value)
+        or not value[0]
+    ):
+        raise BadRequest(
+            'Give the command as a non-empty list of strings, such as {"command": ["bash"]}; '
+            "with the CLI: `corral run -- COMMAND`."
+        )
+    return value
 
 
 def json_body() -> dict[str, Any]:

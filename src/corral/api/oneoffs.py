@@ -22,14 +22,13 @@ from corral import wire
 from corral.api import attach, context
 from corral.api.errors import BadRequest, Unavailable
 from corral.api.formation import one_off_json
-from corral.api.objects import json_body
+from corral.api.objects import command_field, json_body
 from corral.config import Settings
-from corral.errors import UserError
 from corral.runtime import dyno as dynos
 from corral.runtime import oneoff
-from corral.store import NotFound, OneOff, Release, Store
+from corral.store import Conflict, NotFound, OneOff, Release, Store
 
-__all__ = ["oneoffs_blueprint"]
+__all__ = ["oneoffs_blueprint", "release_to_run"]
 
 oneoffs_blueprint = Blueprint("oneoffs", __name__)
 
@@ -39,20 +38,12 @@ _TERM = re.compile(r"[\w.+-]{1,64}")
 KILL_GRACE = 5.0
 
 
-def _command(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(w, str) for w in value):
-        raise BadRequest(
-            'Give the command as a non-empty list of strings, such as {"command": ["bash"]}; '
-            "with the CLI: `corral run -- COMMAND`."
-        )
-    return value
-
-
-def _release(store: Store, app: str) -> Release:
+def release_to_run(store: Store, app: str) -> Release:
+    """The release a one-off of ``app`` runs in: the current one; Conflict before any."""
     store.get_app(app)
     release = store.current_release(app)
     if release is None:
-        raise UserError(f"{app} has no release yet; deploy it before running commands.")
+        raise Conflict(f"{app} has no release yet; deploy it before running commands.")
     return release
 
 
@@ -70,7 +61,7 @@ def _start_parameters(req: Request) -> dict[str, Any]:
 
 
 def _spec(store: Store, app: str, command: list[str], term: str | None = None) -> oneoff.OneOffSpec:
-    release = _release(store, app)
+    release = release_to_run(store, app)
     taken = {o.name for o in store.one_offs(app)}
     return oneoff.one_off_spec(release, command, taken=taken, term=term)
 
@@ -98,7 +89,7 @@ def attach_run(app: str) -> ResponseReturnValue:
     """``corral run``: a one-off attached over a WebSocket (see :mod:`corral.wire`)."""
     store = context.store()
     start = _start_parameters(request)
-    command = _command(start.get("command"))
+    command = command_field(start.get("command"))
     term = start.get("term")
     spec = _spec(
         store, app, command, term if isinstance(term, str) and _TERM.fullmatch(term) else None
@@ -160,7 +151,7 @@ def _serve(
 def run_detached(app: str) -> ResponseReturnValue:
     """``run:detached``: start a one-off whose output goes to the app's logs."""
     store = context.store()
-    command = _command(json_body().get("command"))
+    command = command_field(json_body().get("command"))
     spec = _spec(store, app, command)
     settings: Settings = current_app.extensions["corral.settings"]
     process, popen = oneoff.start_detached(spec, settings.logs_dir(app), settings.run_dir)

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
 from corral.api.errors import BadRequest
-from corral.api.objects import json_body, release_json, slug_freeze
+from corral.api.objects import json_body, release_json, release_number, slug_freeze
 from corral.store import NotFound, Release
 
 __all__ = ["releases_blueprint"]
 
 releases_blueprint = Blueprint("releases", __name__)
 
+#: How a release is named in a path or a body: ``3`` or ``v3`` (ASCII digits).
+_NUMBERED = re.compile(r"v?-?[0-9]+")
 
-def _version(value: object) -> int | None:
-    """``3`` from ``3``, ``"3"`` or ``"v3"``; None if it is none of those."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
+
+def _numbered(value: object) -> bool:
+    """Whether ``value`` is written as a release number (``3``, ``"v3"``, ``-1``), one that
+    some release could have or not."""
     if isinstance(value, str):
-        digits = value.strip().removeprefix("v")
-        if digits.isdigit():
-            return int(digits)
-    return None
+        return _NUMBERED.fullmatch(value) is not None
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _no_such_release(app: str, version: object) -> NotFound:
+    """A number that is no release of ``app`` (none has 0, -1 or more than 2**63 - 1)."""
+    context.store().get_app(app)  # no such app says so first
+    shown = str(version).removeprefix("v")
+    return NotFound(f"{app} has no release v{shown}; run `corral releases -a {app}` to list them.")
 
 
 @releases_blueprint.get("/apps/<app>/releases")
@@ -36,11 +43,13 @@ def list_releases(app: str) -> ResponseReturnValue:
 
 def _release(app: str, version: str) -> Release:
     """The release ``version`` (``3`` or ``v3``) of ``app``; NotFound for anything else."""
-    number = _version(version)
-    if number is None:
-        context.store().get_app(app)
-        raise NotFound(f"{version!r} is not a release of {app}; give a version such as 3 or v3.")
-    return context.store().release(app, number)
+    number = release_number(version)
+    if number is not None:
+        return context.store().release(app, number)
+    if _numbered(version):
+        raise _no_such_release(app, version)
+    context.store().get_app(app)
+    raise NotFound(f"{version!r} is not a release of {app}; give a version such as 3 or v3.")
 
 
 @releases_blueprint.get("/apps/<app>/releases/<version>")
@@ -72,8 +81,10 @@ def rollback(app: str) -> ResponseReturnValue:
     It becomes current once its dynos have started; poll ``GET .../releases/<v>`` for that.
     """
     raw = json_body().get("version")
-    version = None if raw is None else _version(raw)
+    version = None if raw is None else release_number(raw)
     if raw is not None and version is None:
+        if _numbered(raw):
+            raise _no_such_release(app, raw)
         raise BadRequest(f'"version" must be a release number such as 3, not {raw!r}.')
     release = context.store().rollback(app, version, keep=context.settings().keep_releases)
     return jsonify(release_json(release)), 201

@@ -32,7 +32,7 @@ from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import follow
 from corral.runtime.oneoff import one_off_spec
-from corral.store import Dyno, Release, Store, StoreBusy
+from corral.store import Conflict, Dyno, Release, Store, StoreBusy
 from corral.store.formation import PHASES
 
 STATUS_PREFIX = "corral-status: "
@@ -302,7 +302,7 @@ class DeployPipeline:
         """Run ``command`` in the current release; the last line is ``corral-exit: N``."""
         release = self.store.current_release(app)
         if release is None:
-            raise UserError(f"{app} has no release yet; deploy it before running commands.")
+            raise Conflict(f"{app} has no release yet; deploy it before running commands.")
         if not command or not all(isinstance(word, str) for word in command):
             raise UserError("Give the command to run as a list of strings.")
         spec = one_off_spec(release, command)

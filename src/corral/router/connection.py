@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 
+from corral.redact import redact_url
 from corral.router.body import read_body
 from corral.router.channel import Channel
 from corral.router.client import ClientStream
@@ -214,7 +215,8 @@ class ClientConnection:
         service = round((now - exchange.service_start) * 1000)
         line = (
             f"{at} method={_logfmt_cached(head.method.decode('latin-1'))}"
-            f" path={logfmt_value(head.url.decode('latin-1'))} host={_logfmt_cached(head.host)}"
+            f" path={logfmt_value(redact_url(head.url.decode('latin-1')))}"
+            f" host={_logfmt_cached(head.host)}"
             f" request_id={exchange.request_id.decode()} fwd={self.client.ip_logfmt}"
             f" dyno={_logfmt_cached(exchange.dyno)} connect={connect}ms service={service}ms"
             f" status={exchange.status} bytes={exchange.sent} protocol={self.ctx.proto_name}"

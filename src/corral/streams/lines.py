@@ -44,16 +44,24 @@ SSE_HELLO = "retry: 3000\n: connected\n\n"
 def lines_wanted(raw: str | None) -> int:
     """The ``n`` query parameter of ``logs``: a whole number of lines, else a 400 saying so."""
     raw = "100" if raw is None else raw
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG_LINES:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LOG_LINES:
         raise UserError(
             f"n must be a whole number of lines from 1 to {MAX_LOG_LINES}, not {raw!r}."
         )
     return int(raw)
 
 
+#: The spellings of the ``tail`` flag: on, and off.
+TAIL_ON = ("1", "true", "yes")
+TAIL_OFF = ("0", "false", "no")
+
+
 def wants_tail(raw: str | None) -> bool:
-    """Whether the ``tail`` query parameter asks for a live tail."""
-    return (raw or "").lower() in ("1", "true", "yes")
+    """Whether the ``tail`` query parameter asks for a live tail; a 400 for other words."""
+    word = "0" if raw is None else raw.lower()
+    if word not in TAIL_ON + TAIL_OFF:
+        raise UserError(f"tail must be 1 (stream new lines) or 0, not {raw!r}.")
+    return word in TAIL_ON
 
 
 def session_alive(store: Store, token_id: str) -> bool:
@@ -76,7 +84,7 @@ def catch_up(
     if since:
         lines = recent(log_dir, CATCH_UP_LINES, source=source, dyno=dyno)
         return [line for line in lines if line.timestamp > since]
-    size = min(int(backlog), CATCH_UP_LINES) if backlog.isdigit() else 0
+    size = min(int(backlog), CATCH_UP_LINES) if backlog.isascii() and backlog.isdigit() else 0
     return recent(log_dir, size, source=source, dyno=dyno) if size else []
 
 

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.apps import destroy_app
 from corral.api.dashboard.blueprint import dashboard_blueprint
+from corral.api.objects import release_number, whole_number
 from corral.errors import UserError
 from corral.store import Release
 
@@ -67,12 +68,13 @@ def scale(app: str) -> ResponseReturnValue:
     raw = _field("quantity")
 
     def action() -> str:
-        if not raw.isdigit():
+        quantity = whole_number(raw)
+        if quantity is None:
             raise UserError(
                 f"Give the number of {process_type or 'web'} dynos as a whole number, not {raw!r}."
             )
-        context.store().scale(app, {process_type: int(raw)})
-        return f"Scaled {process_type} to {int(raw)}."
+        context.store().scale(app, {process_type: quantity})
+        return f"Scaled {process_type} to {quantity}."
 
     return _act(app, "dynos", action)
 
@@ -92,14 +94,15 @@ def restart(app: str) -> ResponseReturnValue:
 @dashboard_blueprint.post("/apps/<app>/rollback")
 def rollback(app: str) -> ResponseReturnValue:
     """A new release restoring an older one's slug and config."""
-    raw = _field("version").removeprefix("v")
+    raw = _field("version")
 
     def action() -> str:
-        if not raw.isdigit():
+        version = release_number(raw)
+        if version is None:
             raise UserError(f"Pick the release to roll back to, such as v3, not {raw!r}.")
-        release = context.store().rollback(app, int(raw), keep=context.settings().keep_releases)
+        release = context.store().rollback(app, version, keep=context.settings().keep_releases)
         return (
-            f"Rolling back to v{raw}: {release.name} is rolling out; the current release "
+            f"Rolling back to v{version}: {release.name} is rolling out; the current release "
             "serves until it starts."
         )
 

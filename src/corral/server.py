@@ -208,18 +208,13 @@ class Platform:
         """
         services = self.supervisor.services
         timeout = self.options.manager.boot_timeout
-        deadline = time.monotonic() + timeout
+        # from the first start: a service's own boot timeout (R10) ends no earlier than this
+        began = [services.running[n].started for n in self.started if n in services.running]
+        deadline = min(began, default=time.monotonic()) + timeout
         host = "127.0.0.1" if self.options.host in ("", "0.0.0.0", "::") else self.options.host
         url = f"http://{f'[{host}]' if ':' in host else host}:{self.settings.router_port}"
         async with httpx.AsyncClient(base_url=url, timeout=1) as client:
             while not stop.is_set():
-                for name in self.started:
-                    if not services.alive(name):
-                        raise UserError(
-                            f"The platform could not start: its {name} service exited before "
-                            f"it served; fix what its last lines say and start again.\n"
-                            + self._last_lines(name)
-                        )
                 if await _answers(client):
                     return True
                 if time.monotonic() > deadline:
@@ -228,6 +223,13 @@ class Platform:
                         f"fix what its last lines say, or pass a longer --boot-timeout.\n"
                         + self._last_lines(None)
                     )
+                for name in self.started:
+                    if not services.alive(name):
+                        raise UserError(
+                            f"The platform could not start: its {name} service exited before "
+                            f"it served; fix what its last lines say and start again.\n"
+                            + self._last_lines(name)
+                        )
                 # an adopted service that died meanwhile is restarted: this start's too
                 self.started += [n for n in services.tick() if n not in self.started]
                 self.supervisor.write_routes()

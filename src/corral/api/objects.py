@@ -12,6 +12,7 @@ from corral.api.errors import BadRequest
 from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.errors import UserError
+from corral.numbers import MAX_STORED_INT, whole_number
 from corral.store import App, Build, Domain, FormationEntry, Release, Token
 
 __all__ = [
@@ -37,21 +38,6 @@ def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
-
-
-#: The largest integer SQLite stores (signed 64 bits): no count, version or size the
-#: store keeps is larger, and a larger one would overflow on its way in.
-MAX_STORED_INT = 2**63 - 1
-#: A whole number as people type it: ASCII digits only (``"²".isdigit()`` is true too).
-_DIGITS = re.compile(r"[0-9]+")
-
-
-def whole_number(raw: str) -> int | None:
-    """``raw`` (ASCII digits) as an int the store can hold; None for anything else."""
-    if not _DIGITS.fullmatch(raw):
-        return None
-    number = int(raw)
-    return number if number <= MAX_STORED_INT else None
 
 
 def json_int(value: Any) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from corral.errors import UserError
 from corral.logfiles import MAX_LOG_LINES, LogLine
+from corral.numbers import whole_number
 from corral.runtime.logs import recent
 from corral.store import Store
 
@@ -44,11 +45,12 @@ SSE_HELLO = "retry: 3000\n: connected\n\n"
 def lines_wanted(raw: str | None) -> int:
     """The ``n`` query parameter of ``logs``: a whole number of lines, else a 400 saying so."""
     raw = "100" if raw is None else raw
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LOG_LINES:
+    n = whole_number(raw)
+    if n is None or not 1 <= n <= MAX_LOG_LINES:
         raise UserError(
             f"n must be a whole number of lines from 1 to {MAX_LOG_LINES}, not {raw!r}."
         )
-    return int(raw)
+    return n
 
 
 #: The spellings of the ``tail`` flag: on, and off.
@@ -84,7 +86,7 @@ def catch_up(
     if since:
         lines = recent(log_dir, CATCH_UP_LINES, source=source, dyno=dyno)
         return [line for line in lines if line.timestamp > since]
-    size = min(int(backlog), CATCH_UP_LINES) if backlog.isascii() and backlog.isdigit() else 0
+    size = min(whole_number(backlog) or 0, CATCH_UP_LINES)
     return recent(log_dir, size, source=source, dyno=dyno) if size else []
 
 

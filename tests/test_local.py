@@ -189,13 +189,15 @@ def corral(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Comple
 
 
 def free_port(block: int = 1) -> int:
-    """A loopback port that is free, with the ``+100`` ports of ``block`` process types too."""
+    """A loopback port that is free, with the next one (a second dyno of a type) and the
+    ``+100`` ports of ``block`` process types too."""
     for _ in range(50):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         try:
-            check_ports_free([PlannedProcess("p", "p", port + 100 * i) for i in range(block)])
+            wanted = [port + 100 * i + j for i in range(block) for j in range(2)]
+            check_ports_free([PlannedProcess("p", "p", each) for each in wanted])
         except UserError:
             continue
         return port

@@ -22,6 +22,20 @@ KEEP_RELEASES = 10
 SLUG_MAX_MB = 500
 
 
+#: What apps' user names start with, and the uids they get, by default.
+USER_PREFIX = "corral-"
+UID_RANGE = (40000, 49999)
+
+
+def _uid_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    if not (low.isdigit() and high.isdigit() and 1000 <= int(low) <= int(high) < 2**31):
+        raise UserError(
+            f"$CORRAL_UIDS is {text!r}; set it to a range of unused uids such as 40000-49999."
+        )
+    return int(low), int(high)
+
+
 def _running_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -59,6 +73,13 @@ class Settings:
     keep_releases: int = KEEP_RELEASES
     #: A build whose slug (source plus its environment) is larger fails (``$CORRAL_SLUG_MAX_MB``).
     slug_max_mb: int = SLUG_MAX_MB
+    #: Each app runs as a system user of its own (``$CORRAL_ISOLATION``, set by a server
+    #: running as root for the services it starts; see :mod:`corral.appusers`).
+    isolation: bool = False
+    #: Apps' user names are this prefix and the app name (``$CORRAL_USER_PREFIX``).
+    user_prefix: str = USER_PREFIX
+    #: The uids (and gids) apps' users get (``$CORRAL_UIDS``, ``LOW-HIGH``).
+    uid_range: tuple[int, int] = UID_RANGE
 
     @classmethod
     def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
@@ -86,6 +107,9 @@ class Settings:
                 "CORRAL_SLUG_MAX_MB",
                 "a number of MB such as 500",
             ),
+            isolation=env.get("CORRAL_ISOLATION") == "1",
+            user_prefix=env.get("CORRAL_USER_PREFIX") or USER_PREFIX,
+            uid_range=_uid_range(env.get("CORRAL_UIDS") or f"{UID_RANGE[0]}-{UID_RANGE[1]}"),
         )
 
     @property
@@ -128,6 +152,11 @@ class Settings:
     def builds_dir(self) -> Path:
         """One log file per build."""
         return self.home / "builds"
+
+    @property
+    def users_dir(self) -> Path:
+        """Apps' users' private directories: ``HOME``, ``TMPDIR`` and installer cache."""
+        return self.home / "users"
 
     @property
     def run_dir(self) -> Path:

@@ -24,8 +24,11 @@ import pwd
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from corral.config import Settings
 from corral.errors import UserError
@@ -214,6 +217,7 @@ class AppUsers:
         with locked(self.settings.run_dir / "users.lock"):
             user = self.lookup(app)
             if user is not None:
+                _kill_all(user.uid)  # a one-off left running: the app is gone
                 _account("userdel", user.name)
                 with contextlib.suppress(KeyError):
                     grp.getgrnam(user.name)
@@ -229,6 +233,19 @@ class AppUsers:
             for entry in pwd.getpwall()
             if (match := marker.fullmatch(entry.pw_gecos))
         ]
+
+
+def _kill_all(uid: int) -> None:
+    """SIGKILL every process running as ``uid`` (an app's own user: nothing else's)."""
+    for process in psutil.process_iter(["uids"]):
+        with contextlib.suppress(psutil.Error):
+            if uid in (process.info["uids"] or ()):
+                process.kill()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(
+        uid in (process.info["uids"] or ()) for process in psutil.process_iter(["uids"])
+    ):
+        time.sleep(0.05)
 
 
 def _account(tool: str, *args: str) -> None:

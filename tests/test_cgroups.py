@@ -246,7 +246,8 @@ def test_the_server_says_whether_dynos_get_kernel_limits(tmp_path: Path, monkeyp
     assert kernel_limits(settings) == (None, "off: corral server is not running as root")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(
-        "corral.runtime.confinement.detect", lambda: (None, "cgroup v2 lacks the pids controller(s)")
+        "corral.runtime.confinement.detect",
+        lambda: (None, "cgroup v2 lacks the pids controller(s)"),
     )
     assert kernel_limits(settings) == (None, "off: cgroup v2 lacks the pids controller(s)")
 

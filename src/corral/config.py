@@ -81,6 +81,9 @@ class Settings:
     #: Each app runs as a system user of its own (``$CORRAL_ISOLATION``, set by a server
     #: running as root for the services it starts; see :mod:`corral.appusers`).
     isolation: bool = False
+    #: Dynos, one-offs and release phases run in cgroups of their own
+    #: (``$CORRAL_KERNEL_LIMITS``, set by a server that found cgroups it can use).
+    kernel_limits: bool = False
     #: Apps' user names are this prefix and the app name (``$CORRAL_USER_PREFIX``).
     user_prefix: str = USER_PREFIX
     #: The uids (and gids) apps' users get (``$CORRAL_UIDS``, ``LOW-HIGH``).
@@ -113,6 +116,7 @@ class Settings:
                 "a number of MB such as 500",
             ),
             isolation=env.get("CORRAL_ISOLATION") == "1",
+            kernel_limits=env.get("CORRAL_KERNEL_LIMITS") == "1",
             user_prefix=env.get("CORRAL_USER_PREFIX") or USER_PREFIX,
             uid_range=_uid_range(env.get("CORRAL_UIDS") or f"{UID_RANGE[0]}-{UID_RANGE[1]}"),
         )

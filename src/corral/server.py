@@ -74,13 +74,13 @@ class Platform:
 
     def __init__(self, settings: Settings, options: ServerOptions) -> None:
         isolated, self.isolation_note = confinement.isolation(settings, options.isolation)
-        settings = replace(settings, isolation=isolated)
-        self.settings = settings
-        self.options = options
-        self.store = Store.for_settings(settings, busy_timeout=SUPERVISOR_BUSY_TIMEOUT)
         cgroups, self.limits_note = (
             confinement.kernel_limits(settings) if options.kernel_limits else (None, "off")
         )
+        settings = replace(settings, isolation=isolated, kernel_limits=cgroups is not None)
+        self.settings = settings
+        self.options = options
+        self.store = Store.for_settings(settings, busy_timeout=SUPERVISOR_BUSY_TIMEOUT)
         self.supervisor = Supervisor(
             settings,
             self.store,
@@ -107,6 +107,7 @@ class Platform:
             PYTHONUNBUFFERED="1",
             XDG_RUNTIME_DIR=str(self.settings.run_dir / "platform"),
             CORRAL_ISOLATION="1" if self.settings.isolation else "0",
+            CORRAL_KERNEL_LIMITS="1" if self.settings.kernel_limits else "0",
         )
         return env
 

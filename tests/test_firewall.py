@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,26 @@ def test_an_app_reaches_its_own_dynos_and_is_refused_another_apps(nft: Nftables,
         assert connect_as(0, host, bravo_port) == "connected"
 
 
+def _own_addresses() -> list[str]:
+    """Another loopback address, and the address this host would reach the world from."""
+    found = ["127.0.0.2"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+            found.append(probe.getsockname()[0])
+        except OSError:
+            pass  # a host with no route out: its loopback addresses are all there is
+    return found
+
+
+def test_a_dyno_listening_on_every_address_is_refused_on_each_of_them(nft: Nftables) -> None:
+    with listening("0.0.0.0") as (port,):
+        nft.sync({port: ALPHA})
+        for address in _own_addresses():
+            assert connect_as(BRAVO, address, port) == "refused", address
+            assert connect_as(ALPHA, address, port) == "connected", address
+
+
 def test_the_platforms_ports_are_refused_to_apps_and_other_ports_are_left_alone(
     nft: Nftables,
 ) -> None:
@@ -179,8 +200,8 @@ def test_a_sync_the_kernel_refuses_raises_and_keeps_the_rules_in_force(
 def test_iptables_refuses_another_apps_uid_and_clears_its_chain(
     iptables: Iptables, host: str
 ) -> None:
-    if host == "::1" and len(iptables.tools) < 2:
-        pytest.skip("this host has no IPv6 rules")
+    if host == "::1":
+        _needs(len(iptables.tools) == 2, "this host has no IPv6 rules (ip6tables fails)")
     with listening(host, 2) as (alpha_port, bravo_port):
         iptables.sync({alpha_port: ALPHA, bravo_port: BRAVO})
         iptables.sync({alpha_port: ALPHA, bravo_port: BRAVO})  # a resync adds no second copy

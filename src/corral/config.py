@@ -13,7 +13,12 @@ from pathlib import Path
 
 from corral.errors import UserError
 
-DEFAULT_HOME = Path.home() / ".local" / "share" / "corral"
+#: Where corral keeps its state: a user's own data directory, or for root (a server whose
+#: apps each run as a user of their own, who must be able to pass through its parents)
+#: the usual place for a system service's state.
+DEFAULT_HOME = (
+    Path("/var/lib/corral") if os.geteuid() == 0 else Path.home() / ".local" / "share" / "corral"
+)
 #: Releases whose slugs are kept for rollbacks, by default: corral removes the rest. Heroku
 #: keeps every release's record but rolls back only to slugs it still has; ten covers the
 #: "undo the last few deploys" a rollback is for, at a bounded cost in disk.

@@ -75,7 +75,9 @@ def _holds_lock(home: Path, pid: int) -> bool:
         return False
 
 
-def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+def start_server(
+    home: Path, port: int, env: dict[str, str], *, isolation: bool = False
+) -> subprocess.Popen:
     """Start `corral server` on ``port`` and return it once it holds its home's lock, its
     API says it is healthy and its admin token is written (once the platform serves).
 
@@ -83,7 +85,8 @@ def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
-         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5"],
+         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5",
+         *([] if isolation else ["--no-isolation"])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip

@@ -32,6 +32,7 @@ from corral.errors import UserError
 from corral.files import atomic_write
 from corral.homelock import lock_home
 from corral.runtime import confinement
+from corral.runtime.firewall import detect as detect_firewall
 from corral.runtime.logs import recent
 from corral.runtime.services import PORT, ServiceSpec
 from corral.runtime.supervisor import Supervisor, SupervisorOptions
@@ -78,6 +79,9 @@ class Platform:
             confinement.kernel_limits(settings) if options.kernel_limits else (None, "off")
         )
         settings = replace(settings, isolation=isolated, kernel_limits=cgroups is not None)
+        firewall, self.network_note = (
+            detect_firewall(settings) if isolated else (None, "off: apps are not isolated")
+        )
         self.settings = settings
         self.options = options
         self.store = Store.for_settings(settings, busy_timeout=SUPERVISOR_BUSY_TIMEOUT)
@@ -88,6 +92,7 @@ class Platform:
             services=self._services(),
             platform_hosts=self._platform_hosts(),
             cgroups=cgroups,
+            firewall=firewall,
         )
         #: The services this start started (not adopted): what a failed start stops.
         self.started: list[str] = []
@@ -336,6 +341,8 @@ async def _main(platform: Platform, say, asked: list[int]) -> None:
     say(f"corral: apps are served at {settings.app_url('<app>')}")
     say(f"corral: kernel limits {platform.limits_note}")
     say(f"corral: {platform.isolation_note}")
+    if platform.settings.isolation:
+        say(f"corral: network isolation between apps {platform.network_note}")
     if created:
         say(f"corral: admin token written to {platform.token_file} (and to {credentials_path()})")
     else:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import subprocess
+import tempfile
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -128,11 +130,34 @@ def running_server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
     home.mkdir()
     (corral_home / "cache").mkdir(exist_ok=True)
     (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
+    with _serving(home, tmp_path / "credentials.json", {}) as running:
+        yield running
+
+
+@contextmanager
+def isolated_server(user_prefix: str) -> Iterator[Server]:
+    """A `corral server` as root with apps isolated, its apps' users named ``user_prefix``
+    + app. Its home is under /tmp (pytest's own temporary directories are closed to other
+    users, whom the apps' users are), removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="corral-isolated-", dir="/tmp"))
+    try:
+        root.chmod(0o711)
+        extra = {"CORRAL_USER_PREFIX": user_prefix}
+        with _serving(root / "home", root / "credentials.json", extra, isolation=True) as running:
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def _serving(
+    home: Path, credentials: Path, extra: dict[str, str], *, isolation: bool = False
+) -> Iterator[Server]:
     port = free_port()
     # The caller's environment on purpose: builds install from the network through it.
-    env = {**os.environ, "CORRAL_CREDENTIALS": str(tmp_path / "credentials.json")}
+    env = {**os.environ, "CORRAL_CREDENTIALS": str(credentials), **extra}
     env.pop("CORRAL_HOME", None)
-    running = Server(home, port, start_server(home, port, env), env)
+    running = Server(home, port, start_server(home, port, env, isolation=isolation), env)
     try:
         yield running
     finally:

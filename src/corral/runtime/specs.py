@@ -4,6 +4,7 @@ and, when apps are isolated, the app's own user."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -15,10 +16,16 @@ from corral.runtime import plan
 from corral.runtime.cgroups import Limits, base_for_home
 from corral.runtime.dyno import DynoSpec
 from corral.runtime.environ import base_environ, process_environ
+from corral.runtime.firewall import Firewall, FirewallError
+from corral.runtime.netrules import PLATFORM
 from corral.runtime.services import free_port
 from corral.store.models import App, Release
 
 __all__ = ["DynoSpecs", "release_dyno_spec", "user_runtime_dir"]
+
+#: Seconds a dyno port handed out is kept in the firewall's rules without a unit holding
+#: it (half of it: a dyno still booting has no row yet).
+BOOT_ALLOWANCE = 120.0
 
 
 class DynoSpecs:
@@ -33,8 +40,14 @@ class DynoSpecs:
         *,
         kernel_limits: bool,
         log: Callable[[str, str], None],
+        firewall: Firewall | None = None,
     ) -> None:
         self.settings = settings
+        #: Refuses one app's user the others' dyno ports (and the platform's own).
+        self.firewall = firewall
+        #: port -> (uid allowed to connect, when it was handed out): every dyno port.
+        self._owners: dict[int, tuple[int, float]] = {}
+        self._synced: dict[int, int] | None = None
         self.default_quota = default_quota
         self.kernel_limits = kernel_limits
         self.users = AppUsers(settings) if settings.isolation else None
@@ -69,11 +82,36 @@ class DynoSpecs:
         if not self.ready(release.app):
             raise UserError(self._refused[release.app])
         user = self._known.get(release.app)
+        if port is not None and user is not None:
+            self._owners[port] = (user.uid, time.monotonic())
+            self.guard()  # before the dyno can listen on it
         quota = self.quota(app)
         limited = self.kernel_limits
         return release_dyno_spec(
             self.settings, release, name, port, quota, kernel_limits=limited, user=user
         )
+
+    def guard(self, live: Iterable[int] | None = None, platform: Iterable[int] = ()) -> None:
+        """Put the firewall's rules in line with the dyno ports handed out; with ``live``
+        (the ports units hold now) forget the others, once past any boot they were for."""
+        if self.firewall is None:
+            return
+        if live is not None:
+            keep, stale = set(live), time.monotonic() - 2 * BOOT_ALLOWANCE
+            self._owners = {
+                port: owner
+                for port, owner in self._owners.items()
+                if port in keep or owner[1] > stale
+            }
+        owners = {port: uid for port, (uid, _) in self._owners.items()}
+        owners.update((port, PLATFORM) for port in platform)
+        if owners == self._synced:
+            return
+        try:
+            self.firewall.sync(owners)
+            self._synced = owners
+        except FirewallError as error:
+            self._log("corral", f"The firewall rules could not be updated: {error}")
 
     def forget(self, app: str, *, destroyed: bool) -> None:
         """Drop what is known of ``app``'s user (renamed); ``destroyed``: remove the user."""

@@ -25,6 +25,7 @@ from corral.router.table import RouteTable, save_route_table
 from corral.runtime import dyno as dynos
 from corral.runtime import oneoff, plan
 from corral.runtime.cgroups import Hierarchy, base_for_home
+from corral.runtime.firewall import Firewall, FirewallError
 from corral.runtime.logs import recent
 from corral.runtime.restart import RestartPolicy
 from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release, health_check
@@ -61,6 +62,7 @@ class Supervisor:
         services: Sequence[ServiceSpec] = (),
         platform_hosts: Iterable[str] = (),
         cgroups: Hierarchy | None = None,
+        firewall: Firewall | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -72,7 +74,7 @@ class Supervisor:
         self.services = Services(self.units, services, options.boot_timeout)
         self.specs = DynoSpecs(
             settings, options.memory_quota, kernel_limits=cgroups is not None,
-            log=lambda app, message: self.units.log(app, "", message),
+            log=lambda app, message: self.units.log(app, "", message), firewall=firewall,
         )  # fmt: skip
         #: Host names that reach the API (the ``api`` service) rather than an app.
         self.platform_hosts = tuple(platform_hosts)
@@ -348,6 +350,9 @@ class Supervisor:
         )
         await self.units.drained()  # dynos already on their way out
         self.units.remove_groups(base_for_home(self.settings.home))
+        if self.specs.firewall is not None:  # no dyno is left for the rules to guard
+            with contextlib.suppress(FirewallError):
+                self.specs.firewall.clear()
         self.dynos.clear()
         self.rollouts.clear()
 
@@ -387,3 +392,6 @@ class Supervisor:
             self.settings.routes_path.parent.mkdir(parents=True, exist_ok=True)
             save_route_table(table, self.settings.routes_path)
             self._routes = table
+            live = (r.row.port for running in self.dynos.values() for r in running.values())
+            platform = (self.services.port(name) for name in ("api", "streams"))
+            self.specs.guard((p for p in live if p), (p for p in platform if p))

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from corral.router import AppRoute, Backend, RouteTable, Timeouts
+from support.nginx import NginxRouter
 from support.router import RouterThread
 from support.wait import assert_stays, wait_until
 
@@ -154,11 +155,22 @@ def _table(*routes: AppRoute, **custom: str) -> RouteTable:
 
 
 @pytest.fixture
-def router(backends: list[BackendServer]) -> Iterator[RouterThread]:
+def router(
+    request: pytest.FixtureRequest, backends: list[BackendServer], tmp_path
+) -> Iterator[RouterThread | NginxRouter]:
+    """The embedded router; or nginx, in the tests marked :data:`both`."""
     table = _table(AppRoute("hello", (backends[0].backend,)), www_example_com="hello")
-    running = RouterThread(table, Timeouts(request=1.0, header=0.5, idle=5.0))
+    timeouts = Timeouts(request=1.0, header=0.5, idle=5.0)
+    if getattr(request, "param", "embedded") == "nginx":
+        running: RouterThread | NginxRouter = NginxRouter(tmp_path, table, timeouts)
+    else:
+        running = RouterThread(table, timeouts)
     yield running
     running.close()
+
+
+#: The behaviours both routers share, proved against each (nginx: corral's generated config).
+both = pytest.mark.parametrize("router", ["embedded", "nginx"], indirect=True)
 
 
 def get(
@@ -207,6 +219,7 @@ def status_of(head: bytes) -> int:
 # -- routing --------------------------------------------------------------------------------
 
 
+@both
 def test_routes_by_app_subdomain_ignoring_port(router: RouterThread) -> None:
     response = get(router, "/hi", host="hello.localhost:8080")
     assert response.status_code == 200
@@ -217,11 +230,13 @@ def test_routes_by_app_subdomain_ignoring_port(router: RouterThread) -> None:
     assert 'fwd="127.0.0.1"' in line and "host=hello.localhost:8080" in line
 
 
+@both
 def test_routes_custom_domain(router: RouterThread) -> None:
     response = get(router, host="www.example.com")
     assert response.status_code == 200 and response.json()["dyno"] == "web.1"
 
 
+@both
 def test_unknown_host_gets_404_page_naming_the_host(router: RouterThread) -> None:
     response = get(router, host="nosuch.localhost")
     assert response.status_code == 404
@@ -242,6 +257,7 @@ def test_round_robin_alternates_between_backends(backends: list[BackendServer]) 
     assert dynos in (["web.1", "web.2"] * 3, ["web.2", "web.1"] * 3)
 
 
+@both
 def test_backend_sees_forwarded_headers(router: RouterThread) -> None:
     response = get(router, host="hello.localhost", headers={"X-Forwarded-For": "10.0.0.1"})
     seen = response.json()["headers"]
@@ -254,6 +270,7 @@ def test_backend_sees_forwarded_headers(router: RouterThread) -> None:
     assert response.headers["via"] == "1.1 corral"
 
 
+@both
 def test_sane_client_request_id_is_kept_and_junk_replaced(router: RouterThread) -> None:
     sane = "req-0123456789abcdef-XYZ"
     response = get(router, headers={"X-Request-Id": sane})
@@ -298,6 +315,7 @@ def test_head_request_gets_headers_only(router: RouterThread) -> None:
 # -- error pages ----------------------------------------------------------------------------
 
 
+@both
 def test_no_web_dynos_is_h14(router: RouterThread) -> None:
     router.table = _table(AppRoute("hello"))
     response = get(router)
@@ -306,6 +324,7 @@ def test_no_web_dynos_is_h14(router: RouterThread) -> None:
     assert app == "hello" and 'at=error code=H14 desc="No web dynos running"' in line
 
 
+@both
 def test_app_without_a_web_type_is_not_told_to_scale_web(router: RouterThread) -> None:
     router.table = _table(AppRoute("hello", has_web=False))
     response = get(router)
@@ -315,6 +334,7 @@ def test_app_without_a_web_type_is_not_told_to_scale_web(router: RouterThread) -
     assert app == "hello" and 'desc="No web process type"' in line
 
 
+@both
 def test_crashed_app_is_h10(router: RouterThread) -> None:
     router.table = _table(AppRoute("hello", crashed=True))
     response = get(router)
@@ -322,6 +342,7 @@ def test_crashed_app_is_h10(router: RouterThread) -> None:
     router.wait_log(lambda line: 'code=H10 desc="App crashed"' in line and "status=503" in line)
 
 
+@both
 def test_maintenance_mode_is_h80(router: RouterThread, backends: list[BackendServer]) -> None:
     router.table = _table(AppRoute("hello", (backends[0].backend,), maintenance=True))
     response = get(router)
@@ -330,6 +351,7 @@ def test_maintenance_mode_is_h80(router: RouterThread, backends: list[BackendSer
     assert backends[0].connections == 0
 
 
+@both
 def test_refused_backend_is_skipped_for_the_next(
     router: RouterThread, backends: list[BackendServer]
 ) -> None:
@@ -338,6 +360,7 @@ def test_refused_backend_is_skipped_for_the_next(
     assert [get(router).json()["dyno"] for _ in range(3)] == ["web.2"] * 3
 
 
+@both
 def test_all_backends_refusing_is_h10(router: RouterThread) -> None:
     dead = tuple(Backend(f"web.{i}", "127.0.0.1", _closed_port()) for i in (1, 2))
     router.table = _table(AppRoute("hello", dead))
@@ -345,6 +368,7 @@ def test_all_backends_refusing_is_h10(router: RouterThread) -> None:
     router.wait_log(lambda line: "code=H10" in line)
 
 
+@both
 def test_backend_timeout_is_h12(router: RouterThread) -> None:
     started = time.monotonic()
     response = get(router, "/slow", timeout=10)
@@ -354,6 +378,7 @@ def test_backend_timeout_is_h12(router: RouterThread) -> None:
     assert get(router).status_code == 200  # the router is fine afterwards
 
 
+@both
 def test_backend_closing_without_response_is_h13(router: RouterThread) -> None:
     response = get(router, "/close")
     assert response.status_code == 503
@@ -388,6 +413,7 @@ def test_large_chunked_upload_is_buffered_then_reaches_the_backend_whole(
     assert response.status_code == 200 and response.json()["bytes"] == UPLOAD
 
 
+@both
 def test_large_upload_with_content_length_is_buffered_then_sent_whole(
     router: RouterThread, backends: list[BackendServer]
 ) -> None:
@@ -405,6 +431,7 @@ def test_large_upload_with_content_length_is_buffered_then_sent_whole(
     assert status_of(head) == 200 and json.loads(body)["bytes"] == UPLOAD
 
 
+@both
 def test_server_sent_events_arrive_before_the_backend_finishes(
     router: RouterThread, backends: list[BackendServer]
 ) -> None:
@@ -426,6 +453,7 @@ def test_close_delimited_response_is_rechunked_for_keep_alive(router: RouterThre
         assert client.get("/after").json()["path"] == "/after"
 
 
+@both
 def test_websocket_upgrade_is_a_raw_tunnel(router: RouterThread) -> None:
     sock = connect(router)
     with sock:

@@ -12,8 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
-from corral.logfiles import MAX_LOG_BYTES, LogFile, format_line, timestamp
 from corral.router.admission import raise_file_limit
+from corral.router.applogs import AppLogs as _AppLogs
 from corral.router.context import Timeouts
 from corral.router.http1 import Limits
 from corral.router.proxy import Router
@@ -52,41 +52,6 @@ class _StdoutLog:
             sys.stdout.write("".join(self._pending))
             self._pending.clear()
         sys.stdout.flush()
-
-
-class _AppLogs:
-    """Log lines to ``DIR/<app>/router.log``, stamped, flushed within 0.1 s.
-
-    Files stay open (one per app) and lines are held until the flush, so a busy router
-    makes few system calls; lines of requests that matched no app go to
-    ``DIR/_unrouted/router.log``. A file is rotated to ``.1`` at a flush once it passes
-    ``max_bytes``, like every other log of the app.
-    """
-
-    def __init__(self, root: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
-        self.root = root
-        self.max_bytes = max_bytes
-        self._files: dict[str, LogFile] = {}
-        self._flush_scheduled = False
-
-    def __call__(self, app: str, line: str) -> None:
-        name = app or "_unrouted"
-        log = self._files.get(name)
-        if log is None:
-            log = self._files[name] = LogFile(self.root / name / "router.log", self.max_bytes)
-        log.write(format_line(timestamp(), "router", "", line) + "\n")
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_later(0.1, self.flush)
-
-    def flush(self) -> None:
-        self._flush_scheduled = False
-        for name, log in list(self._files.items()):
-            if (self.root / name).is_dir():
-                log.flush()
-            else:  # the app was destroyed, and its lines with it
-                log.close(flush=False)
-                del self._files[name]
 
 
 async def _serve(router: Router, host: str, port: int) -> None:

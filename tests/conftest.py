@@ -25,9 +25,14 @@ def corral_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
-    """A real `corral server`; the test fails if stopping it leaves a process behind."""
-    with running_server(tmp_path, corral_home) as running:
+def server(request: pytest.FixtureRequest, tmp_path: Path, corral_home: Path) -> Iterator[Server]:
+    """A real `corral server`; the test fails if stopping it leaves a process behind.
+
+    Its router is the embedded one unless the test parametrizes ``server`` (indirectly)
+    with ``"nginx"``: see ``support.server.both_routers``.
+    """
+    router = getattr(request, "param", "embedded")
+    with running_server(tmp_path, corral_home, router) as running:
         yield running
 
 

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from support.server import APP, Server, git, make_repo, start_server
+from support.server import APP, Server, both_routers, git, make_repo, start_server
 from support.wait import wait_until
 
 pytestmark = pytest.mark.slow
@@ -31,6 +31,7 @@ def test_first_start_writes_a_private_token_and_credentials(server: Server, tmp_
     assert server.token not in (server.home / "corral.db").read_bytes().decode("latin-1")
 
 
+@both_routers
 def test_push_deploys_then_config_redeploy_and_rollback(server: Server, tmp_path) -> None:
     def current(version: int) -> bool:
         return server.api.get("/apps/hello").json()["current_release"] == version
@@ -90,6 +91,7 @@ def test_wrong_token_and_other_branches_are_refused(server: Server, tmp_path) ->
     assert unknown.returncode != 0
 
 
+@both_routers
 def test_kill_9_of_the_server_keeps_apps_serving_and_adopts_them(server: Server, tmp_path) -> None:
     server.api.post("/apps", json={"name": "sturdy"}).raise_for_status()
     git(make_repo(tmp_path, server, "sturdy"), "push", "corral", "main")
@@ -97,7 +99,7 @@ def test_kill_9_of_the_server_keeps_apps_serving_and_adopts_them(server: Server,
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait()
     assert server.app_get("sturdy").text == "hello v1"  # the router and dyno live on
-    server.process = start_server(server.home, server.port, server.env)
+    server.process = start_server(server.home, server.port, server.env, router=server.router)
     # the API answering proves little (it was adopted too): wait for the manager's word
     adopted = f"Adopted running process (pid {before['pid']})"
     wait_until(
@@ -192,6 +194,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+@both_routers
 def test_redeploy_under_load_fails_no_request(server: Server, tmp_path) -> None:
     server.api.post("/apps", json={"name": "busy"}).raise_for_status()
     repo = make_repo(tmp_path, server, "busy")
@@ -256,6 +259,7 @@ def test_deploy_freeze_force_and_empty_pushes(server: Server, tmp_path) -> None:
     assert server.app_get("forced").text == "hello rewritten"
 
 
+@both_routers
 def test_ps_scale_restart_and_logs_through_the_cli(server: Server, tmp_path) -> None:
     server.api.post("/apps", json={"name": "scaled"}).raise_for_status()
     repo = make_repo(tmp_path, server, "scaled")

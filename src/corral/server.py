@@ -31,6 +31,7 @@ from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
 from corral.files import atomic_write
 from corral.homelock import lock_home
+from corral.router.nginx import NGINX_PACKAGE, find_nginx
 from corral.runtime import confinement
 from corral.runtime.firewall import detect as detect_firewall
 from corral.runtime.logs import recent
@@ -60,6 +61,8 @@ class ServerOptions:
     max_body_mb: int = 512
     #: Connections one client address may hold open at the router (0: no cap).
     client_connections: int = 256
+    #: Which router serves: ``embedded`` (corral's own) or ``nginx`` (a real nginx it drives).
+    router: str = "embedded"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,12 @@ class Platform:
     """The server process: the platform's services and every app's dynos, one supervisor."""
 
     def __init__(self, settings: Settings, options: ServerOptions) -> None:
+        if options.router == "nginx" and find_nginx() is None:
+            raise UserError(
+                f"--router nginx needs nginx, which is not installed: install Debian's "
+                f"{NGINX_PACKAGE} package (apt-get install {NGINX_PACKAGE}), or leave out "
+                "--router."
+            )
         isolated, self.isolation_note = confinement.isolation(settings, options.isolation)
         cgroups, self.limits_note = (
             confinement.kernel_limits(settings) if options.kernel_limits else (None, "off")
@@ -143,22 +152,24 @@ class Platform:
                 env,
                 listens=True,
             ),
-            ServiceSpec(
-                "router",
-                (
-                    python, "-m", "corral.router",
-                    "--table", str(self.settings.routes_path),
-                    "--bind", f"{self.options.host}:{self.settings.router_port}",
-                    "--domain", self.settings.domain,
-                    "--logs", str(self.settings.home / "logs"),
-                    "--max-body", str(self.options.max_body_mb),
-                    "--client-connections", str(self.options.client_connections),
-                    "--body-dir", str(self.settings.run_dir / "router-bodies"),
-                ),
-                home,
-                env,
-            ),
+            ServiceSpec("router", self._router_command(), home, env),
         ]  # fmt: skip
+
+    def _router_command(self) -> tuple[str, ...]:
+        """The router service: the embedded router, or the watcher that drives nginx."""
+        settings, options = self.settings, self.options
+        nginx = options.router == "nginx"
+        return (
+            sys.executable, "-m", "corral.router.nginx" if nginx else "corral.router",
+            "--table", str(settings.routes_path),
+            "--bind", f"{options.host}:{settings.router_port}",
+            "--domain", settings.domain,
+            "--logs", str(settings.home / "logs"),
+            "--max-body", str(options.max_body_mb),
+            "--client-connections", str(options.client_connections),
+            *(("--prefix", str(settings.run_dir / "nginx")) if nginx
+              else ("--body-dir", str(settings.run_dir / "router-bodies"))),
+        )  # fmt: skip
 
     def _platform_hosts(self) -> list[str]:
         hosts = {self.settings.domain, "localhost", "127.0.0.1", self.options.host}

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
+from support.nginx import require_nginx
 from support.processes import free_port
 from support.wait import wait_until
 
@@ -31,6 +33,10 @@ def index():
 """
 
 
+#: Run a test of a real server against each router: the embedded one, and nginx.
+both_routers = pytest.mark.parametrize("server", ["embedded", "nginx"], indirect=True)
+
+
 @dataclass
 class Server:
     """A running `corral server` and what a user of it needs."""
@@ -39,6 +45,7 @@ class Server:
     port: int
     process: subprocess.Popen
     env: dict[str, str]
+    router: str = "embedded"
 
     @property
     def token(self) -> str:
@@ -78,7 +85,12 @@ def _holds_lock(home: Path, pid: int) -> bool:
 
 
 def start_server(
-    home: Path, port: int, env: dict[str, str], *, isolation: bool = False
+    home: Path,
+    port: int,
+    env: dict[str, str],
+    *,
+    isolation: bool = False,
+    router: str = "embedded",
 ) -> subprocess.Popen:
     """Start `corral server` on ``port`` and return it once it holds its home's lock, its
     API says it is healthy and its admin token is written (once the platform serves).
@@ -88,7 +100,7 @@ def start_server(
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
          "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5",
-         *([] if isolation else ["--no-isolation"])],
+         "--router", router, *([] if isolation else ["--no-isolation"])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -123,14 +135,17 @@ def platform_pids(home: Path) -> set[int]:
 
 
 @contextmanager
-def running_server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
+def running_server(tmp_path: Path, corral_home: Path, router: str = "embedded") -> Iterator[Server]:
     """A `corral server` with its own home under ``tmp_path`` (sharing the warm installer
-    cache of ``corral_home``); on exit, fails if stopping it left any process behind."""
+    cache of ``corral_home``), with the ``router`` asked for (``embedded`` or ``nginx``);
+    on exit, fails if stopping it left any process behind."""
+    if router == "nginx":
+        require_nginx()
     home = tmp_path / "home"
     home.mkdir()
     (corral_home / "cache").mkdir(exist_ok=True)
     (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
-    with _serving(home, tmp_path / "credentials.json", {}) as running:
+    with _serving(home, tmp_path / "credentials.json", {}, router=router) as running:
         yield running
 
 
@@ -151,13 +166,22 @@ def isolated_server(user_prefix: str) -> Iterator[Server]:
 
 @contextmanager
 def _serving(
-    home: Path, credentials: Path, extra: dict[str, str], *, isolation: bool = False
+    home: Path,
+    credentials: Path,
+    extra: dict[str, str],
+    *,
+    isolation: bool = False,
+    router: str = "embedded",
 ) -> Iterator[Server]:
     port = free_port()
     # The caller's environment on purpose: builds install from the network through it.
     env = {**os.environ, "CORRAL_CREDENTIALS": str(credentials), **extra}
     env.pop("CORRAL_HOME", None)
-    running = Server(home, port, start_server(home, port, env, isolation=isolation), env)
+    process = start_server(home, port, env, isolation=isolation, router=router)
+    running = Server(home, port, process, env, router)
+    if router == "nginx":  # the one that answers is nginx itself
+        health = httpx.get(f"http://localhost:{port}/api/v1/health", timeout=5)
+        assert health.headers.get("server") == "nginx", health.headers
     try:
         yield running
     finally:

@@ -37,6 +37,13 @@ def _parse_bind(bind: str) -> tuple[str, int]:
     help="Connections one client address may hold at the router (0: no cap).",
 )
 @click.option(
+    "--router",
+    type=click.Choice(["embedded", "nginx"]),
+    default="embedded",
+    show_default=True,
+    help="The router: corral's own, or a real nginx it configures (apt-get install nginx).",
+)
+@click.option(
     "--kernel-limits/--no-kernel-limits",
     default=True,
     show_default=True,
@@ -57,6 +64,7 @@ def server(
     memory_quota: int,
     max_body: int,
     client_connections: int,
+    router: str,
     kernel_limits: bool,
     isolation: bool,
 ) -> None:
@@ -82,6 +90,7 @@ def server(
         isolation=isolation,
         max_body_mb=max_body,
         client_connections=client_connections,
+        router=router,
         manager=SupervisorOptions(
             boot_timeout=boot_timeout, grace=grace, memory_quota=memory_quota << 20
         ),

@@ -49,7 +49,11 @@ _QUIT_GRACE = 10.0
 
 
 def find_nginx() -> str | None:
-    """The nginx binary (also looked for in ``/usr/sbin``, off a non-root ``PATH``), or None."""
+    """The nginx binary, or None: ``$CORRAL_NGINX`` if set, else ``nginx`` on ``PATH`` (and
+    in ``/usr/sbin``, which a non-root ``PATH`` often lacks)."""
+    chosen = os.environ.get("CORRAL_NGINX")
+    if chosen:
+        return shutil.which(chosen)
     path = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin:/sbin"
     return shutil.which("nginx", path=path)
 

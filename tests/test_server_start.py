@@ -219,3 +219,16 @@ def test_a_stop_while_starting_stops_everything_and_writes_no_token(tmp_path) ->
     assert process.returncode == 0, err
     assert out == "corral: stopped\n" and err == ""
     assert_left_nothing(home, tmp_path)
+
+
+def test_router_nginx_without_nginx_says_which_package_and_starts_nothing(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CORRAL_NGINX", str(tmp_path / "no-nginx-here"))
+    home = tmp_path / "home"
+    result = start(home, tmp_path, "--router", "nginx")
+    assert result.stderr.strip() == (
+        "error: --router nginx needs nginx, which is not installed: install Debian's nginx "
+        "package (apt-get install nginx), or leave out --router."
+    )
+    assert_changed_nothing(home, tmp_path, result)

@@ -467,11 +467,15 @@ def test_websocket_upgrade_is_a_raw_tunnel(router: RouterThread) -> None:
             head += sock.recv(4096)
         assert head.startswith(b"HTTP/1.1 101")
         assert b"Upgrade: websocket" in head
-        for message in (b"hello", b"\x00\x01binary\xff" * 1000):
+        for i, message in enumerate((b"hello", b"\x00\x01binary\xff" * 1000)):
+            if i:  # quiet for longer than the request timeout: a tunnel is not held to it
+                time.sleep(1.5)
             sock.sendall(message)
             echoed = b""
             while len(echoed) < len(message):
-                echoed += sock.recv(65536)
+                piece = sock.recv(65536)
+                assert piece, f"the tunnel closed after {len(echoed)} bytes of message {i}"
+                echoed += piece
             assert echoed == message.upper()
     router.wait_log(lambda line: "path=/ws" in line and "status=101" in line)
 

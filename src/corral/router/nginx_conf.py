@@ -200,7 +200,20 @@ def _locations(route: AppRoute) -> str:
         failure = no_backend_failure(crashed=route.crashed, has_web=route.has_web)
     else:
         web = _upstream_name(route.app)
-        text = f"        location / {{\n            {_proxy(web)}\n        }}\n"
+        # an upgraded connection (``corral run``'s WebSocket) may stay quiet for long: it
+        # is not held to the request timeout, as the embedded router's tunnel is not
+        text = (
+            "        error_page 418 = @upgrade;\n"
+            "        location / {\n"
+            '            if ($http_upgrade != "") {\n                return 418;\n            }\n'
+            f"            {_proxy(web)}\n"
+            "        }\n"
+            "        location @upgrade {\n"
+            "            proxy_read_timeout 1d;\n"
+            "            proxy_send_timeout 1d;\n"
+            f"            {_proxy(web)}\n"
+            "        }\n"
+        )
         if route.streams:
             streams = _upstream_name(route.app, "streams")
             text += (

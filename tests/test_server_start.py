@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from support.cli import corral
+from support.nginx import require_nginx
 from support.processes import free_port
 from support.server import Server, platform_pids, start_server
 from support.wait import wait_until
@@ -232,3 +233,23 @@ def test_router_nginx_without_nginx_says_which_package_and_starts_nothing(
         "package (apt-get install nginx), or leave out --router."
     )
     assert_changed_nothing(home, tmp_path, result)
+
+
+def test_a_restart_with_the_other_router_than_the_adopted_one_is_refused(
+    server: Server, tmp_path
+) -> None:
+    require_nginx()
+    router = services(server)["router"]
+    server.process.kill()
+    server.process.wait()
+    result = corral(
+        "server", "--home", str(server.home), "--bind", f"127.0.0.1:{server.port}",
+        "--no-isolation", "--router", "nginx", env=server.env, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f"error: The router the last corral server left running (pid {router}) is the "
+        "embedded one; pass --router embedded as it was started, or stop it first."
+    )
+    assert httpx.get(f"http://localhost:{server.port}/api/v1/health").status_code == 200
+    server.process = start_server(server.home, server.port, server.env)  # for the teardown

@@ -31,7 +31,7 @@ from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
 from corral.files import atomic_write
 from corral.homelock import lock_home
-from corral.router.nginx import NGINX_PACKAGE, find_nginx
+from corral.router.nginx import NGINX_PACKAGE, find_nginx, is_nginx_router
 from corral.runtime import confinement
 from corral.runtime.firewall import detect as detect_firewall
 from corral.runtime.logs import recent
@@ -203,7 +203,14 @@ class Platform:
 
     def _check_port(self, adopted: Running | None) -> None:
         # Before anything starts: the router this start would run must be able to listen,
-        # and one adopted from the last run must be the one listening there.
+        # and one adopted from the last run must be the one listening there, of the kind asked.
+        kind = self.options.router
+        if adopted is not None and is_nginx_router(adopted.row.pid or 0) != (kind == "nginx"):
+            other = "embedded" if kind == "nginx" else "nginx"
+            raise UserError(
+                f"The router the last corral server left running (pid {adopted.row.pid}) is "
+                f"the {other} one; pass --router {other} as it was started, or stop it first."
+            )
         where = f"{self.options.host}:{self.settings.router_port}"
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -38,7 +38,7 @@ from corral.router.nginx_conf import NginxOptions, render, upstream_dynos
 from corral.router.nginx_log import record_line
 from corral.router.table import RouteTable, TableFile
 
-__all__ = ["NGINX_PACKAGE", "NginxRouter", "find_nginx", "main"]
+__all__ = ["NGINX_PACKAGE", "NginxRouter", "find_nginx", "is_nginx_router", "main"]
 
 #: The Debian package that provides nginx, named when it is missing.
 NGINX_PACKAGE = "nginx"
@@ -56,6 +56,21 @@ def find_nginx() -> str | None:
         return shutil.which(chosen)
     path = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin:/sbin"
     return shutil.which("nginx", path=path)
+
+
+def is_nginx_router(pid: int) -> bool:
+    """Whether process ``pid`` (a router service's shim) runs this watcher, not the embedded
+    router: a platform started with the other ``--router`` must not adopt it unawares."""
+    try:
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for member in family:
+        with contextlib.suppress(psutil.Error):
+            if "corral.router.nginx" in member.cmdline():
+                return True
+    return False
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec

@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -227,6 +228,10 @@ class NginxRouter:
             await asyncio.sleep(0.05)  # the last records of the old workers
             transport.close()
             self.logs.flush()
+            self.options.log_socket.unlink(missing_ok=True)
+            if self.options.log_socket.parent != self.options.prefix:
+                with contextlib.suppress(OSError):
+                    self.options.log_socket.parent.rmdir()
         return 0 if stop.is_set() else (code or 1)
 
     async def _stop(self) -> int | None:
@@ -244,6 +249,19 @@ class NginxRouter:
         if code:
             self._say(f"nginx exited with status {code}")
         return code
+
+
+#: The longest path a Unix socket may have (``sun_path`` holds 108 bytes, with its NUL).
+_SOCKET_PATH_MAX = 107
+
+
+def _record_socket_path(prefix: Path) -> Path:
+    """Where nginx sends its records: in ``prefix``, or in a private directory of its own
+    under ``/tmp`` when the home is too deep for a socket's path."""
+    path = prefix / "records.sock"
+    if len(os.fsencode(path)) <= _SOCKET_PATH_MAX:
+        return path
+    return Path(tempfile.mkdtemp(prefix="corral-nginx-")) / "records.sock"  # mode 0700
 
 
 def _record_socket(path: Path) -> socket.socket:
@@ -286,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         host=host,
         port=port,
         prefix=prefix,
-        log_socket=prefix / "records.sock",
+        log_socket=_record_socket_path(prefix),
         workers=max(1, args.workers),
         max_body_mb=args.max_body,
         client_connections=args.client_connections,

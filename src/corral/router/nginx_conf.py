@@ -256,7 +256,8 @@ def _listen(options: NginxOptions, *, default: bool = False, tls: TlsSite | None
 
 
 def _log(options: NginxOptions) -> str:
-    return f"        access_log syslog:server=unix:{options.log_socket},nohostname corral;\n"
+    where = _quote(f"syslog:server=unix:{options.log_socket},nohostname")
+    return f"        access_log {where} corral;\n"
 
 
 def _server(

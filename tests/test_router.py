@@ -241,6 +241,7 @@ def test_unknown_host_gets_404_page_naming_the_host(router: RouterThread) -> Non
     response = get(router, host="nosuch.localhost")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-cache, no-store"
     assert "nosuch.localhost" in response.text
     assert response.headers["x-request-id"] in response.text
     router.wait_log(lambda line: "status=404" in line and "host=nosuch.localhost" in line)
@@ -268,6 +269,7 @@ def test_backend_sees_forwarded_headers(router: RouterThread) -> None:
     assert len(seen["X-Request-Id"]) == 32 and int(seen["X-Request-Id"], 16) >= 0
     assert response.headers["x-request-id"] == seen["X-Request-Id"]
     assert response.headers["via"] == "1.1 corral"
+    assert "cache-control" not in response.headers  # the router's pages only
 
 
 @both

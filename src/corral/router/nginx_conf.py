@@ -81,12 +81,15 @@ _MAPS = r"""
     }
 """
 
-# What the embedded router's pages say for nginx's own answers to bad requests.
-_REASONS = {
+# What the embedded router's pages say for nginx's own answers to bad requests: the
+# status nginx gives them, the page's failure and its reason.
+_REFUSALS = {
     400: ("bad_request", "The request is not valid HTTP/1.1; fix the client"),
     414: ("uri_too_long", "The request line is too long; shorten the URL"),
     494: ("headers_too_large", "The request headers are too large; send fewer or shorter"),
 }
+#: The failures whose pages an app's state decides (no dyno asked).
+_STATES = ("maintenance", "crashed", "no_dynos", "no_web")
 
 
 def _quote(text: str) -> str:
@@ -100,60 +103,55 @@ _RID = "\x00request-id\x00"
 _HOST = "\x00host\x00"
 
 
-def _page(name: str, *, host: bool = False, reason: str = "") -> str:
-    """The ``return`` of the router's page for failure ``name`` (its request id in place)."""
-    failure = FAILURES[name]
-    values = {"host": _HOST} if host else {"reason": reason} if reason else {}
-    body = render_page(failure, request_id=_RID, **values).decode()
-    text = _quote(body).replace(_RID, "${corral_request_id}").replace(_HOST, "${corral_host_html}")
-    return f"return {failure.status} {text};"
-
-
-#: The headers of a page the router writes itself (a location's own ``add_header``
-#: lines replace those of ``http``: all of them are said again).
-_PAGE_HEADERS = (
-    '            default_type "text/html; charset=utf-8";\n'
-    "            add_header X-Request-Id $corral_request_id always;\n"
-    '            add_header Cache-Control "no-cache, no-store" always;\n'
-    '            add_header Via "1.1 corral" always;\n'
-)
-
-
-def _page_location(name: str, failure: str, page: str) -> str:
-    """A named location answering with a page, its failure named for the log record."""
+def _pages(options: NginxOptions) -> str:
+    """Each page once, as ``$corral_page`` for the ``$corral_failure`` a location sets
+    (a map's value may hold variables: the request id, the host)."""
+    limit = f"The request body is larger than the router's limit of {options.max_body_mb} MB"
+    reasons = {name: reason for name, reason in _REFUSALS.values()} | {"body_too_large": limit}
+    lines = []
+    for name in ("no_app", "refused", "closed", "timeout", *_STATES, *reasons):
+        values = (
+            {"host": _HOST}
+            if name == "no_app"
+            else {"reason": reasons[name]}
+            if name in reasons
+            else {}
+        )
+        body = render_page(FAILURES[name], request_id=_RID, **values).decode()
+        text = _quote(body).replace(_RID, "${corral_request_id}")
+        lines.append(f"        {name} {text.replace(_HOST, '${corral_host_html}')};\n")
     return (
-        f"        location @{name} {{\n"
-        f"            set $corral_failure {failure};\n"
-        f"{_PAGE_HEADERS}"
-        f"            {page}\n"
-        f"        }}\n"
+        '    map $corral_failure $corral_page {\n        default "";\n' + "".join(lines) + "    }\n"
+        # the pages are never cached; a dyno's own answers keep their headers
+        '    map $corral_failure $corral_page_cache {\n        default "no-cache, no-store";\n'
+        '        "" "";\n        client_gone "";\n    }\n'
     )
 
 
-def _error_pages(options: NginxOptions) -> str:
-    """The error pages every server block shares: nginx's own failures in corral's words."""
-    limit = f"The request body is larger than the router's limit of {options.max_body_mb} MB"
+def _answer(failure: str, status: int, indent: str = "            ") -> str:
+    return f"{indent}set $corral_failure {failure};\n{indent}return {status} $corral_page;\n"
+
+
+def _error_pages() -> str:
+    """What every server block does with nginx's own failures: corral's pages."""
     parts = [
         "        error_page 502 = @bad_gateway;\n",
         "        error_page 504 = @timeout;\n",
         "        error_page 413 = @body_too_large;\n",
-        "        error_page 400 = @bad_request;\n",
-        "        error_page 414 = @uri_too_long;\n",
-        "        error_page 494 = @headers_too_large;\n",
+        *(f"        error_page {status} = @{name};\n" for status, (name, _) in _REFUSALS.items()),
         "        location @bad_gateway {\n"
         "            set $corral_failure closed;\n"
-        f"{_PAGE_HEADERS}"
         "            if ($corral_refused) {\n"
         "                set $corral_failure refused;\n"
-        f"                {_page('refused')}\n"
         "            }\n"
-        f"            {_page('closed')}\n"
+        "            return 503 $corral_page;\n"
         "        }\n",
-        _page_location("timeout", "timeout", _page("timeout")),
-        _page_location("body_too_large", "body_too_large", _page("body_too_large", reason=limit)),
+        f"        location @timeout {{\n{_answer('timeout', 503)}        }}\n",
+        f"        location @body_too_large {{\n{_answer('body_too_large', 413)}        }}\n",
     ]
-    for name, reason in _REASONS.values():
-        parts.append(_page_location(name, name, _page(name, reason=reason)))
+    for status, (name, _) in _REFUSALS.items():
+        answer = _answer(name, 431 if status == 494 else status)  # nginx's 494 is HTTP's 431
+        parts.append(f"        location @{name} {{\n{answer}        }}\n")
     return "".join(parts)
 
 
@@ -226,9 +224,7 @@ def _locations(route: AppRoute) -> str:
                 "        }\n"
             )
         return text
-    return _page_location("page", failure, _page(failure)).replace(
-        "location @page", "location /", 1
-    )
+    return f"        location / {{\n{_answer(failure, FAILURES[failure].status)}        }}\n"
 
 
 _NAME = re.compile(r"[a-z0-9.*_\[\]:-]+")
@@ -272,13 +268,12 @@ def _server(
         '        set $corral_failure "";\n'
         f"{_log(options)}"
         f"{_locations(route)}"
-        f"{_error_pages(options)}"
+        f"{_error_pages()}"
         "    }\n"
     )
 
 
 def _no_app(options: NginxOptions) -> str:
-    page = _page_location("page", "no_app", _page("no_app", host=True))
     return (
         "    server {\n"
         f"{_listen(options, default=True)}"
@@ -286,8 +281,8 @@ def _no_app(options: NginxOptions) -> str:
         '        set $corral_app "";\n'
         '        set $corral_failure "";\n'
         f"{_log(options)}"
-        f"{page.replace('location @page', 'location /', 1)}"
-        f"{_error_pages(options)}"
+        f"        location / {{\n{_answer('no_app', 404)}        }}\n"
+        f"{_error_pages()}"
         "    }\n"
     )
 
@@ -344,7 +339,11 @@ def _main(options: NginxOptions) -> str:
         "    proxy_set_header Via $corral_via;\n"
         "    add_header X-Request-Id $corral_request_id always;\n"
         '    add_header Via "1.1 corral" always;\n'
+        "    add_header Cache-Control $corral_page_cache always;\n"
+        # what a page says it is (a dyno's answer says what it is itself)
+        '    default_type "text/html; charset=utf-8";\n'
         f"{_MAPS}"
+        f"{_pages(options)}"
     )
 
 

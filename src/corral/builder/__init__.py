@@ -187,8 +187,9 @@ def _choose_python(
     if run_as is None:
         return find_interpreter(request, found)
     usable, skipped = runnable_interpreters(found, run_as)
-    for interp, why in skipped.items():
-        log.detail(f"Skipped Python {interp.version} at {interp.executable}: {why}")
+    for why in dict.fromkeys(skipped.values()):
+        versions = ", ".join(str(i.version) for i, reason in skipped.items() if reason == why)
+        log.detail(f"Skipped Python {versions}: {why}")
     return find_interpreter(request, usable, tuple(skipped))
 
 

@@ -331,7 +331,7 @@ def ensure_environment(
                 for dropped in seal(path, run_as.uid, ENV_MODES):
                     log.warn(f"{dropped} was not the build's own file; it was left out.")
             marker = {"freeze": frozen, "python": str(python.version)}
-            atomic_write(path / MARKER, json.dumps(marker), mode=0o600)
+            atomic_write(path / MARKER, json.dumps(marker), mode=0o600 if run_as is None else 0o444)
         except BaseException:
             remove_tree(path)
             raise

@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from corral.appusers import AppUser
+from corral.errors import BuildError
 
 __all__ = ["ENV_MODES", "Modes", "blocked_for", "give", "runnable_copy", "seal", "slug_modes"]
 
@@ -132,7 +133,14 @@ def runnable_copy(program: str, user: AppUser, tools_dir: Path) -> str:
     """``program`` if ``user`` can run it, else a root-owned 0755 copy of it in ``tools_dir``."""
     if blocked_for(Path(program), user) is None:
         return program
-    return _copied(Path(program).resolve(), tools_dir)
+    copy = _copied(Path(program).resolve(), tools_dir)
+    if (why := blocked_for(Path(copy), user)) is not None:
+        raise BuildError(
+            f"App users cannot run {program}, nor its copy in {tools_dir} ({why}); let every "
+            f"user enter the directories above {tools_dir} (chmod o+x), or install "
+            f"{Path(program).name} where every user can run it."
+        )
+    return copy
 
 
 @cache

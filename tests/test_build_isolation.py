@@ -233,3 +233,22 @@ def test_a_python_only_an_unreachable_interpreter_has_fails_saying_how_to_fix_it
         assert [p.name for p in settings.slugs_dir("alpha").iterdir()] == []
     finally:
         shutil.rmtree(hidden)
+
+
+def test_links_a_build_plants_never_make_root_write_or_chmod_outside_the_slug(iso: Settings):
+    victims = Path(tempfile.mkdtemp(dir=iso.home))
+    victim = victims / "root-only.conf"
+    victim.write_text("root's\n")
+    victim.chmod(0o600)
+    hook = f"""
+        #!/bin/sh
+        mkdir -p .corral && ln -s {victim} .corral/slug.json
+        ln -s {victim} linked.conf && ln -s {victims} linked-dir
+    """
+    source = small_app(Path(tempfile.mkdtemp(dir=iso.home)), **{"bin/post_compile": hook})
+    slug, _, _ = isolated_build(iso, "alpha", source)
+    assert victim.read_text() == "root's\n"
+    assert (victim.stat().st_uid, victim.stat().st_mode & 0o777) == (0, 0o600)
+    assert victims.stat().st_mode & 0o777 == 0o700
+    assert json.loads((slug.path / ".corral" / "slug.json").read_text())["app"] == "alpha"
+    assert (slug.path / "linked.conf").is_symlink()  # kept as a link, the target untouched

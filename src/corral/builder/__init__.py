@@ -141,8 +141,9 @@ def build(
                 _seal_slug(work, run_as, log)
             refuse_oversized(work, slug.env_path, settings.slug_max_mb)
             write_metadata(slug, work)
-            make_read_only(work)
-            if run_as is not None:
+            if run_as is None:
+                make_read_only(work)
+            else:
                 _seal_slug(work / METADATA.parent, run_as, log)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(work, final)
@@ -164,8 +165,13 @@ def _prepare_isolated(settings: Settings, slugs_dir: Path, run_as: AppUser) -> N
 
 
 def _seal_slug(tree: Path, run_as: AppUser, log: BuildLog) -> None:
+    """Seal the slug (or its metadata directory) and clear the way for root's own writes:
+    a metadata path the app's code made a link (to ``/etc``, say) is removed, not followed."""
     for dropped in seal(tree, run_as.uid, slug_modes(run_as.gid)):
         log.warn(f"{dropped} was not the build's own file; it was left out of the slug.")
+    for path in (tree / METADATA, tree / METADATA.parent):
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            path.unlink()
 
 
 def _choose_installer(requested: str | None, options: dict) -> str:

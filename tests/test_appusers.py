@@ -66,11 +66,14 @@ def test_rename_and_remove_leave_nothing_behind(users: AppUsers):
     (user.home / "note").write_text("kept")
     users.rename("alpha", "gamma")
     renamed = users.lookup("gamma")
-    assert renamed is not None and renamed.uid == user.uid
+    assert renamed is not None and (renamed.name, renamed.uid) == (user.name, user.uid)
     assert (renamed.home / "note").read_text() == "kept"
     assert users.lookup("alpha") is None
+    reused = users.ensure("alpha")  # a new app of the old name: a user of its own
+    assert reused.name != user.name and reused.uid != user.uid
+    assert users.remove("alpha")
     assert users.remove("gamma") is True
-    for name in (user.name, renamed.name):
+    for name in (user.name, reused.name):
         with pytest.raises(KeyError):
             pwd.getpwnam(name)
         with pytest.raises(KeyError):

@@ -3,12 +3,15 @@
 An app ``alpha`` runs as the user and group ``corral-alpha`` (the prefix is
 ``$CORRAL_USER_PREFIX``), with a uid and the same gid from ``$CORRAL_UIDS`` (40000-49999
 by default). Its dynos, one-offs, release phase and builds run as that user, with a
-private ``HOME``, ``TMPDIR`` and installer cache under ``CORRAL_HOME/users/<app>/``.
+private ``HOME``, ``TMPDIR`` and installer cache under ``CORRAL_HOME/users/<user>/``.
 
-A user is corral's only if its comment says so and names this home: a user or group of
-the same name that is someone else's is never taken over. Names are made from the app's
-name; one too long for a user name (32 characters) keeps a prefix of it and a hash of the
-whole, so the mapping stays deterministic and two apps never share a user.
+A user is an app's when its comment says ``corral app <app> home <tag>`` (the tag names
+this platform home): that is how it is found, and a user or group of the name that is
+someone else's is never taken over. Names are made from the app's name; one too long for
+a user name (32 characters) keeps a prefix of it and a hash of the whole, so the mapping
+is deterministic and two apps never share a user. A renamed app keeps its user (name,
+uid and files: Linux will not rename a user whose processes run); only the comment
+changes, and a new app taking the old name gets the hashed name.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ import pwd
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from corral.config import Settings
 from corral.errors import UserError
@@ -38,11 +44,11 @@ _TOOL_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 _TOOLS = ("useradd", "userdel", "usermod", "groupadd", "groupdel", "groupmod")
 
 
-def user_name(prefix: str, app: str) -> str:
+def user_name(prefix: str, app: str, *, hashed: bool = False) -> str:
     """The user (and group) name for ``app``: ``<prefix><app>``, shortened with a hash of
-    the app name when that would be too long."""
+    the app name when that would be too long (or when ``hashed``)."""
     name = f"{prefix}{app}"
-    if len(name) <= MAX_NAME:
+    if len(name) <= MAX_NAME and not hashed:
         return name
     digest = hashlib.sha256(app.encode()).hexdigest()[:8]
     keep = MAX_NAME - len(prefix) - len(digest) - 1
@@ -106,26 +112,33 @@ class AppUsers:
     def _comment(self, app: str) -> str:
         return f"corral app {app} home {self.tag}"
 
-    def _dir(self, app: str) -> Path:
-        return self.settings.users_dir / app
+    def _dir(self, name: str) -> Path:
+        return self.settings.users_dir / name
 
     def name(self, app: str) -> str:
-        return user_name(self.settings.user_prefix, app)
-
-    def lookup(self, app: str) -> AppUser | None:
-        """The app's user if it exists and is this platform's; refuses a stranger's."""
-        name = self.name(app)
+        """The name a new user of ``app`` gets: the usual one, unless a renamed app's user
+        of this home holds it already."""
+        name = user_name(self.settings.user_prefix, app)
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
-            return None
-        if entry.pw_gecos != self._comment(app):
-            raise UserError(
-                f"The system user {name} already exists and is not corral's for app {app}; "
-                "remove that user, or set $CORRAL_USER_PREFIX to give corral's users "
-                "other names."
-            )
-        return AppUser(app, name, entry.pw_uid, entry.pw_gid, self._dir(app))
+            return name
+        if entry.pw_gecos.startswith("corral app ") and entry.pw_gecos.endswith(self.tag):
+            return user_name(self.settings.user_prefix, app, hashed=True)
+        raise UserError(
+            f"The system user {name} already exists and is not corral's; remove that user, "
+            "or set $CORRAL_USER_PREFIX to give corral's users other names."
+        )
+
+    def lookup(self, app: str) -> AppUser | None:
+        """The app's user, found by its comment (a renamed app keeps its user's name)."""
+        comment = self._comment(app)
+        for entry in pwd.getpwall():
+            if entry.pw_gecos == comment:
+                return AppUser(
+                    app, entry.pw_name, entry.pw_uid, entry.pw_gid, self._dir(entry.pw_name)
+                )
+        return None
 
     def ensure(self, app: str) -> AppUser:
         """The app's user, created (with its private directories) if it does not exist."""
@@ -154,13 +167,13 @@ class AppUsers:
         try:
             _account(
                 "useradd", "--uid", str(uid), "--gid", str(uid), "--no-create-home",
-                "--home-dir", str(self._dir(app) / "home"), "--shell", "/usr/sbin/nologin",
+                "--home-dir", str(self._dir(name) / "home"), "--shell", "/usr/sbin/nologin",
                 "--comment", self._comment(app), name,
             )  # fmt: skip
         except UserError:
             _account("groupdel", name)
             raise
-        return AppUser(app, name, uid, uid, self._dir(app))
+        return AppUser(app, name, uid, uid, self._dir(name))
 
     def _free_id(self) -> int:
         low, high = self.settings.uid_range
@@ -175,38 +188,41 @@ class AppUsers:
         )
 
     def _make_dirs(self, user: AppUser) -> None:
-        self.settings.users_dir.mkdir(parents=True, exist_ok=True)
-        self.settings.users_dir.chmod(0o711)
+        # The way to the app's own files (its directories here, its slugs) opens for others
+        # to pass through, not to list: each app finds only what it knows the name of.
+        settings = self.settings
+        for path in (
+            settings.home,
+            settings.users_dir,
+            settings.apps_dir,
+            settings.apps_dir / user.app,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o711)
         for path in (user.dir, user.home, user.tmp, user.cache):
             path.mkdir(exist_ok=True)
             os.chown(path, user.uid, user.gid)
             path.chmod(0o700)
 
     def rename(self, old: str, new: str) -> None:
-        """Give ``old``'s user (if any) the name, comment and directory of ``new``."""
+        """Give ``old``'s user (if any) to ``new``: the same user, uid and files (a user
+        whose processes run cannot change its name), its comment naming ``new``."""
         with locked(self.settings.run_dir / "users.lock"):
             user = self.lookup(old)
-            if user is None:
-                return
-            name = self.name(new)
-            if os.path.exists(user.dir):
-                os.rename(user.dir, self._dir(new))
-            _account(
-                "usermod", "--login", name, "--comment", self._comment(new),
-                "--home", str(self._dir(new) / "home"), user.name,
-            )  # fmt: skip
-            _account("groupmod", "--new-name", name, user.name)
+            if user is not None:
+                _account("usermod", "--comment", self._comment(new), user.name)
 
     def remove(self, app: str) -> bool:
         """Remove the app's user, group and directories; False if it had none."""
         with locked(self.settings.run_dir / "users.lock"):
             user = self.lookup(app)
             if user is not None:
+                _kill_all(user.uid)  # a one-off left running: the app is gone
                 _account("userdel", user.name)
                 with contextlib.suppress(KeyError):
                     grp.getgrnam(user.name)
                     _account("groupdel", user.name)
-            shutil.rmtree(self._dir(app), ignore_errors=True)
+                shutil.rmtree(user.dir, ignore_errors=True)
             return user is not None
 
     def apps(self) -> list[str]:
@@ -217,6 +233,19 @@ class AppUsers:
             for entry in pwd.getpwall()
             if (match := marker.fullmatch(entry.pw_gecos))
         ]
+
+
+def _kill_all(uid: int) -> None:
+    """SIGKILL every process running as ``uid`` (an app's own user: nothing else's)."""
+    for process in psutil.process_iter(["uids"]):
+        with contextlib.suppress(psutil.Error):
+            if uid in (process.info["uids"] or ()):
+                process.kill()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(
+        uid in (process.info["uids"] or ()) for process in psutil.process_iter(["uids"])
+    ):
+        time.sleep(0.05)
 
 
 def _account(tool: str, *args: str) -> None:

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from corral.errors import UserError
 
-DEFAULT_HOME = Path.home() / ".local" / "share" / "corral"
+#: Where corral keeps its state: a user's own data directory, or for root (a server whose
+#: apps each run as a user of their own, who must be able to pass through its parents)
+#: the usual place for a system service's state.
+DEFAULT_HOME = (
+    Path("/var/lib/corral") if os.geteuid() == 0 else Path.home() / ".local" / "share" / "corral"
+)
 #: Releases whose slugs are kept for rollbacks, by default: corral removes the rest. Heroku
 #: keeps every release's record but rolls back only to slugs it still has; ten covers the
 #: "undo the last few deploys" a rollback is for, at a bounded cost in disk.
@@ -76,6 +81,9 @@ class Settings:
     #: Each app runs as a system user of its own (``$CORRAL_ISOLATION``, set by a server
     #: running as root for the services it starts; see :mod:`corral.appusers`).
     isolation: bool = False
+    #: Dynos, one-offs and release phases run in cgroups of their own
+    #: (``$CORRAL_KERNEL_LIMITS``, set by a server that found cgroups it can use).
+    kernel_limits: bool = False
     #: Apps' user names are this prefix and the app name (``$CORRAL_USER_PREFIX``).
     user_prefix: str = USER_PREFIX
     #: The uids (and gids) apps' users get (``$CORRAL_UIDS``, ``LOW-HIGH``).
@@ -108,6 +116,7 @@ class Settings:
                 "a number of MB such as 500",
             ),
             isolation=env.get("CORRAL_ISOLATION") == "1",
+            kernel_limits=env.get("CORRAL_KERNEL_LIMITS") == "1",
             user_prefix=env.get("CORRAL_USER_PREFIX") or USER_PREFIX,
             uid_range=_uid_range(env.get("CORRAL_UIDS") or f"{UID_RANGE[0]}-{UID_RANGE[1]}"),
         )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -75,7 +77,9 @@ def _holds_lock(home: Path, pid: int) -> bool:
         return False
 
 
-def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+def start_server(
+    home: Path, port: int, env: dict[str, str], *, isolation: bool = False
+) -> subprocess.Popen:
     """Start `corral server` on ``port`` and return it once it holds its home's lock, its
     API says it is healthy and its admin token is written (once the platform serves).
 
@@ -83,7 +87,8 @@ def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
-         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5"],
+         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5",
+         *([] if isolation else ["--no-isolation"])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -125,11 +130,34 @@ def running_server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
     home.mkdir()
     (corral_home / "cache").mkdir(exist_ok=True)
     (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
+    with _serving(home, tmp_path / "credentials.json", {}) as running:
+        yield running
+
+
+@contextmanager
+def isolated_server(user_prefix: str) -> Iterator[Server]:
+    """A `corral server` as root with apps isolated, its apps' users named ``user_prefix``
+    + app. Its home is under /tmp (pytest's own temporary directories are closed to other
+    users, whom the apps' users are), removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="corral-isolated-", dir="/tmp"))
+    try:
+        root.chmod(0o711)
+        extra = {"CORRAL_USER_PREFIX": user_prefix}
+        with _serving(root / "home", root / "credentials.json", extra, isolation=True) as running:
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def _serving(
+    home: Path, credentials: Path, extra: dict[str, str], *, isolation: bool = False
+) -> Iterator[Server]:
     port = free_port()
     # The caller's environment on purpose: builds install from the network through it.
-    env = {**os.environ, "CORRAL_CREDENTIALS": str(tmp_path / "credentials.json")}
+    env = {**os.environ, "CORRAL_CREDENTIALS": str(credentials), **extra}
     env.pop("CORRAL_HOME", None)
-    running = Server(home, port, start_server(home, port, env), env)
+    running = Server(home, port, start_server(home, port, env, isolation=isolation), env)
     try:
         yield running
     finally:

@@ -271,6 +271,7 @@ def freeze(
     environment's interpreter is the builder's until it is sealed)."""
     out = subprocess.run(
         [uv or uv_bin(), "pip", "freeze", "--python", str(env_python)],
+        cwd=env_python.parent.parent,  # the caller's may be one its user cannot enter
         capture_output=True,
         text=True,
         env=env,

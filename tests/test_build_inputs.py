@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from corral.builder.inputs import dependency_inputs, local_reference
 from corral.builder.ownership import blocked_for, runnable_copy
 from corral.config import Settings
 from corral.errors import BuildError
+from support.sources import backend_package, write
 
 #: A build backend that reports which config vars the installer passed on, then fails.
 PROBE_BACKEND = """
@@ -32,25 +32,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     raise SystemExit(1)
 """
 
-PYPROJECT = """
-[build-system]
-requires = []
-build-backend = "backend"
-backend-path = ["."]
-[project]
-name = "probe"
-version = "0.1"
-"""
-
 NOBODY = AppUser("probe", "nobody", 65534, 65534, Path("/nonexistent"))
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
-    return root
 
 
 def inputs_of(source: Path) -> dict[str, str]:
@@ -65,8 +47,7 @@ def test_installers_see_only_the_config_vars_that_steer_them(tmp_path: Path, set
             "requirements.txt": "./probe\n",
             "app.py": "",
             "Procfile": "web: python app.py\n",
-            "probe/pyproject.toml": PYPROJECT,
-            "probe/backend.py": PROBE_BACKEND,
+            **backend_package("probe", PROBE_BACKEND),
         },
     )
     lines: list[str] = []

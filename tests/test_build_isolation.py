@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from corral.builder import Slug, build
 from corral.config import Settings
 from corral.errors import BuildError, PythonNotFound
 from support.isolation import needs_root, unique_prefix, users_removed
+from support.sources import backend_package, write
 
 pytestmark = [needs_root, pytest.mark.slow]
 
@@ -52,14 +52,6 @@ for target in $(cat targets.txt); do
   else echo "ATTACK $name: $(sed 's/.*: //' err.txt)"; fi
 done
 """
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
-    return root
 
 
 def small_app(root: Path, **extra: str) -> Path:
@@ -181,16 +173,7 @@ def test_one_apps_build_cannot_change_what_another_app_builds_or_runs(iso: Setti
     # from a local package's build backend (a setup.py): the install fails
     evil = {
         "requirements.txt": "six\n./evil\n",
-        "evil/pyproject.toml": """
-            [build-system]
-            requires = []
-            build-backend = "backend"
-            backend-path = ["."]
-            [project]
-            name = "evil"
-            version = "0.1"
-        """,
-        "evil/backend.py": ATTACKING_BACKEND,
+        **backend_package("evil", ATTACKING_BACKEND),
         "evil/targets.json": json.dumps({k: str(v) for k, v in targets.items()}),
     }
     lines: list[str] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pwd
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,3 +210,28 @@ def test_destroying_an_app_leaves_no_user_group_or_file(platform: Server):
     wait_until(lambda: name not in {u.pw_name for u in pwd.getpwall()}, timeout=10)
     assert not (platform.home / "users" / name).exists()
     assert not (platform.home / "apps" / "gamma").exists()
+
+
+def test_a_strangers_user_of_the_apps_name_refuses_the_app_and_creates_nothing(
+    platform: Server,
+):
+    prefix = platform.env["CORRAL_USER_PREFIX"]
+    subprocess.run(["/usr/sbin/useradd", "--no-create-home", f"{prefix}delta"], check=True)
+    created = corral("apps:create", "delta", "--no-remote", env=platform.env)
+    assert created.returncode == 1
+    assert "Traceback" not in created.stderr
+    assert f"The system user {prefix}delta already exists and is not corral's" in created.stderr
+    listed = corral("apps", env=platform.env)
+    assert "delta" not in listed.stdout
+    assert pwd.getpwnam(f"{prefix}delta").pw_gecos == ""
+
+
+def test_a_long_app_name_gets_a_valid_user_of_its_own(platform: Server):
+    name = "a-very-long-application-name-x"
+    created = corral("apps:create", name, "--no-remote", env=platform.env)
+    assert created.returncode == 0, created.stderr
+    users = [u for u in pwd.getpwall() if u.pw_gecos.startswith(f"corral app {name} ")]
+    assert len(users) == 1 and len(users[0].pw_name) <= 32
+    assert users[0].pw_name.startswith(platform.env["CORRAL_USER_PREFIX"] + "a-very")
+    destroyed = corral("apps:destroy", name, "--confirm", name, env=platform.env)
+    assert destroyed.returncode == 0, destroyed.stderr

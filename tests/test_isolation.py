@@ -94,7 +94,7 @@ def run_probe():
 """
 
 #: Prints the user a process runs as and the memory cgroup it is in.
-WHO_AND_WHERE = "id -un && grep -E '(:memory:|^0::)' /proc/self/cgroup"
+WHO_AND_WHERE = "id -un && (grep :memory: /proc/self/cgroup || grep ^0:: /proc/self/cgroup)"
 
 REFUSED = {
     "bravo's environ": "denied",

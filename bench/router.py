@@ -235,7 +235,11 @@ def main() -> None:
                 args.runs,
                 lambda port: _run_load(port, args, args.seconds, 0),
             )
-            rate = args.paced_load * _median(saturation, "direct", "rps")
+            base = _median(saturation, "direct", "rps")
+            if args.wrk:  # the paced client is Python's: a share of what it reaches direct
+                python = argparse.Namespace(**{**vars(args), "wrk": False})
+                base = _run_load(targets["direct"], python, args.seconds, 0)["rps"]
+            rate = args.paced_load * base
             paced = _phase(
                 "paced",
                 targets,
@@ -256,7 +260,10 @@ def main() -> None:
     print(f"  saturation, {args.connections} closed-loop connections:")
     _print_sides(saturation)
     _ratios(saturation, paced)
-    print(f"  (paced at {rate:.0f} req/s, {args.paced_load:.0%} of direct saturation)")
+    print(
+        f"  (paced at {rate:.0f} req/s, {args.paced_load:.0%} of direct saturation"
+        f"{' by the Python client' if args.wrk else ''})"
+    )
 
 
 if __name__ == "__main__":

@@ -139,10 +139,12 @@ class NginxRouter:
         began = time.monotonic()
         refused = self.check(text)
         if refused is not None:
+            self._applied = table  # not again until the table changes
+            if self.master is None:  # nothing serves yet: nothing to keep
+                raise SystemExit(f"nginx refused corral's configuration: {refused}")
             self._say(
                 f"Kept the running nginx configuration: nginx -t refused the new one ({refused})"
             )
-            self._applied = table  # not again until the table changes
             return False
         os.replace(self.conf.with_name("nginx.conf.new"), self.conf)
         self._text = text
@@ -188,12 +190,8 @@ class NginxRouter:
 
     def start(self) -> None:
         """Start nginx on the current table (it must pass ``nginx -t``)."""
-        table = self.table_source()
         self._text = ""
-        refused = self.check(render(table, self.options))
-        if refused is not None:
-            raise SystemExit(f"nginx refused corral's configuration: {refused}")
-        self.apply(table)
+        self.apply(self.table_source())
         self.master = subprocess.Popen(
             [self.nginx, "-e", "stderr", "-p", str(self.options.prefix), "-c", str(self.conf)],
             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,

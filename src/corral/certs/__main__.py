@@ -9,10 +9,10 @@ import sys
 import threading
 from pathlib import Path
 
-from corral.certs.acme_client import LETS_ENCRYPT, AcmeOptions, Issuer
+from corral.certs.acme_client import AcmeOptions, Issuer
 from corral.certs.policy import RenewPolicy
 from corral.certs.service import CertService
-from corral.config import Settings
+from corral.config import LETS_ENCRYPT, Settings
 from corral.router.tls import CertLayout
 from corral.store import Store
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    layout = CertLayout(settings.home / "certs")
+    layout = CertLayout(settings.certs_dir)
     issuer = Issuer(layout, AcmeOptions(args.directory, args.email, args.ca_bundle))
     service = CertService(
         settings,

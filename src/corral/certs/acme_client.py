@@ -21,15 +21,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from corral.certs.pem import CertPair, parse_pair
+from corral.config import LETS_ENCRYPT
 from corral.errors import UserError
 from corral.files import atomic_write
 from corral.router.acme_challenge import valid_token
 from corral.router.tls import CertLayout
 
 __all__ = ["AcmeOptions", "IssueFailed", "Issuer"]
-
-#: Let's Encrypt's production directory: the default of ``--acme-directory``.
-LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,13 @@ from corral.files import atomic_write
 from corral.router.tls import CertLayout
 from corral.store import Issued
 
-__all__ = ["CertPair", "covers", "install", "parse_pair"]
+__all__ = ["BadCertificate", "CertPair", "covers", "install", "parse_pair"]
+
+
+class BadCertificate(UserError):
+    """A certificate or key a user brought cannot be served (the API answers 422)."""
+
+    http_status = 422
 
 
 @dataclass(frozen=True)
@@ -71,18 +77,18 @@ def covers(names: list[str], host: str) -> bool:
 
 def parse_pair(chain_pem: bytes, key_pem: bytes) -> CertPair:
     """Check that ``key_pem`` is the private key of the first certificate in ``chain_pem``
-    and that it is valid now; a :class:`UserError` saying what is wrong otherwise."""
+    and that it is valid now; a :class:`BadCertificate` saying what is wrong otherwise."""
     try:
         chain = x509.load_pem_x509_certificates(chain_pem)
     except ValueError:
-        raise UserError(
+        raise BadCertificate(
             "The certificate file holds no PEM certificate (-----BEGIN CERTIFICATE-----); "
             "give the certificate (or full chain) file first, then the key."
         ) from None
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError):
-        raise UserError(
+        raise BadCertificate(
             "The key file holds no unencrypted PEM private key; give the key the certificate "
             "was issued for (decrypt it first if it has a passphrase)."
         ) from None
@@ -94,13 +100,13 @@ def parse_pair(chain_pem: bytes, key_pem: bytes) -> CertPair:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     if ours != theirs:
-        raise UserError(
+        raise BadCertificate(
             "The key does not belong to the certificate; give the key the certificate was "
             "issued for."
         )
     now = datetime.datetime.now(datetime.UTC)
     if leaf.not_valid_after_utc <= now:
-        raise UserError(
+        raise BadCertificate(
             f"The certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d}; give a current one."
         )
     chain_out = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)

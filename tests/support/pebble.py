@@ -7,6 +7,7 @@ is validated on the port the test's router listens on, for real (no ALWAYS_VALID
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
 import shutil
@@ -78,7 +79,7 @@ def _listen_cert(tmp: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
         ), critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import shutil
+import ssl
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +47,8 @@ class Pebble:
 
     def root(self) -> bytes:
         """The root certificate pebble issues under (changes with every start)."""
-        return httpx.get(f"{self.management}/roots/0", verify=str(self.ca_bundle)).content
+        trust = ssl.create_default_context(cafile=str(self.ca_bundle))
+        return httpx.get(f"{self.management}/roots/0", verify=trust).content
 
     def point(self, host: str, address: str) -> None:
         """Make ``host`` resolve to ``address`` (instead of 127.0.0.1)."""
@@ -133,7 +135,8 @@ def running_pebble(tmp: Path, http_port: int) -> Iterator[Pebble]:
 
         def up() -> bool:
             try:
-                httpx.get(running.directory, verify=str(ca)).raise_for_status()
+                trust = ssl.create_default_context(cafile=str(ca))
+                httpx.get(running.directory, verify=trust).raise_for_status()
                 httpx.get(f"{running.dns_management}/").status_code  # noqa: B018
             except httpx.TransportError:
                 return False

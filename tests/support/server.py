@@ -75,7 +75,9 @@ def _holds_lock(home: Path, pid: int) -> bool:
         return False
 
 
-def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+def start_server(
+    home: Path, port: int, env: dict[str, str], args: tuple[str, ...] = ()
+) -> subprocess.Popen:
     """Start `corral server` on ``port`` and return it once it holds its home's lock, its
     API says it is healthy and its admin token is written (once the platform serves).
 
@@ -83,7 +85,7 @@ def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
-         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5"],
+         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -118,18 +120,21 @@ def platform_pids(home: Path) -> set[int]:
 
 
 @contextmanager
-def running_server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
+def running_server(
+    tmp_path: Path, corral_home: Path, port: int | None = None, args: tuple[str, ...] = ()
+) -> Iterator[Server]:
     """A `corral server` with its own home under ``tmp_path`` (sharing the warm installer
-    cache of ``corral_home``); on exit, fails if stopping it left any process behind."""
+    cache of ``corral_home``), on ``port`` (a free one) with ``args`` besides; on exit, fails
+    if stopping it left any process behind."""
     home = tmp_path / "home"
     home.mkdir()
     (corral_home / "cache").mkdir(exist_ok=True)
     (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
-    port = free_port()
+    port = port or free_port()
     # The caller's environment on purpose: builds install from the network through it.
     env = {**os.environ, "CORRAL_CREDENTIALS": str(tmp_path / "credentials.json")}
     env.pop("CORRAL_HOME", None)
-    running = Server(home, port, start_server(home, port, env), env)
+    running = Server(home, port, start_server(home, port, env, args), env)
     try:
         yield running
     finally:

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from support.certs import make_cert
 from support.cli import cli_env, corral
 from support.pebble import Pebble, running_pebble
 from support.processes import free_port
@@ -181,8 +184,6 @@ def _serial(https: Https, host: str) -> int:
         https.context().wrap_socket(raw, server_hostname=host) as tls,
     ):
         der = tls.getpeercert(binary_form=True)
-    from cryptography import x509
-
     return x509.load_der_x509_certificate(der).serial_number
 
 
@@ -236,3 +237,31 @@ def test_renewal_under_load_fails_no_request(https: Https) -> None:
         kept.close()
     assert renewed, "the certificate was not renewed within 90 s"
     assert failures == [], f"{len(failures)} of {done} requests failed: {failures[:3]}"
+
+
+def test_a_certificate_the_user_brings_is_served_for_its_host(https: Https, tmp_path) -> None:
+    assert https.server.api.post("/apps/two/domains", json={"hostname": "mine.example.org"})
+    cert, key = make_cert(["mine.example.org"])
+    (tmp_path / "cert.pem").write_text(cert)
+    (tmp_path / "key.pem").write_text(key)
+    added = corral("certs:add", "-a", "two", "cert.pem", "key.pem", env=https.env, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert "Serving mine.example.org with it" in added.stdout
+    wrong = corral("certs:add", "-a", "two", "key.pem", "cert.pem", env=https.env, cwd=tmp_path)
+    assert wrong.returncode == 1 and "holds no PEM certificate" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    expected = x509.load_pem_x509_certificate(cert.encode()).public_bytes(Encoding.DER)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+
+    def served() -> bool:
+        with (
+            socket.create_connection(("127.0.0.1", https.https_port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="mine.example.org") as tls,
+        ):
+            return tls.getpeercert(binary_form=True) == expected
+
+    wait_until(served, timeout=20)
+    [mine] = [c for c in https.server.api.get("/apps/two/certs").json()
+              if c["hostname"] == "mine.example.org"]  # fmt: skip
+    assert (mine["source"], mine["state"]) == ("user", "issued")

@@ -19,6 +19,7 @@ from corral.router.tls import CertIndex, CertLayout, load_index
 from corral.store import Certificate, Store
 from support.certs import make_cert
 from support.cli import cli_env, corral
+from support.dashboard import log_in
 
 
 @pytest.fixture
@@ -130,3 +131,13 @@ def test_the_router_answers_only_well_formed_challenge_tokens(tmp_path: Path) ->
     # no certificate for the host: the request goes on to the app, over HTTP
     assert front.answer(_head(b"/", "a.example")) is None
     assert load_index(layout) == {}
+
+
+def test_the_app_page_shows_each_hosts_certificate(app: Flask, store: Store) -> None:
+    store.create_app("shop")
+    store.sync_acme_hosts({"shop.corral.test": "shop"})
+    store.record_failed("shop.corral.test", "the HTTP-01 challenge failed: refused", 9e9)
+    page = log_in(app.test_client(), store.create_token("t")[1]).get("/apps/shop")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert 'data-cert="shop.corral.test"' in text and "the HTTP-01 challenge failed" in text

@@ -24,7 +24,8 @@ __all__ = ["certificate_rows", "certs_blueprint"]
 certs_blueprint = Blueprint("certs", __name__)
 
 
-def _cert_json(cert: Certificate) -> dict[str, Any]:
+def cert_json(cert: Certificate) -> dict[str, Any]:
+    """A ``Certificate`` object."""
     return {
         "hostname": cert.hostname,
         "app": cert.app,
@@ -53,7 +54,7 @@ def certificate_rows(app: str) -> list[Certificate]:
 @certs_blueprint.get("/apps/<app>/certs")
 def list_certs(app: str) -> ResponseReturnValue:
     """The certificate of each host of the app."""
-    return jsonify([_cert_json(cert) for cert in certificate_rows(app)])
+    return jsonify([cert_json(cert) for cert in certificate_rows(app)])
 
 
 @certs_blueprint.post("/apps/<app>/certs")
@@ -78,7 +79,7 @@ def add_cert(app: str) -> ResponseReturnValue:
     for host in covered:
         store.record_issued(host, "user", install(layout, host, pair), app)
     installed = [c for c in store.certificates(app) if c.hostname in covered]
-    return jsonify([_cert_json(cert) for cert in installed]), 201
+    return jsonify([cert_json(cert) for cert in installed]), 201
 
 
 @certs_blueprint.delete("/apps/<app>/certs/<hostname>")

@@ -29,6 +29,7 @@ __all__ = [
     "fallback_context",
     "load_index",
     "save_index",
+    "self_signed",
 ]
 
 
@@ -98,15 +99,16 @@ def _server_context() -> ssl.SSLContext:
     return context
 
 
-def fallback_context() -> ssl.SSLContext:
-    """A context with a fresh self-signed certificate, for names without one of their own."""
+def self_signed(names: list[str], days: int = 3650) -> tuple[bytes, bytes]:
+    """A self-signed certificate for ``names`` (valid from two days ago for ``days`` days from
+    now) and its key, as PEM: the fallback, and a stand-in certificate for tests and benches."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corral fallback")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -114,19 +116,26 @@ def fallback_context() -> ssl.SSLContext:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
+        .not_valid_before(now - datetime.timedelta(days=2))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
         .sign(key, hashes.SHA256())
     )
-    pem = key.private_bytes(
+    key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
-    ) + cert.public_bytes(serialization.Encoding.PEM)
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def fallback_context() -> ssl.SSLContext:
+    """A context with a fresh self-signed certificate, for names without one of their own."""
+    cert, key = self_signed(["corral fallback"])
     context = _server_context()
     # ssl loads certificates from files only: a private temporary one, gone at once
     with tempfile.NamedTemporaryFile(suffix=".pem") as handle:
-        handle.write(pem)
+        handle.write(key + cert)
         handle.flush()
         context.load_cert_chain(handle.name)
     return context

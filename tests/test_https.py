@@ -23,7 +23,7 @@ from support.certs import make_cert
 from support.cli import cli_env, corral
 from support.pebble import Pebble, running_pebble
 from support.processes import free_port
-from support.server import Server, git, running_server
+from support.server import Server, git, make_repo, running_server
 from support.wait import wait_until
 
 pytestmark = pytest.mark.slow
@@ -70,15 +70,7 @@ class Https:
 
 
 def _push(tmp_path: Path, server: Server, app: str) -> None:
-    repo = tmp_path / f"repo-{app}"
-    repo.mkdir()
-    (repo / "requirements.txt").write_text("flask\ngunicorn\n")
-    (repo / "app.py").write_text(APP)
-    (repo / "Procfile").write_text("web: gunicorn app:app\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "v1")
-    push = git(repo, "push", server.git_url(app), "main")
+    push = git(make_repo(tmp_path, server, app, source=APP), "push", "corral", "main")
     assert "remote: -----> Released v1" in push.stderr, push.stderr
 
 

@@ -159,12 +159,15 @@ def git(
     )  # fmt: skip
 
 
-def make_repo(tmp_path: Path, server: Server, app: str, version: str = "v1") -> Path:
-    """A git repo of a small Flask app answering "hello VERSION", with ``server`` as remote."""
+def make_repo(
+    tmp_path: Path, server: Server, app: str, version: str = "v1", source: str = APP
+) -> Path:
+    """A git repo of a small Flask app (``source``: by default one answering "hello
+    VERSION"), with ``server`` as remote."""
     repo = tmp_path / f"repo-{app}"
     repo.mkdir()
     (repo / "requirements.txt").write_text("flask\ngunicorn\n")
-    (repo / "app.py").write_text(APP.replace("{version}", version))
+    (repo / "app.py").write_text(source.replace("{version}", version))
     (repo / "Procfile").write_text("web: gunicorn app:app\n")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")

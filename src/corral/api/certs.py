@@ -7,14 +7,12 @@ blueprint shows what it recorded and lets a user bring their own certificate for
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
 from corral.api.errors import BadRequest
-from corral.api.objects import iso, json_body
+from corral.api.objects import cert_json, json_body
 from corral.certs.pem import BadCertificate, covers, install, parse_pair
 from corral.router.tls import CertLayout
 from corral.store import Certificate
@@ -22,20 +20,6 @@ from corral.store import Certificate
 __all__ = ["certificate_rows", "certs_blueprint"]
 
 certs_blueprint = Blueprint("certs", __name__)
-
-
-def cert_json(cert: Certificate) -> dict[str, Any]:
-    """A ``Certificate`` object."""
-    return {
-        "hostname": cert.hostname,
-        "app": cert.app,
-        "source": cert.source,
-        "state": cert.state,
-        "reason": cert.reason,
-        "issuer": cert.issuer,
-        "expires_at": iso(cert.not_after),
-        "next_attempt_at": iso(cert.next_attempt_at or None),
-    }
 
 
 def _hosts(app: str) -> list[str]:

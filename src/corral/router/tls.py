@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import ssl
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.files import atomic_write
+from corral.files import atomic_write, file_stamp
 
 __all__ = [
     "CertEntry",
@@ -163,12 +162,8 @@ class CertIndex:
         if now - self._checked < self._interval:
             return
         self._checked = now
-        try:
-            st = os.stat(self.layout.index)
-        except OSError:
-            return
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if stamp == self._stamp:
+        stamp = file_stamp(self.layout.index)
+        if stamp is None or stamp == self._stamp:
             return
         try:
             entries = load_index(self.layout)

@@ -8,12 +8,12 @@ from flask import abort, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
-from corral.api.certs import cert_json
 from corral.api.dashboard.blueprint import dashboard_blueprint
 from corral.api.formation import dyno_json
 from corral.api.objects import (
     app_json,
     build_json,
+    cert_json,
     domain_json,
     formation_json,
     iso,

@@ -9,9 +9,11 @@ they include building a new environment from a warm cache). Then it keeps a requ
 loop running through the router during ``--redeploys`` code-only redeploys and counts
 failed requests (the target is 0).
 
-As root, where the host has cgroups, the server runs each dyno with kernel limits; the
-bench then also times code-only redeploys on a second server started with
-``--no-kernel-limits``, in the same run, and prints the ratio (target: under 1.10).
+As root the server isolates apps (each its own user, a cgroup per dyno where the host has
+cgroups, firewall rules where it has nftables); the bench then also times code-only
+redeploys on a second server started with ``--no-isolation --no-kernel-limits``, in the
+same run, and prints the ratio (target: under 1.10). The apps' users it made (named
+``cb<hex>-<app>``) are removed at the end.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ class Bench:
     def __init__(self, root: Path, *flags: str) -> None:
         self.root = root
         self.port = free_port()
+        root.chmod(0o711)  # apps' users pass through to their slugs
         env = {**os.environ, "CORRAL_CREDENTIALS": str(root / "credentials.json")}
+        env["CORRAL_USER_PREFIX"] = USER_PREFIX
         self.server = subprocess.Popen(
             [sys.executable, "-m", "corral", "server", "--home", str(root / "home"),
              "--bind", f"127.0.0.1:{self.port}", "--grace", "5", *flags],
@@ -164,7 +168,8 @@ def main() -> None:
             thread.join()
         finally:
             bench.close()
-    unlimited = _redeploys_without_kernel_limits(args.runs) if os.geteuid() == 0 else []
+            _remove_users()
+    unconfined = _redeploys_unconfined(args.runs) if os.geteuid() == 0 else []
     failed = [r for r in results if r != 200]
     print(f"corral deploy benchmark (git push -> served through the router), {args.runs} runs")
     print(
@@ -178,19 +183,32 @@ def main() -> None:
     loaded = statistics.median(under_load)
     print(f"  {args.redeploys} redeploys under load       median {loaded:5.2f} s")
     print(f"  requests during them                 {len(results)} sent, {len(failed)} failed")
-    if unlimited:
-        off = statistics.median(unlimited)
+    if unconfined:
+        off = statistics.median(unconfined)
         on = statistics.median(redeploy)
         print(
-            f"  code-only redeploy, kernel limits off median {off:5.2f} s"
-            f"   (on/off ratio {on / off:.2f})"
+            f"  code-only redeploy, isolation off    median {off:5.2f} s"
+            f"   (isolated/not ratio {on / off:.2f})"
         )
 
 
-def _redeploys_without_kernel_limits(runs: int) -> list[float]:
-    """Code-only redeploys on a second server whose dynos run without cgroups."""
+#: The names of the apps' users this bench makes: its own, so it removes only those.
+USER_PREFIX = f"cb{os.getpid() % 0xFFFF:04x}-"
+
+
+def _remove_users() -> None:
+    import pwd
+
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(USER_PREFIX):
+            for tool in ("/usr/sbin/userdel", "/usr/sbin/groupdel"):
+                subprocess.run([tool, entry.pw_name], capture_output=True, check=False)
+
+
+def _redeploys_unconfined(runs: int) -> list[float]:
+    """Code-only redeploys on a second server whose apps run as root, without cgroups."""
     with tempfile.TemporaryDirectory(prefix="corral-bench-deploy-off-") as tmp:
-        bench = Bench(Path(tmp), "--no-kernel-limits")
+        bench = Bench(Path(tmp), "--no-isolation", "--no-kernel-limits")
         try:
             repo = bench.new_app("redeploy")
             bench.push_until_served(repo, "r0")

@@ -239,24 +239,25 @@ def test_a_fork_bomb_stays_in_its_dyno_and_another_app_keeps_serving(
 
 
 def test_the_server_says_whether_dynos_get_kernel_limits(tmp_path: Path, monkeypatch) -> None:
-    from corral.server import _cgroups
+    from corral.runtime.confinement import kernel_limits
 
     settings = Settings.load(tmp_path / "home")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert _cgroups(settings) == (None, "off: corral server is not running as root")
+    assert kernel_limits(settings) == (None, "off: corral server is not running as root")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(
-        "corral.server.detect", lambda: (None, "cgroup v2 lacks the pids controller(s)")
+        "corral.runtime.confinement.detect",
+        lambda: (None, "cgroup v2 lacks the pids controller(s)"),
     )
-    assert _cgroups(settings) == (None, "off: cgroup v2 lacks the pids controller(s)")
+    assert kernel_limits(settings) == (None, "off: cgroup v2 lacks the pids controller(s)")
 
 
 @needs_cgroups
 def test_as_root_the_server_turns_kernel_limits_on(tmp_path: Path) -> None:
-    from corral.server import _cgroups
+    from corral.runtime.confinement import kernel_limits
 
     settings = Settings.load(tmp_path / "home")
-    hierarchy, note = _cgroups(settings)
+    hierarchy, note = kernel_limits(settings)
     assert hierarchy is not None
     assert note == f"on ({WHY}: memory, pids and CPU per dyno)"
     assert hierarchy.group(base_for_home(settings.home)).exists()

@@ -39,6 +39,7 @@ def start(
     env = {**os.environ, "CORRAL_CREDENTIALS": str(credentials)}
     env.pop("CORRAL_HOME", None)
     bind = ["--bind", f"127.0.0.1:{port or free_port()}"]
+    flags = ("--no-isolation", *flags)
     return corral("server", "--home", str(home), *bind, *flags, env=env, timeout=90)
 
 
@@ -100,7 +101,7 @@ def test_a_restart_on_another_port_than_the_adopted_router_is_refused(
     server.process.wait()
     port = free_port()
     result = corral(
-        "server", "--home", str(server.home), "--bind", f"127.0.0.1:{port}",
+        "server", "--home", str(server.home), "--bind", f"127.0.0.1:{port}", "--no-isolation",
         env=server.env, timeout=90,
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
@@ -207,7 +208,7 @@ def test_a_stop_while_starting_stops_everything_and_writes_no_token(tmp_path) ->
     env.pop("CORRAL_HOME", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
-         "--bind", f"127.0.0.1:{free_port()}"],
+         "--bind", f"127.0.0.1:{free_port()}", "--no-isolation"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert process.stdout is not None

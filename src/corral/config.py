@@ -13,7 +13,12 @@ from pathlib import Path
 
 from corral.errors import UserError
 
-DEFAULT_HOME = Path.home() / ".local" / "share" / "corral"
+#: Where corral keeps its state: a user's own data directory, or for root (a server whose
+#: apps each run as a user of their own, who must be able to pass through its parents)
+#: the usual place for a system service's state.
+DEFAULT_HOME = (
+    Path("/var/lib/corral") if os.geteuid() == 0 else Path.home() / ".local" / "share" / "corral"
+)
 #: Releases whose slugs are kept for rollbacks, by default: corral removes the rest. Heroku
 #: keeps every release's record but rolls back only to slugs it still has; ten covers the
 #: "undo the last few deploys" a rollback is for, at a bounded cost in disk.
@@ -23,6 +28,20 @@ SLUG_MAX_MB = 500
 #: Where ``corral server --https`` gets certificates by default: Let's Encrypt's production
 #: ACME directory (``--acme-directory`` names another, e.g. a test server such as pebble).
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+#: What apps' user names start with, and the uids they get, by default.
+USER_PREFIX = "corral-"
+UID_RANGE = (40000, 49999)
+
+
+def _uid_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    if not (low.isdigit() and high.isdigit() and 1000 <= int(low) <= int(high) < 2**31):
+        raise UserError(
+            f"$CORRAL_UIDS is {text!r}; set it to a range of unused uids such as 40000-49999."
+        )
+    return int(low), int(high)
 
 
 def _running_python() -> str:
@@ -62,6 +81,16 @@ class Settings:
     keep_releases: int = KEEP_RELEASES
     #: A build whose slug (source plus its environment) is larger fails (``$CORRAL_SLUG_MAX_MB``).
     slug_max_mb: int = SLUG_MAX_MB
+    #: Each app runs as a system user of its own (``$CORRAL_ISOLATION``, set by a server
+    #: running as root for the services it starts; see :mod:`corral.appusers`).
+    isolation: bool = False
+    #: Dynos, one-offs and release phases run in cgroups of their own
+    #: (``$CORRAL_KERNEL_LIMITS``, set by a server that found cgroups it can use).
+    kernel_limits: bool = False
+    #: Apps' user names are this prefix and the app name (``$CORRAL_USER_PREFIX``).
+    user_prefix: str = USER_PREFIX
+    #: The uids (and gids) apps' users get (``$CORRAL_UIDS``, ``LOW-HIGH``).
+    uid_range: tuple[int, int] = UID_RANGE
 
     @classmethod
     def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
@@ -89,6 +118,10 @@ class Settings:
                 "CORRAL_SLUG_MAX_MB",
                 "a number of MB such as 500",
             ),
+            isolation=env.get("CORRAL_ISOLATION") == "1",
+            kernel_limits=env.get("CORRAL_KERNEL_LIMITS") == "1",
+            user_prefix=env.get("CORRAL_USER_PREFIX") or USER_PREFIX,
+            uid_range=_uid_range(env.get("CORRAL_UIDS") or f"{UID_RANGE[0]}-{UID_RANGE[1]}"),
         )
 
     @property
@@ -131,6 +164,11 @@ class Settings:
     def builds_dir(self) -> Path:
         """One log file per build."""
         return self.home / "builds"
+
+    @property
+    def users_dir(self) -> Path:
+        """Apps' users' private directories: ``HOME``, ``TMPDIR`` and installer cache."""
+        return self.home / "users"
 
     @property
     def run_dir(self) -> Path:

@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -32,7 +32,8 @@ from corral.errors import UserError
 from corral.files import atomic_write
 from corral.homelock import lock_home
 from corral.https import HttpsOptions, certs_service, check_listen, router_flags
-from corral.runtime.cgroups import Hierarchy, base_for_home, detect
+from corral.runtime import confinement
+from corral.runtime.firewall import detect as detect_firewall
 from corral.runtime.logs import recent
 from corral.runtime.services import PORT, ServiceSpec
 from corral.runtime.supervisor import Supervisor, SupervisorOptions
@@ -54,6 +55,8 @@ class ServerOptions:
     manager: SupervisorOptions = field(default_factory=SupervisorOptions)
     #: Run each dyno in a cgroup with its memory, pids and CPU limits, where the host can.
     kernel_limits: bool = True
+    #: As root, run each app as a system user of its own (:mod:`corral.appusers`).
+    isolation: bool = True
     #: The largest request body the router takes, in MB (413 beyond).
     max_body_mb: int = 512
     #: Connections one client address may hold open at the router (0: no cap).
@@ -74,10 +77,17 @@ class Platform:
     """The server process: the platform's services and every app's dynos, one supervisor."""
 
     def __init__(self, settings: Settings, options: ServerOptions) -> None:
+        isolated, self.isolation_note = confinement.isolation(settings, options.isolation)
+        cgroups, self.limits_note = (
+            confinement.kernel_limits(settings) if options.kernel_limits else (None, "off")
+        )
+        settings = replace(settings, isolation=isolated, kernel_limits=cgroups is not None)
+        firewall, self.network_note = (
+            detect_firewall(settings) if isolated else (None, "off: apps are not isolated")
+        )
         self.settings = settings
         self.options = options
         self.store = Store.for_settings(settings, busy_timeout=SUPERVISOR_BUSY_TIMEOUT)
-        cgroups, self.limits_note = _cgroups(settings) if options.kernel_limits else (None, "off")
         self.supervisor = Supervisor(
             settings,
             self.store,
@@ -85,6 +95,7 @@ class Platform:
             services=self._services(),
             platform_hosts=self._platform_hosts(),
             cgroups=cgroups,
+            firewall=firewall,
         )
         #: The services this start started (not adopted): what a failed start stops.
         self.started: list[str] = []
@@ -103,6 +114,8 @@ class Platform:
             CORRAL_MEMORY_QUOTA_MB=str(self.options.manager.memory_quota >> 20),
             PYTHONUNBUFFERED="1",
             XDG_RUNTIME_DIR=str(self.settings.run_dir / "platform"),
+            CORRAL_ISOLATION="1" if self.settings.isolation else "0",
+            CORRAL_KERNEL_LIMITS="1" if self.settings.kernel_limits else "0",
         )
         return env
 
@@ -281,29 +294,6 @@ async def _answers(client: httpx.AsyncClient) -> bool:
         return False
 
 
-def _keep_private(home: Path) -> None:
-    """Close the home to other users (a home made by an older corral may be open)."""
-    if home.stat().st_uid == os.geteuid():
-        home.chmod(0o700)
-    for name in ("corral.db", "corral.db-wal", "corral.db-shm", "admin-token", "dashboard-secret"):
-        with contextlib.suppress(FileNotFoundError):
-            (home / name).chmod(0o600)
-
-
-def _cgroups(settings: Settings) -> tuple[Hierarchy | None, str]:
-    """The host's cgroups if dynos can run in them, and a note saying which or why not."""
-    if os.geteuid() != 0:
-        return None, "off: corral server is not running as root"
-    hierarchy, note = detect()
-    if hierarchy is None:
-        return None, f"off: {note}"
-    try:
-        hierarchy.prepare(base_for_home(settings.home))
-    except OSError as error:
-        return None, f"off: cannot create cgroups ({error.strerror}: {error.filename})"
-    return hierarchy, f"on ({note}: memory, pids and CPU per dyno)"
-
-
 def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
     """Start (or adopt) the platform and run it until SIGINT or SIGTERM.
 
@@ -319,8 +309,8 @@ def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
     os.umask(0o077)
     try:
         with lock_home(settings.home, settings.run_dir, settings.platform_url):
-            _keep_private(settings.home)
             platform = Platform(settings, options)
+            confinement.keep_private(settings.home, passable=platform.settings.isolation)
             try:
                 asyncio.run(_main(platform, say, asked))
             except OSError as exc:
@@ -358,6 +348,9 @@ async def _main(platform: Platform, say, asked: list[int]) -> None:
     say(f"corral: dashboard and API at {settings.platform_url}/")
     say(f"corral: apps are served at {settings.app_url('<app>')}")
     say(f"corral: kernel limits {platform.limits_note}")
+    say(f"corral: {platform.isolation_note}")
+    if platform.settings.isolation:
+        say(f"corral: network isolation between apps {platform.network_note}")
     if created:
         say(f"corral: admin token written to {platform.token_file} (and to {credentials_path()})")
     else:

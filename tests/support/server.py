@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -76,7 +78,12 @@ def _holds_lock(home: Path, pid: int) -> bool:
 
 
 def start_server(
-    home: Path, port: int, env: dict[str, str], args: tuple[str, ...] = ()
+    home: Path,
+    port: int,
+    env: dict[str, str],
+    *,
+    isolation: bool = False,
+    args: tuple[str, ...] = (),
 ) -> subprocess.Popen:
     """Start `corral server` on ``port`` and return it once it holds its home's lock, its
     API says it is healthy and its admin token is written (once the platform serves).
@@ -85,7 +92,8 @@ def start_server(
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
-         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5", *args],
+         "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5",
+         *([] if isolation else ["--no-isolation"]), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -130,11 +138,41 @@ def running_server(
     home.mkdir()
     (corral_home / "cache").mkdir(exist_ok=True)
     (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
+    with _serving(home, tmp_path / "credentials.json", {}, port=port, args=args) as running:
+        yield running
+
+
+@contextmanager
+def isolated_server(user_prefix: str) -> Iterator[Server]:
+    """A `corral server` as root with apps isolated, its apps' users named ``user_prefix``
+    + app. Its home is under /tmp (pytest's own temporary directories are closed to other
+    users, whom the apps' users are), removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="corral-isolated-", dir="/tmp"))
+    try:
+        root.chmod(0o711)
+        extra = {"CORRAL_USER_PREFIX": user_prefix}
+        with _serving(root / "home", root / "credentials.json", extra, isolation=True) as running:
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def _serving(
+    home: Path,
+    credentials: Path,
+    extra: dict[str, str],
+    *,
+    isolation: bool = False,
+    port: int | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[Server]:
     port = port or free_port()
     # The caller's environment on purpose: builds install from the network through it.
-    env = {**os.environ, "CORRAL_CREDENTIALS": str(tmp_path / "credentials.json")}
+    env = {**os.environ, "CORRAL_CREDENTIALS": str(credentials), **extra}
     env.pop("CORRAL_HOME", None)
-    running = Server(home, port, start_server(home, port, env, args), env)
+    process = start_server(home, port, env, isolation=isolation, args=args)
+    running = Server(home, port, process, env)
     try:
         yield running
     finally:

@@ -25,6 +25,7 @@ from corral.api.objects import (
     release_json,
 )
 from corral.api.rename import rename_app
+from corral.appusers import AppUsers
 from corral.builder.source import remove_tree
 from corral.deploy.disk import disk_use
 from corral.store import App, Conflict
@@ -50,7 +51,15 @@ def create_app() -> ResponseReturnValue:
     name = json_body().get("name")
     if name is not None and not isinstance(name, str):
         raise BadRequest('"name" must be a string, such as {"name": "hello"}.')
-    app = context.store().create_app(name)
+    store = context.store()
+    app = store.create_app(name)
+    settings = context.settings()
+    if settings.isolation:  # the app's own user, or no app: nothing half-created
+        try:
+            AppUsers(settings).ensure(app.name)
+        except BaseException:
+            store.delete_app(app.name)
+            raise
     return jsonify(_app_json(app)), 201
 
 
@@ -107,6 +116,8 @@ def destroy_app(app: str) -> None:
     settings = context.settings()
     remove_tree(settings.apps_dir / app)
     remove_tree(settings.logs_dir(app))
+    if settings.isolation:  # the supervisor does too, should this be cut short
+        AppUsers(settings).remove(app)
 
 
 @apps_blueprint.put("/apps/<app>/memory")

@@ -26,6 +26,7 @@ from corral.api.objects import command_field, json_body
 from corral.config import Settings
 from corral.runtime import dyno as dynos
 from corral.runtime import oneoff
+from corral.runtime.confined import Confinement
 from corral.store import Conflict, NotFound, OneOff, Release, Store
 
 __all__ = ["oneoffs_blueprint", "release_to_run"]
@@ -63,7 +64,9 @@ def _start_parameters(req: Request) -> dict[str, Any]:
 def _spec(store: Store, app: str, command: list[str], term: str | None = None) -> oneoff.OneOffSpec:
     release = release_to_run(store, app)
     taken = {o.name for o in store.one_offs(app)}
-    return oneoff.one_off_spec(release, command, taken=taken, term=term)
+    quota = store.get_app(app).memory_quota_mb
+    confinement = Confinement.for_app(context.settings(), app, quota)
+    return oneoff.one_off_spec(release, command, taken=taken, term=term, confinement=confinement)
 
 
 def _record(

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from corral.api import context
+from corral.appusers import AppUsers
 from corral.builder.source import remove_tree
 from corral.deploy.git import move_repo
 from corral.deploy.pipeline import deploy_lock
@@ -48,6 +49,8 @@ def rename_app(old: str, new: str) -> App:
         except BaseException:
             remove_tree(new_root)
             raise
+        if settings.isolation:
+            AppUsers(settings).rename(old, new)
         move_repo(settings, old, new)
         _move(old_root / "release-output", new_root / "release-output")
         _merge_logs(settings.logs_dir(old), settings.logs_dir(new))

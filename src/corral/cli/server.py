@@ -77,6 +77,12 @@ def _https(
     show_default=True,
     help="As root: a cgroup per dyno holding it to its memory, pids and CPU share.",
 )
+@click.option(
+    "--isolation/--no-isolation",
+    default=True,
+    show_default=True,
+    help="As root: each app runs as a system user of its own (off: as root, development only).",
+)
 def server(
     home: Path | None,
     bind: str | None,
@@ -93,6 +99,7 @@ def server(
     max_body: int,
     client_connections: int,
     kernel_limits: bool,
+    isolation: bool,
 ) -> None:
     """Run the platform: API and dashboard, supervisor and router, on one port."""
     # imported here: the platform's modules are heavy, and other commands never need them
@@ -114,6 +121,7 @@ def server(
     options = ServerOptions(
         host=host,
         kernel_limits=kernel_limits,
+        isolation=isolation,
         max_body_mb=max_body,
         client_connections=client_connections,
         https=tls,

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -29,9 +29,11 @@ from corral.errors import UserError
 from corral.exitcodes import shell_status
 from corral.files import atomic_write, locked
 from corral.logfiles import LogLine, append_line, timestamp
+from corral.runtime import confined
+from corral.runtime.confined import Confinement
 from corral.runtime.environ import base_environ, process_environ
 from corral.runtime.logs import follow
-from corral.runtime.oneoff import one_off_spec
+from corral.runtime.oneoff import OneOffSpec, one_off_spec
 from corral.store import Conflict, Dyno, Release, Store, StoreBusy
 from corral.store.formation import PHASES
 
@@ -238,9 +240,12 @@ class DeployPipeline:
         output: list[str] = []
         if "release" in slug.process_types:
             yield "-----> Running release command"
-            env = process_environ(slug, base=base_environ(), config=config, dyno="release.1")
-            command = ["/bin/sh", "-c", slug.process_types["release"]]
-            code = yield from _kept(self._stream(command, slug.path, env), output)
+            confinement = self._confinement(app)
+            base = {**base_environ(), **confinement.environ()}
+            env = process_environ(slug, base=base, config=config, dyno="release.1")
+            spec = OneOffSpec(app, "release.1", ("/bin/sh", "-c", slug.process_types["release"]),
+                              slug.path, env, 0, confinement)  # fmt: skip
+            code = yield from _kept(self._stream(spec), output)
             if code != 0:
                 yield f" !     Release command failed (exit status {code}); nothing changed."
                 yield STATUS_PREFIX + "failed"
@@ -305,28 +310,25 @@ class DeployPipeline:
             raise Conflict(f"{app} has no release yet; deploy it before running commands.")
         if not command or not all(isinstance(word, str) for word in command):
             raise UserError("Give the command to run as a list of strings.")
-        spec = one_off_spec(release, command)
-        code = yield from self._stream(list(spec.command), spec.cwd, spec.env)
+        spec = one_off_spec(release, command, confinement=self._confinement(app))
+        code = yield from self._stream(spec)
         yield EXIT_PREFIX + str(code)
 
-    def _stream(
-        self, command: list[str], cwd: Path, env: Mapping[str, str]
-    ) -> Generator[str, None, int]:
+    def _confinement(self, app: str) -> Confinement:
+        quota = self.store.get_app(app).memory_quota_mb
+        return Confinement.for_app(self.settings, app, quota)
+
+    def _stream(self, spec: OneOffSpec) -> Generator[str, None, int]:
+        """Run ``spec`` as its app's process, yielding its output lines; return its status."""
         try:
-            process = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                text=True,
-                errors="replace",
-                umask=0o022,  # an app's process, not the platform's private files
-            )
+            process, group = confined.start(
+                list(spec.command), name=spec.name, python=spec.python,
+                confinement=spec.confinement, cwd=spec.cwd, env=dict(spec.env),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, text=True, errors="replace",
+            )  # fmt: skip
         except OSError as exc:
-            yield f"{command[0]}: {exc.strerror}"
+            yield f"{spec.command[0]}: {exc.strerror}"
             return 127
         assert process.stdout is not None
         try:
@@ -338,6 +340,7 @@ class DeployPipeline:
         finally:
             process.stdout.close()
             code = process.wait()
+            confined.release(group)
         return shell_status(code)
 
 

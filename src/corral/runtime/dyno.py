@@ -38,6 +38,8 @@ class DynoSpec:
     limits: Limits | None = None
     #: The file-creation mask it runs with: the usual for apps, private for the platform.
     umask: int = 0o022
+    #: The uid and gid it runs as (its app's own user), or None: the platform's.
+    user: tuple[int, int] | None = None
 
     @property
     def process_type(self) -> str:
@@ -119,10 +121,19 @@ def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, su
 
 
 def _limit_args(spec: DynoSpec) -> list[str]:
+    args = ["--user", f"{spec.user[0]}:{spec.user[1]}"] if spec.user else []
     if spec.cgroup is None or spec.limits is None:
-        return []
+        return args
     limits = spec.limits
-    return ["--cgroup", spec.cgroup, "--memory", str(limits.memory), "--pids", str(limits.pids)]
+    return [
+        *args,
+        "--cgroup",
+        spec.cgroup,
+        "--memory",
+        str(limits.memory),
+        "--pids",
+        str(limits.pids),
+    ]
 
 
 def oom_killed(run_dir: Path, app: str, dyno: str, pid: int) -> bool:

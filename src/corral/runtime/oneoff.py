@@ -21,18 +21,21 @@ import shlex
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from corral import wire
 from corral.builder.slug import load_slug
+from corral.runtime import confined
 from corral.runtime import dyno as dynos
+from corral.runtime.cgroups import Group
+from corral.runtime.confined import Confinement
 from corral.runtime.environ import base_environ, process_environ
 from corral.store import Store
 from corral.store.models import OneOff, Release
@@ -48,21 +51,6 @@ __all__ = [
     "stop_all",
 ]
 
-# Runs in the child before the command: a new session whose controlling terminal is the pty
-# on fd 0, then closes the pipe on argv[1] to say so (^C typed before that would be lost).
-# Done by exec'ing a tiny Python rather than in a preexec_fn, unsafe in threaded workers.
-_PTY_LAUNCHER = (
-    "import fcntl, os, sys, termios\n"
-    "os.setsid()\n"
-    "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
-    "os.close(int(sys.argv[1]))\n"
-    "try:\n"
-    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
-    "except OSError as e:\n"
-    "    sys.stderr.write(f'{sys.argv[2]}: {e.strerror}\\r\\n')\n"
-    "    sys.exit(127)\n"
-)
-
 #: A single-word command with any of these is a shell command line.
 _SHELL_WORDS = re.compile(r"[\s;&|<>()$`\\\"'*?\[\]#~=%]")
 
@@ -77,23 +65,37 @@ class OneOffSpec:
     cwd: Path
     env: Mapping[str, str]
     release_version: int
+    #: As whom and with which limits it runs (its app's user and cgroup, where there are).
+    confinement: Confinement = field(default_factory=Confinement)
+
+    @property
+    def python(self) -> Path:
+        """The app's own Python (every app user can run its own; not so corral's)."""
+        return Path(self.env["VIRTUAL_ENV"]) / "bin" / "python"
 
 
 def one_off_spec(
-    release: Release, command: list[str], *, taken: Collection[str] = (), term: str | None = None
+    release: Release,
+    command: list[str],
+    *,
+    taken: Collection[str] = (),
+    term: str | None = None,
+    confinement: Confinement | None = None,
 ) -> OneOffSpec:
     """A one-off of ``command`` in ``release``: its slug, config vars and a fresh ``run.N``."""
     slug = load_slug(release.slug_path)
+    confinement = confinement or Confinement()
     name = f"run.{secrets.randbelow(9000) + 1000}"
     while name in taken:
         name = f"run.{secrets.randbelow(9000) + 1000}"
-    env = process_environ(slug, base=base_environ(), config=release.config, dyno=name)
+    base = {**base_environ(), **confinement.environ()}
+    env = process_environ(slug, base=base, config=release.config, dyno=name)
     if term:
         env["TERM"] = term
     argv = command
     if len(command) == 1 and _SHELL_WORDS.search(command[0]):
         argv = ["/bin/sh", "-c", command[0]]  # `corral run "echo hi; exit 3"`, as Heroku runs it
-    return OneOffSpec(release.app, name, tuple(argv), slug.path, env, release.version)
+    return OneOffSpec(release.app, name, tuple(argv), slug.path, env, release.version, confinement)
 
 
 class Attached:
@@ -103,8 +105,15 @@ class Attached:
     session); :meth:`pending` says whether some is still waiting.
     """
 
-    def __init__(self, process: subprocess.Popen, stdin: int, outputs: dict[int, int]) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen,
+        stdin: int,
+        outputs: dict[int, int],
+        group: Group | None = None,
+    ) -> None:
         self.process = process
+        self.group = group
         self.pid = process.pid
         self.started_at = psutil.Process(process.pid).create_time()
         #: fd -> the wire stream its bytes go out on.
@@ -163,6 +172,8 @@ class Attached:
         """End the one-off's whole session, close its descriptors; its status as a shell says."""
         kill_session(self.pid)
         code = self.process.wait()
+        confined.release(self.group)
+        self.group = None
         for fd in {*self.outputs, *([self.stdin] if self.stdin is not None else [])}:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -179,20 +190,16 @@ def set_size(fd: int, rows: int, cols: int) -> None:
 def spawn(spec: OneOffSpec, *, tty: bool, rows: int = 24, cols: int = 80) -> Attached:
     """Start ``spec`` attached: under a new pseudo-terminal of ``rows`` x ``cols``, or pipes.
 
-    Raises OSError when the command cannot be started (pipes only; under a pty the
-    launcher reports it as the command's own output and status 127).
+    A command that cannot be started says so as its own output, with status 127.
     """
+    options: dict[str, Any] = {
+        "name": spec.name, "python": spec.python, "confinement": spec.confinement,
+    }  # fmt: skip
     if not tty:
-        process = subprocess.Popen(
-            list(spec.command),
-            cwd=spec.cwd,
-            env=dict(spec.env),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            umask=0o022,
-        )
+        process, group = confined.start(
+            list(spec.command), cwd=spec.cwd, env=dict(spec.env), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **options,
+        )  # fmt: skip
         pipes = (process.stdin, process.stdout, process.stderr)
         # Raw descriptors from here on: the Popen's file objects must not close them too.
         stdin, stdout, stderr = (os.dup(f.fileno()) for f in pipes if f is not None)
@@ -200,21 +207,15 @@ def spawn(spec: OneOffSpec, *, tty: bool, rows: int = 24, cols: int = 80) -> Att
             if f is not None:
                 f.close()
         process.stdin = process.stdout = process.stderr = None
-        return Attached(process, stdin, {stdout: wire.STDOUT, stderr: wire.STDERR})
+        return Attached(process, stdin, {stdout: wire.STDOUT, stderr: wire.STDERR}, group)
     master, slave = os.openpty()
     ready, ready_w = os.pipe()
     try:
         set_size(master, rows, cols)
-        process = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _PTY_LAUNCHER, str(ready_w), *spec.command],
-            cwd=spec.cwd,
-            env=dict(spec.env),
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            pass_fds=(ready_w,),
-            umask=0o022,
-        )
+        process, group = confined.start(
+            list(spec.command), cwd=spec.cwd, env=dict(spec.env), stdin=slave, stdout=slave,
+            stderr=slave, tty_ready=ready_w, **options,
+        )  # fmt: skip
     except BaseException:
         os.close(master)
         raise
@@ -225,14 +226,20 @@ def spawn(spec: OneOffSpec, *, tty: bool, rows: int = 24, cols: int = 80) -> Att
         select.select([ready], [], [], 10)  # EOF once the pty is the launcher's terminal
     finally:
         os.close(ready)
-    return Attached(process, master, {master: wire.STDOUT})
+    return Attached(process, master, {master: wire.STDOUT}, group)
 
 
 def start_detached(
     spec: OneOffSpec, log_dir: Path, run_dir: Path
 ) -> tuple[dynos.DynoProcess, subprocess.Popen]:
     """Start ``spec`` under the dyno shim, its output to the app's logs; the caller reaps it."""
-    dyno = dynos.DynoSpec(spec.app, spec.name, shlex.join(spec.command), spec.cwd, spec.env)
+    confinement = spec.confinement
+    user = confinement.user
+    dyno = dynos.DynoSpec(
+        spec.app, spec.name, shlex.join(spec.command), spec.cwd, spec.env,
+        cgroup=confinement.parent, limits=confinement.limits,
+        user=(user.uid, user.gid) if user else None,
+    )  # fmt: skip
     return dynos.start(dyno, log_dir, run_dir)
 
 

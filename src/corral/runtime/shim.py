@@ -58,18 +58,26 @@ def _write_status(path: Path, status: int, oom_killed: bool) -> None:
     atomic_write(path, json.dumps(record), mode=0o600)
 
 
-def _dies_with(parent: int, group: Group | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` putting the child in ``group`` (if any) and making it get SIGTERM
-    when the shim dies (Linux only), so a ``kill -9`` of the shim does not leave the dyno
-    serving unseen; the supervisor stops whatever is left of the process group all the
-    same (:func:`corral.runtime.dyno.stop_orphans`)."""
-    if not sys.platform.startswith("linux"):
+def _dies_with(
+    parent: int, group: Group | None, user: tuple[int, int] | None = None
+) -> Callable[[], None] | None:
+    """A ``preexec_fn`` putting the child in ``group`` (if any), then making it ``user``
+    (uid, gid; no other groups), and making it get SIGTERM when the shim dies (Linux
+    only), so a ``kill -9`` of the shim does not leave the dyno serving unseen; the
+    supervisor stops whatever is left of the process group all the same
+    (:func:`corral.runtime.dyno.stop_orphans`)."""
+    if not sys.platform.startswith("linux") and user is None:
         return (lambda: group.add(os.getpid())) if group else None
     libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, not in the child
 
     def preexec() -> None:
         if group is not None:  # before it runs a line of the app's code; the shim stays out
-            group.add(os.getpid())
+            group.add(os.getpid())  # as root: the app's user may not move itself
+        if user is not None:
+            os.setgroups([])
+            os.setgid(user[1])
+            os.setuid(user[0])
+        # after the change of user, which clears it
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the shim died before the prctl took hold
             os._exit(1)
@@ -105,10 +113,12 @@ def run(
     status_file: Path,
     limits: Limited | None = None,
     umask: int = 0o022,
+    user: tuple[int, int] | None = None,
 ) -> int:
     """Run ``command`` as the dyno; return its exit status (128+N when killed by signal N).
 
-    With ``limits`` the dyno runs in a cgroup of its own, removed once all in it are gone.
+    With ``limits`` the dyno runs in a cgroup of its own, removed once all in it are gone;
+    with ``user`` (uid, gid) it runs as that user, while the shim stays the platform's.
     """
     group = limits.enter(log, dyno) if limits else None
     child = subprocess.Popen(
@@ -117,7 +127,7 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         umask=umask,
-        preexec_fn=_dies_with(os.getpid(), group),
+        preexec_fn=_dies_with(os.getpid(), group, user),
     )
     # The group signal reached the dyno too; the shim outlives it to record how it ended.
     signal.signal(signal.SIGTERM, lambda *_: None)
@@ -175,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cgroup", help="the app's cgroup, to run the dyno in a group of its own")
     parser.add_argument("--memory", type=int, help="with --cgroup: the memory limit in bytes")
     parser.add_argument("--pids", type=int, default=Limits.pids, help="with --cgroup")
+    parser.add_argument("--user", help="UID:GID the dyno runs as (the shim stays who it is)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -186,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cgroup and args.memory:
         limits = Limited(args.cgroup, Limits(memory=args.memory, pids=args.pids))
     try:
-        return run(command, log, args.dyno, status, limits, int(args.umask, 8))
+        uid, _, gid = (args.user or "").partition(":")
+        user = (int(uid), int(gid)) if args.user else None
+        return run(command, log, args.dyno, status, limits, int(args.umask, 8), user)
     finally:
         log.close()
 

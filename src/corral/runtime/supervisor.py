@@ -25,11 +25,12 @@ from corral.router.table import RouteTable, save_route_table
 from corral.runtime import dyno as dynos
 from corral.runtime import oneoff, plan
 from corral.runtime.cgroups import Hierarchy, base_for_home
+from corral.runtime.firewall import Firewall, FirewallError
 from corral.runtime.logs import recent
 from corral.runtime.restart import RestartPolicy
 from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release, health_check
-from corral.runtime.services import Services, ServiceSpec, free_port
-from corral.runtime.specs import release_dyno_spec
+from corral.runtime.services import Services, ServiceSpec
+from corral.runtime.specs import DynoSpecs
 from corral.runtime.units import Running, Units
 from corral.store import Store
 from corral.store.models import App, Release
@@ -61,6 +62,7 @@ class Supervisor:
         services: Sequence[ServiceSpec] = (),
         platform_hosts: Iterable[str] = (),
         cgroups: Hierarchy | None = None,
+        firewall: Firewall | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -70,6 +72,10 @@ class Supervisor:
             routes_changed=self.write_routes, cgroups=cgroups,
         )  # fmt: skip
         self.services = Services(self.units, services, options.boot_timeout)
+        self.specs = DynoSpecs(
+            settings, options.memory_quota, kernel_limits=cgroups is not None,
+            log=lambda app, message: self.units.log(app, "", message), firewall=firewall,
+        )  # fmt: skip
         #: Host names that reach the API (the ``api`` service) rather than an app.
         self.platform_hosts = tuple(platform_hosts)
         #: app -> dyno name -> the dyno serving (or meant to serve) under that name.
@@ -105,6 +111,7 @@ class Supervisor:
                 dynos.signal_group(orphan, signal.SIGKILL)
         # left by a platform that died mid-deploy, it would block config changes forever
         self.units.writes.defer("superseded", self.store.fail_superseded_pending)
+        self.specs.sweep(app.name for app in self.store.list_apps())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile each tick until ``stop`` is set (a busy store only delays one tick)."""
@@ -144,6 +151,7 @@ class Supervisor:
         for r in running.values():
             self.units.forget(r.row, whoever=True)
         self.units.remove_groups(f"{base_for_home(self.settings.home)}/{app}")
+        self.specs.forget(app, destroyed=True)
 
     async def _renamed(self, old: str, new: str, apps: dict[str, App]) -> None:
         """``apps:rename``: the dynos serving ``old`` serve ``new`` now (the store's rows are
@@ -153,6 +161,7 @@ class Supervisor:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         running = self.dynos.pop(old, {})
+        self.specs.forget(old, destroyed=False)  # the API gave its user to the new name
         if old in self.failed:
             self.failed[new] = self.failed.pop(old)
         self.has_web.pop(old, None)
@@ -192,7 +201,7 @@ class Supervisor:
         pending = self.store.pending_releases(app)  # newest first
         target = pending[0] if pending else current
         self.has_web[app] = target is not None and "web" in target.process_types
-        if target is None:
+        if target is None or not self.specs.ready(app):
             return
         running = self.dynos.setdefault(app, {})
         for r in list(running.values()):
@@ -270,7 +279,7 @@ class Supervisor:
             app=app,
             version=release.version,
             names=only if only is not None else tuple(self._wanted(app, release, first_deploy)),
-            spec_for=lambda name: self._spec(app, name, release, self._port_for(name)),
+            spec_for=lambda name: self.specs.spec(self.store.get_app(app), name, release),
             health=lambda: health_check(release.slug_path),
             boot_timeout=self.options.boot_timeout,
         )
@@ -326,18 +335,8 @@ class Supervisor:
 
     # -- single dynos ---------------------------------------------------------------
 
-    def _spec(self, app: str, name: str, release: Release, port: int | None) -> dynos.DynoSpec:
-        quota = self.quota(self.store.get_app(app))
-        limited = self.units.cgroups is not None
-        return release_dyno_spec(self.settings, release, name, port, quota, kernel_limits=limited)
-
-    @staticmethod
-    def _port_for(name: str) -> int | None:
-        """A free port for a web dyno; other dynos serve no HTTP."""
-        return free_port() if plan.process_type(name) == "web" else None
-
     def _start(self, app: str, name: str, release: Release, restarts: int = 0) -> Running:
-        spec = self._spec(app, name, release, self._port_for(name))
+        spec = self.specs.spec(self.store.get_app(app), name, release)
         return self.units.start(spec, release.version, restarts=restarts)
 
     async def stop_all(self, grace: float) -> None:
@@ -351,6 +350,9 @@ class Supervisor:
         )
         await self.units.drained()  # dynos already on their way out
         self.units.remove_groups(base_for_home(self.settings.home))
+        if self.specs.firewall is not None:  # no dyno is left for the rules to guard
+            with contextlib.suppress(FirewallError):
+                self.specs.firewall.clear()
         self.dynos.clear()
         self.rollouts.clear()
 
@@ -360,15 +362,9 @@ class Supervisor:
 
     # -- memory and routes ----------------------------------------------------------
 
-    def quota(self, app: App | None) -> int:
-        """Bytes of memory a dyno of ``app`` may use: its own quota, else the platform's."""
-        if app is not None and app.memory_quota_mb:
-            return app.memory_quota_mb << 20
-        return self.options.memory_quota
-
     def _check_memory(self, apps: dict[str, App]) -> None:
         for name, running in self.dynos.items():
-            quota = self.quota(apps.get(name))
+            quota = self.specs.quota(apps.get(name))
             for r in list(running.values()):
                 self.units.check_memory(r, quota)
 
@@ -396,3 +392,6 @@ class Supervisor:
             self.settings.routes_path.parent.mkdir(parents=True, exist_ok=True)
             save_route_table(table, self.settings.routes_path)
             self._routes = table
+            live = (r.row.port for running in self.dynos.values() for r in running.values())
+            platform = (self.services.port(name) for name in ("api", "streams"))
+            self.specs.guard((p for p in live if p), (p for p in platform if p))

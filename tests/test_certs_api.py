@@ -76,8 +76,8 @@ def test_certs_add_refuses_what_it_cannot_serve_in_one_sentence(client: FlaskCli
         assert message in answer.json["message"]
     assert client.get("/api/v1/apps/shop/certs").json[1]["state"] == "pending"
     assert client.delete("/api/v1/apps/shop/certs/nope.example").status_code == 404
-    refresh = client.post("/api/v1/apps/shop/certs/refresh", json={"hostname": "x.example"})
-    assert refresh.status_code == 422 and "is not a host of shop" in refresh.json["message"]
+    refresh = client.post("/api/v1/apps/shop/cert-refresh", json={"hostname": "x.example"})
+    assert refresh.status_code == 404 and "is not a host of shop" in refresh.json["message"]
     hsts = client.put("/api/v1/apps/shop/hsts", json={"enabled": "yes"})
     assert hsts.status_code == 400
     assert client.put("/api/v1/apps/shop/hsts", json={"enabled": True}).json["hsts"] is True

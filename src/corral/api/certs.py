@@ -15,7 +15,7 @@ from corral.api.errors import BadRequest
 from corral.api.objects import cert_json, json_body
 from corral.certs.pem import BadCertificate, covers, install, parse_pair
 from corral.router.tls import CertLayout
-from corral.store import Certificate
+from corral.store import Certificate, NotFound
 
 __all__ = ["certificate_rows", "certs_blueprint"]
 
@@ -73,15 +73,17 @@ def remove_cert(app: str, hostname: str) -> ResponseReturnValue:
     return "", 204
 
 
-@certs_blueprint.post("/apps/<app>/certs/refresh")
+# not under certs/: that is where a host name goes (DELETE .../certs/<hostname>)
+@certs_blueprint.post("/apps/<app>/cert-refresh")
 def refresh_certs(app: str) -> ResponseReturnValue:
     """Obtain the app's certificates again now (one host with ``hostname``)."""
     hostname = json_body().get("hostname")
     if hostname is not None and not isinstance(hostname, str):
         raise BadRequest('Give the host to refresh as {"hostname": "www.example.com"}, or none.')
-    chosen = context.store().request_refresh(app, None if hostname is None else [hostname])
+    hosts = None if hostname is None else [hostname.lower().rstrip(".")]
+    chosen = context.store().request_refresh(app, hosts)
     if hostname is not None and not chosen:
-        raise BadCertificate(
+        raise NotFound(
             f"{hostname} is not a host of {app} with a certificate; "
             f"run `corral certs -a {app}` to list them."
         )

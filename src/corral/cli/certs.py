@@ -87,7 +87,7 @@ def certs_refresh(app: str | None, hostname: str | None) -> None:
     name = resolve_app(app)
     body = {} if hostname is None else {"hostname": hostname}
     with ApiClient.load() as api, action(f"Asking for new certificates for {name}"):
-        api.post(app_path(name, "certs", "refresh"), json=body)
+        api.post(app_path(name, "cert-refresh"), json=body)
     console.print(f"Follow it with `corral certs -a {name}`.", markup=False)
 
 

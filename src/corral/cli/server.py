@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -83,7 +85,14 @@ def _https(
     show_default=True,
     help="As root: each app runs as a system user of its own (off: as root, development only).",
 )
+@click.option(
+    "--print-systemd-unit",
+    is_flag=True,
+    help="Print a systemd unit running this server with these options, and exit.",
+)
+@click.pass_context
 def server(
+    ctx: click.Context,
     home: Path | None,
     bind: str | None,
     https: bool,
@@ -100,6 +109,7 @@ def server(
     client_connections: int,
     kernel_limits: bool,
     isolation: bool,
+    print_systemd_unit: bool,
 ) -> None:
     """Run the platform: API and dashboard, supervisor and router, on one port."""
     # imported here: the platform's modules are heavy, and other commands never need them
@@ -130,7 +140,39 @@ def server(
         ),
     )
     settings = replace(Settings.load(home), domain=domain, router_port=port)
+    if print_systemd_unit:
+        from corral.systemd import unit_text
+
+        command = [sys.executable, "-m", "corral", "server", *_given(ctx)]
+        click.echo(unit_text(command, settings.home, root=os.geteuid() == 0), nl=False)
+        return
     run_server(settings, options, say=click.echo)
+
+
+def _given(ctx: click.Context) -> list[str]:
+    """The options given that differ from their defaults, as flags again (paths absolute);
+    not ``--home`` (the unit sets ``CORRAL_HOME``)."""
+    words: list[str] = []
+    for option in ctx.command.params:
+        name = option.name
+        if not isinstance(option, click.Option) or name in ("home", "print_systemd_unit"):
+            continue
+        value = ctx.params[name]  # type: ignore[index]
+        if value is None or value == option.default:
+            continue
+        if option.is_flag:
+            chosen = option.opts if value else option.secondary_opts
+            words += chosen[:1]
+            continue
+        text = (
+            str(value.resolve())
+            if isinstance(value, Path)
+            else f"{value:g}"
+            if isinstance(value, float)
+            else str(value)
+        )
+        words += [option.opts[0], text]
+    return words
 
 
 COMMANDS = [server]

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,18 +65,48 @@ class DynoProcess:
 
     def memory(self) -> int:
         """Resident memory of the dyno's whole process tree, in bytes (0 when gone)."""
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0
-        total = 0
-        for proc in procs:
-            try:
-                total += proc.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
-        return total
+        return tree_memory([self.pid]).get(self.pid, 0)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a process tree uses: resident memory in bytes, CPU seconds since it started."""
+
+    rss: int
+    cpu: float
+
+
+def tree_memory(roots: Iterable[int]) -> dict[int, int]:
+    """Resident memory of each of ``roots``' whole process trees, in bytes."""
+    return {pid: usage.rss for pid, usage in tree_usage(roots).items()}
+
+
+def tree_usage(roots: Iterable[int]) -> dict[int, Usage]:
+    """What each of ``roots``' whole process trees uses, from a single scan of the process
+    table (one per call, however many roots: a scan per dyno costs milliseconds each, and
+    the supervisor samples every dyno). Roots that are gone are left out."""
+    wanted = set(roots)
+    if not wanted:
+        return {}
+    children: dict[int, list[int]] = {}
+    own: dict[int, Usage] = {}
+    for proc in psutil.process_iter(["ppid", "memory_info", "cpu_times"]):
+        info = proc.info
+        if info["memory_info"] is None or info["cpu_times"] is None:  # gone, or not ours
+            continue
+        times = info["cpu_times"]
+        own[proc.pid] = Usage(info["memory_info"].rss, times.user + times.system)
+        children.setdefault(info["ppid"], []).append(proc.pid)
+    totals = {}
+    for root in wanted & own.keys():
+        rss, cpu, stack = 0, 0.0, [root]
+        while stack:
+            pid = stack.pop()
+            if pid in own:
+                rss, cpu = rss + own[pid].rss, cpu + own[pid].cpu
+            stack.extend(children.get(pid, ()))
+        totals[root] = Usage(rss, cpu)
+    return totals
 
 
 def status_path(run_dir: Path, spec_app: str, dyno: str, pid: int) -> Path:

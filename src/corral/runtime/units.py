@@ -31,6 +31,9 @@ __all__ = ["ROUTE_SETTLE", "Running", "Units"]
 #: Seconds between taking a web dyno out of the route table and stopping it: longer than
 #: the router's reload interval (0.2 s), so no request is routed to a closing dyno.
 ROUTE_SETTLE = 1.0
+#: Seconds between samples of the memory of units no cgroup holds: each sample scans
+#: every process on the host, so it runs off the loop, once for all units.
+MEMORY_INTERVAL = 2.0
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Units:
     ) -> None:
         self.settings = settings
         self.store = store
+        self._memory_due = 0.0
         self.grace = grace
         self.policy = policy
         #: Called before a serving web dyno is stopped, so the router stops sending to it.
@@ -219,11 +223,25 @@ class Units:
         if up and r.row.state == "starting" and not r.exited():
             self.set_state(r, "up")
 
-    def check_memory(self, r: Running, quota: int) -> None:
-        """Warn (R14) once when a serving unit passes ``quota`` bytes; restart it (R15) far past."""
-        if r.process is None or r.row.state != "up" or r.kernel_limited:
+    def polled(self, r: Running) -> bool:
+        """Whether ``r``'s memory is the supervisor's to watch (no cgroup holds it)."""
+        return r.process is not None and r.row.state == "up" and not r.kernel_limited
+
+    async def check_memory(self, quotas: list[tuple[Running, int]]) -> None:
+        """Sample the units' memory in one scan, off the loop, every ``MEMORY_INTERVAL``,
+        and judge each by its quota."""
+        watched = [(r, quota) for r, quota in quotas if self.polled(r)]
+        if not watched or time.monotonic() < self._memory_due:
             return
-        used = r.process.memory()
+        self._memory_due = time.monotonic() + MEMORY_INTERVAL
+        roots = [r.process.pid for r, _ in watched if r.process is not None]
+        used = await asyncio.to_thread(dynos.tree_memory, roots)
+        for r, quota in watched:
+            if self.polled(r) and r.process is not None:  # still: the scan took a while
+                self._judge_memory(r, used.get(r.process.pid, 0), quota)
+
+    def _judge_memory(self, r: Running, used: int, quota: int) -> None:
+        """Warn (R14) once when a serving unit passes ``quota`` bytes; restart it (R15) far past."""
         verdict = plan.memory_verdict(used, quota, warned=r.memory_warned)
         if verdict == "restart":
             message = f"Error R15 (Memory quota vastly exceeded): {used >> 20}M, restarting"

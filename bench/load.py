@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -18,14 +19,20 @@ import time
 class _Client:
     """One keep-alive client connection; it reconnects when the server closes."""
 
-    def __init__(self, port: int, request: bytes) -> None:
+    def __init__(self, port: int, request: bytes, tls: bool = False) -> None:
         self.port = port
         self.request = request
+        self.tls = _client_tls() if tls else None
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def connect(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.reader, self.writer = await asyncio.open_connection(
+            "127.0.0.1",
+            self.port,
+            ssl=self.tls,
+            server_hostname=SECURE if self.tls else None,
+        )
 
     async def exchange(self) -> bool:
         """Send the request and read the whole response; True if it was a 200."""
@@ -73,7 +80,20 @@ def _summary(latencies: list[float], errors: int, elapsed: float, **extra: float
     }
 
 
-async def _saturate(port: int, request: bytes, connections: int, requests: int, seconds: float):
+#: The app served over HTTPS in the bench (the HTTP side's host has no certificate, so the
+#: router serves it instead of redirecting it to HTTPS).
+SECURE = "secure.localhost"
+
+
+def _client_tls() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # our own test cert
+    return context
+
+
+async def _saturate(
+    port: int, request: bytes, connections: int, requests: int, seconds: float, tls: bool = False
+):
     """Closed loop: each connection sends its next request as soon as it has an answer."""
     budget = [requests]
     latencies: list[float] = []
@@ -82,7 +102,7 @@ async def _saturate(port: int, request: bytes, connections: int, requests: int, 
     stop_at = started + seconds
 
     async def connection() -> None:
-        client = _Client(port, request)
+        client = _Client(port, request, tls)
         while budget[0] > 0 and time.perf_counter() < stop_at:
             budget[0] -= 1
             sent = time.perf_counter()
@@ -148,7 +168,9 @@ def _loadgen(spec: dict) -> dict:
     if spec["rate"]:
         load = _pace(port, request, connections, spec["rate"], spec["requests"], spec["seconds"])
     else:
-        load = _saturate(port, request, connections, spec["requests"], spec["seconds"])
+        load = _saturate(
+            port, request, connections, spec["requests"], spec["seconds"], spec.get("tls", False)
+        )
     return asyncio.run(load)
 
 
@@ -188,7 +210,7 @@ def wrk(spec: dict) -> dict:
 
 def run(spec: dict) -> dict:
     """One run as ``spec`` says (``rate`` 0: saturation, else paced at ``rate``/s)."""
-    if spec.get("wrk") and not spec["rate"] and not spec["body"]:
+    if spec.get("wrk") and not spec["rate"] and not spec["body"] and not spec.get("tls"):
         return wrk(spec)
     return _loadgen(spec)
 

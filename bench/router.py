@@ -2,11 +2,15 @@
 nginx (``--router nginx``), in the same run.
 
 Run: ``.venv/bin/python bench/router.py [--runs 5] [--connections 32] [--requests 20000]
-[--worker-class sync|gthread] [--close] [--body BYTES] [--no-wrk] [--nginx-workers 1]``.
-It starts a hello-world WSGI app under ``gunicorn -w 2`` (gunicorn comes from corral's
-``test`` extra), the embedded router as its own process (``python -m corral.router``) and
-the nginx router (``python -m corral.router.nginx``, when nginx is installed) in front of
-it, and each load run in a process of its own (``bench/load.py``).
+[--worker-class sync|gthread] [--close] [--body BYTES] [--no-wrk] [--nginx-workers 1]
+[--https]``. It starts a hello-world WSGI app under ``gunicorn -w 2`` (gunicorn comes from
+corral's ``test`` extra), the embedded router as its own process (``python -m
+corral.router``) and the nginx router (``python -m corral.router.nginx``, when nginx is
+installed) in front of it, and each load run in a process of its own (``bench/load.py``).
+With ``--https`` the embedded router serves TLS too (a self-signed certificate for the
+app's host, chosen by SNI as ``corral server --https`` serves ACME ones) and the
+saturation phase has one more side, ``https``: its figure is HTTPS/HTTP throughput
+through the embedded router (all sides then saturated by Python's client, like for like).
 
 Two phases, the sides' runs rotating their order in each, figures the medians of ``--runs``
 runs per side, so a busy machine slows every side alike:
@@ -100,9 +104,12 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _run_load(port: int, args: argparse.Namespace, seconds: float, rate: float) -> dict:
+def _run_load(
+    port: int, args: argparse.Namespace, seconds: float, rate: float, tls: bool = False
+) -> dict:
     """One load run in a fresh process (``rate`` 0: saturation, else paced at ``rate``/s)."""
-    spec = {"port": port, "host": "hello.localhost", "connections": args.connections}
+    host = "secure.localhost" if tls else "hello.localhost"
+    spec = {"port": port, "host": host, "connections": args.connections, "tls": tls}
     spec |= {"requests": args.requests, "seconds": seconds, "rate": rate, "close": args.close}
     spec |= {"body": args.body, "wrk": args.wrk}
     command = [sys.executable, str(Path(__file__).with_name("load.py")), json.dumps(spec)]
@@ -147,14 +154,26 @@ def _load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _self_signed(root: Path, host: str) -> None:
+    """A self-signed certificate for ``host`` where the router's TLS looks (certs/live)."""
+    from corral.router.tls import CertEntry, CertLayout, save_index, self_signed
+
+    cert, key = self_signed([host], days=1)
+    layout = CertLayout(root)
+    layout.prepare()
+    layout.host_pem(host).write_bytes(key + cert)
+    save_index(layout, {host: CertEntry("bench")})
+
+
 def _routers(root: Path, dyno_port: int, args: argparse.Namespace) -> dict[str, list[str]]:
     """The command of each router to measure, on the route table it writes."""
     sys.path.insert(0, str(SRC))
     from corral.router.nginx import find_nginx
     from corral.router.table import AppRoute, Backend, RouteTable, save_route_table
 
-    route = AppRoute("hello", (Backend("web.1", "127.0.0.1", dyno_port),))
-    save_route_table(RouteTable("localhost", {"hello": route}), root / "routes.json")
+    backends = (Backend("web.1", "127.0.0.1", dyno_port),)
+    apps = {"hello": AppRoute("hello", backends), "secure": AppRoute("secure", backends)}
+    save_route_table(RouteTable("localhost", apps), root / "routes.json")
     table = ["--table", str(root / "routes.json"), "--logs", str(root / "logs")]
     routers = {"embedded": [sys.executable, "-m", "corral.router", *table]}
     if find_nginx() is None:
@@ -169,7 +188,7 @@ def _ratios(saturation: dict[str, list[dict]], paced: dict[str, list[dict]]) -> 
     def added(results: dict[str, list[dict]], side: str, key: str) -> float:
         return _median(results, side, key) - _median(results, "direct", key)
 
-    routers = [side for side in saturation if side != "direct"]
+    routers = [side for side in saturation if side not in ("direct", "https")]
     for side in routers:
         ratio = _median(saturation, side, "rps") / _median(saturation, "direct", "rps")
         pairs = zip(saturation["direct"], saturation[side], strict=True)
@@ -178,6 +197,9 @@ def _ratios(saturation: dict[str, list[dict]], paced: dict[str, list[dict]]) -> 
     if "nginx" in saturation:
         ratio = _median(saturation, "nginx", "rps") / _median(saturation, "embedded", "rps")
         print(f"    nginx/embedded throughput: {ratio:.0%}")
+    if "https" in saturation:
+        tls = _median(saturation, "https", "rps") / _median(saturation, "embedded", "rps")
+        print(f"    https/http through the embedded router: {tls:.0%} of plain HTTP's throughput")
     print("  paced (open loop), latency from each request's scheduled send:")
     _print_sides(paced)
     for side in routers:
@@ -203,6 +225,7 @@ def main() -> None:
     parser.add_argument("--close", action="store_true", help="a new connection per request")
     parser.add_argument("--body", type=int, default=0, help="POST bodies of BYTES (0: GET)")
     parser.add_argument("--nginx-workers", type=int, default=1, help="nginx worker processes")
+    parser.add_argument("--https", action="store_true", help="HTTPS through the router too")
     parser.add_argument(
         "--wrk",
         action=argparse.BooleanOptionalAction,
@@ -210,6 +233,8 @@ def main() -> None:
         help="saturate with wrk (default: when installed)",
     )
     args = parser.parse_args()
+    if args.https:  # HTTPS is measured with Python's client: HTTP with it too, like for like
+        args.wrk = False
 
     load_before = _load_average()
     processes = []
@@ -224,17 +249,28 @@ def main() -> None:
             processes.append(_start(gunicorn, root))
             _wait_port(dyno_port, processes[0])
             targets = {"direct": dyno_port}
+            https_port = _free_port()
             for side, command in _routers(root, dyno_port, args).items():
                 targets[side] = _free_port()
+                if side == "embedded" and args.https:
+                    _self_signed(root / "certs", "secure.localhost")
+                    command += ["--certs", str(root / "certs")]
+                    command += ["--https-bind", f"127.0.0.1:{https_port}"]
                 processes.append(_start([*command, "--bind", f"127.0.0.1:{targets[side]}"], root))
                 _wait_port(targets[side], processes[-1])
                 _run_load(targets[side], args, min(args.seconds, 2), 0)  # warm up
+            if args.https:
+                _wait_port(https_port, processes[1])
+                targets["https"] = https_port
             saturation = _phase(
                 "saturation",
                 targets,
                 args.runs,
-                lambda port: _run_load(port, args, args.seconds, 0),
+                lambda port: _run_load(
+                    port, args, args.seconds, 0, tls=args.https and port == https_port
+                ),
             )
+            targets.pop("https", None)  # paced: the routers' latency over HTTP, as before
             base = _median(saturation, "direct", "rps")
             if args.wrk:  # the paced client is Python's: a share of what it reaches direct
                 python = argparse.Namespace(**{**vars(args), "wrk": False})

@@ -32,7 +32,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, corral_home: Path) ->
     with ``"nginx"``: see ``support.server.both_routers``.
     """
     router = getattr(request, "param", "embedded")
-    with running_server(tmp_path, corral_home, router) as running:
+    with running_server(tmp_path, corral_home, router=router) as running:
         yield running
 
 

@@ -31,6 +31,7 @@ from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
 from corral.files import atomic_write
 from corral.homelock import lock_home
+from corral.https import HttpsOptions, certs_service, check_listen, router_flags
 from corral.router.nginx import NGINX_PACKAGE, find_nginx, is_nginx_router
 from corral.runtime import confinement
 from corral.runtime.firewall import detect as detect_firewall
@@ -63,6 +64,8 @@ class ServerOptions:
     client_connections: int = 256
     #: Which router serves: ``embedded`` (corral's own) or ``nginx`` (a real nginx it drives).
     router: str = "embedded"
+    #: Serve HTTPS too, with certificates from ACME (None: plain HTTP only).
+    https: HttpsOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,11 @@ class Platform:
     """The server process: the platform's services and every app's dynos, one supervisor."""
 
     def __init__(self, settings: Settings, options: ServerOptions) -> None:
+        if options.router == "nginx" and options.https is not None:
+            raise UserError(
+                "--https is served by the embedded router only, so far; leave out "
+                "--router nginx (or --https)."
+            )
         if options.router == "nginx" and find_nginx() is None:
             raise UserError(
                 f"--router nginx needs nginx, which is not installed: install Debian's "
@@ -153,6 +161,7 @@ class Platform:
                 listens=True,
             ),
             ServiceSpec("router", self._router_command(), home, env),
+            *certs_service(self.options.https, python, env, home),
         ]  # fmt: skip
 
     def _router_command(self) -> tuple[str, ...]:
@@ -169,6 +178,7 @@ class Platform:
             "--client-connections", str(options.client_connections),
             *(("--prefix", str(settings.run_dir / "nginx")) if nginx
               else ("--body-dir", str(settings.run_dir / "router-bodies"))),
+            *router_flags(options.https, settings.certs_dir),
         )  # fmt: skip
 
     def _platform_hosts(self) -> list[str]:
@@ -211,6 +221,9 @@ class Platform:
                 f"The router the last corral server left running (pid {adopted.row.pid}) is "
                 f"the {other} one; pass --router {other} as it was started, or stop it first."
             )
+        https = self.options.https
+        if https is not None and adopted is None:
+            check_listen(https.host, https.port, "--https-bind")
         where = f"{self.options.host}:{self.settings.router_port}"
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

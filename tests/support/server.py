@@ -91,6 +91,7 @@ def start_server(
     *,
     isolation: bool = False,
     router: str = "embedded",
+    args: tuple[str, ...] = (),
 ) -> subprocess.Popen:
     """Start `corral server` on ``port`` and return it once it holds its home's lock, its
     API says it is healthy and its admin token is written (once the platform serves).
@@ -100,7 +101,7 @@ def start_server(
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
          "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5",
-         "--router", router, *([] if isolation else ["--no-isolation"])],
+         "--router", router, *([] if isolation else ["--no-isolation"]), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -135,17 +136,26 @@ def platform_pids(home: Path) -> set[int]:
 
 
 @contextmanager
-def running_server(tmp_path: Path, corral_home: Path, router: str = "embedded") -> Iterator[Server]:
+def running_server(
+    tmp_path: Path,
+    corral_home: Path,
+    port: int | None = None,
+    args: tuple[str, ...] = (),
+    *,
+    router: str = "embedded",
+) -> Iterator[Server]:
     """A `corral server` with its own home under ``tmp_path`` (sharing the warm installer
-    cache of ``corral_home``), with the ``router`` asked for (``embedded`` or ``nginx``);
-    on exit, fails if stopping it left any process behind."""
+    cache of ``corral_home``), on ``port`` (a free one) with ``args`` besides and the
+    ``router`` asked for (``embedded`` or ``nginx``); on exit, fails if stopping it left any
+    process behind."""
     if router == "nginx":
         require_nginx()
     home = tmp_path / "home"
     home.mkdir()
     (corral_home / "cache").mkdir(exist_ok=True)
     (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
-    with _serving(home, tmp_path / "credentials.json", {}, router=router) as running:
+    serving = _serving(home, tmp_path / "credentials.json", {}, port=port, args=args, router=router)
+    with serving as running:
         yield running
 
 
@@ -172,12 +182,14 @@ def _serving(
     *,
     isolation: bool = False,
     router: str = "embedded",
+    port: int | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[Server]:
-    port = free_port()
+    port = port or free_port()
     # The caller's environment on purpose: builds install from the network through it.
     env = {**os.environ, "CORRAL_CREDENTIALS": str(credentials), **extra}
     env.pop("CORRAL_HOME", None)
-    process = start_server(home, port, env, isolation=isolation, router=router)
+    process = start_server(home, port, env, isolation=isolation, args=args, router=router)
     running = Server(home, port, process, env, router)
     if router == "nginx":  # the one that answers is nginx itself
         health = httpx.get(f"http://localhost:{port}/api/v1/health", timeout=5)
@@ -206,12 +218,15 @@ def git(
     )  # fmt: skip
 
 
-def make_repo(tmp_path: Path, server: Server, app: str, version: str = "v1") -> Path:
-    """A git repo of a small Flask app answering "hello VERSION", with ``server`` as remote."""
+def make_repo(
+    tmp_path: Path, server: Server, app: str, version: str = "v1", source: str = APP
+) -> Path:
+    """A git repo of a small Flask app (``source``: by default one answering "hello
+    VERSION"), with ``server`` as remote."""
     repo = tmp_path / f"repo-{app}"
     repo.mkdir()
     (repo / "requirements.txt").write_text("flask\ngunicorn\n")
-    (repo / "app.py").write_text(APP.replace("{version}", version))
+    (repo / "app.py").write_text(source.replace("{version}", version))
     (repo / "Procfile").write_text("web: gunicorn app:app\n")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from corral.router.context import Timeouts
 from corral.router.nginx_log import FIELDS
-from corral.router.pages import FAILURES, no_backend_failure, render_page
+from corral.router.nginx_pages import answer, error_pages, page_maps, quote
+from corral.router.pages import FAILURES, no_backend_failure
 from corral.router.table import AppRoute, RouteTable
 
 __all__ = ["NginxOptions", "TlsSite", "render", "upstream_dynos"]
@@ -80,79 +81,6 @@ _MAPS = r"""
         default "";
     }
 """
-
-# What the embedded router's pages say for nginx's own answers to bad requests: the
-# status nginx gives them, the page's failure and its reason.
-_REFUSALS = {
-    400: ("bad_request", "The request is not valid HTTP/1.1; fix the client"),
-    414: ("uri_too_long", "The request line is too long; shorten the URL"),
-    494: ("headers_too_large", "The request headers are too large; send fewer or shorter"),
-}
-#: The failures whose pages an app's state decides (no dyno asked).
-_STATES = ("maintenance", "crashed", "no_dynos", "no_web")
-
-
-def _quote(text: str) -> str:
-    """``text`` as one nginx string: quoted, with quotes and backslashes escaped."""
-    if "$" in text:
-        raise ValueError(f"{text!r} would be read as an nginx variable")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_RID = "\x00request-id\x00"
-_HOST = "\x00host\x00"
-
-
-def _pages(options: NginxOptions) -> str:
-    """Each page once, as ``$corral_page`` for the ``$corral_failure`` a location sets
-    (a map's value may hold variables: the request id, the host)."""
-    limit = f"The request body is larger than the router's limit of {options.max_body_mb} MB"
-    reasons = {name: reason for name, reason in _REFUSALS.values()} | {"body_too_large": limit}
-    lines = []
-    for name in ("no_app", "refused", "closed", "timeout", *_STATES, *reasons):
-        values = (
-            {"host": _HOST}
-            if name == "no_app"
-            else {"reason": reasons[name]}
-            if name in reasons
-            else {}
-        )
-        body = render_page(FAILURES[name], request_id=_RID, **values).decode()
-        text = _quote(body).replace(_RID, "${corral_request_id}")
-        lines.append(f"        {name} {text.replace(_HOST, '${corral_host_html}')};\n")
-    return (
-        '    map $corral_failure $corral_page {\n        default "";\n' + "".join(lines) + "    }\n"
-        # the pages are never cached; a dyno's own answers keep their headers
-        '    map $corral_failure $corral_page_cache {\n        default "no-cache, no-store";\n'
-        '        "" "";\n        client_gone "";\n    }\n'
-    )
-
-
-def _answer(failure: str, status: int, indent: str = "            ") -> str:
-    return f"{indent}set $corral_failure {failure};\n{indent}return {status} $corral_page;\n"
-
-
-def _error_pages() -> str:
-    """What every server block does with nginx's own failures: corral's pages."""
-    parts = [
-        "        error_page 502 = @bad_gateway;\n",
-        "        error_page 504 = @timeout;\n",
-        "        error_page 413 = @body_too_large;\n",
-        *(f"        error_page {status} = @{name};\n" for status, (name, _) in _REFUSALS.items()),
-        "        location @bad_gateway {\n"
-        "            set $corral_failure closed;\n"
-        "            if ($corral_refused) {\n"
-        "                set $corral_failure refused;\n"
-        "            }\n"
-        "            return 503 $corral_page;\n"
-        "        }\n",
-        f"        location @timeout {{\n{_answer('timeout', 503)}        }}\n",
-        f"        location @body_too_large {{\n{_answer('body_too_large', 413)}        }}\n",
-    ]
-    for status, (name, _) in _REFUSALS.items():
-        answer = _answer(name, 431 if status == 494 else status)  # nginx's 494 is HTTP's 431
-        parts.append(f"        location @{name} {{\n{answer}        }}\n")
-    return "".join(parts)
 
 
 def _upstream_name(app: str, kind: str = "web") -> str:
@@ -224,7 +152,7 @@ def _locations(route: AppRoute) -> str:
                 "        }\n"
             )
         return text
-    return f"        location / {{\n{_answer(failure, FAILURES[failure].status)}        }}\n"
+    return f"        location / {{\n{answer(failure, FAILURES[failure].status)}        }}\n"
 
 
 _NAME = re.compile(r"[a-z0-9.*_\[\]:-]+")
@@ -246,13 +174,13 @@ def _listen(options: NginxOptions, *, default: bool = False, tls: TlsSite | None
         return f"        listen {where}:{options.port}{flag};\n"
     return (
         f"        listen {where}:{options.https_port} ssl;\n"
-        f"        ssl_certificate {_quote(str(tls.cert))};\n"
-        f"        ssl_certificate_key {_quote(str(tls.key))};\n"
+        f"        ssl_certificate {quote(str(tls.cert))};\n"
+        f"        ssl_certificate_key {quote(str(tls.key))};\n"
     )
 
 
 def _log(options: NginxOptions) -> str:
-    where = _quote(f"syslog:server=unix:{options.log_socket},nohostname")
+    where = quote(f"syslog:server=unix:{options.log_socket},nohostname")
     return f"        access_log {where} corral;\n"
 
 
@@ -264,11 +192,11 @@ def _server(
         "    server {\n"
         f"{_listen(options, tls=tls)}"
         f"        server_name {' '.join(names)};\n"
-        f"        set $corral_app {_quote(app)};\n"
+        f"        set $corral_app {quote(app)};\n"
         '        set $corral_failure "";\n'
         f"{_log(options)}"
         f"{_locations(route)}"
-        f"{_error_pages()}"
+        f"{error_pages()}"
         "    }\n"
     )
 
@@ -281,8 +209,8 @@ def _no_app(options: NginxOptions) -> str:
         '        set $corral_app "";\n'
         '        set $corral_failure "";\n'
         f"{_log(options)}"
-        f"        location / {{\n{_answer('no_app', 404)}        }}\n"
-        f"{_error_pages()}"
+        f"        location / {{\n{answer('no_app', 404)}        }}\n"
+        f"{error_pages()}"
         "    }\n"
     )
 
@@ -292,7 +220,7 @@ def _main(options: NginxOptions) -> str:
     t = options.timeouts
     fields = "\\t".join(FIELDS)
     temps = "".join(
-        f"    {kind}_temp_path {_quote(str(prefix / kind))};\n"
+        f"    {kind}_temp_path {quote(str(prefix / kind))};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     return (
@@ -301,7 +229,7 @@ def _main(options: NginxOptions) -> str:
         f"worker_processes {options.workers};\n"
         # the platform's router reaches every app's dynos, as the embedded one (root) does
         + ("user root root;\n" if options.root else "")
-        + f"pid {_quote(str(prefix / 'nginx.pid'))};\n"
+        + f"pid {quote(str(prefix / 'nginx.pid'))};\n"
         # nginx's own trouble (to the platform's log); a dyno's is in the app's router.log
         "error_log stderr crit;\n"
         "events {\n    worker_connections 4096;\n}\n"
@@ -343,7 +271,7 @@ def _main(options: NginxOptions) -> str:
         # what a page says it is (a dyno's answer says what it is itself)
         '    default_type "text/html; charset=utf-8";\n'
         f"{_MAPS}"
-        f"{_pages(options)}"
+        f"{page_maps(options.max_body_mb)}"
     )
 
 

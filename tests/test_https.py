@@ -74,8 +74,11 @@ def _push(tmp_path: Path, server: Server, app: str) -> None:
     assert "remote: -----> Released v1" in push.stderr, push.stderr
 
 
-@pytest.fixture(scope="module")
-def https(tmp_path_factory: pytest.TempPathFactory, corral_home: Path) -> Iterator[Https]:
+@pytest.fixture(scope="module", params=["embedded", "nginx"])
+def https(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corral_home: Path
+) -> Iterator[Https]:
+    """A platform serving HTTPS through each router in turn (nginx: its generated config)."""
     tmp = tmp_path_factory.mktemp("https")
     port, https_port = free_port(), free_port()
     with running_pebble(tmp, port) as pebble:
@@ -85,7 +88,7 @@ def https(tmp_path_factory: pytest.TempPathFactory, corral_home: Path) -> Iterat
             "--acme-directory", pebble.directory, "--acme-ca-bundle", str(pebble.ca_bundle),
             "--acme-email", "ops@example.org", "--acme-renew-after", str(RENEW_AFTER),
         )  # fmt: skip
-        with running_server(tmp, corral_home, port, args) as server:
+        with running_server(tmp, corral_home, port, args, router=request.param) as server:
             for app in ("one", "two"):
                 assert server.api.post("/apps", json={"name": app}).status_code == 201
             for host in ("www.example.org", "away.example.org"):
@@ -214,7 +217,9 @@ def test_renewal_under_load_fails_no_request(https: Https) -> None:
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline and done < 4000 and not (renewed and done >= 40):
-            for fresh in (True, False):
+            # nginx reloads to serve a renewed certificate, and its old workers close their
+            # idle keep-alive connections then (clients reconnect): new connections only
+            for fresh in (True, False) if https.server.router == "embedded" else (True,):
                 try:
                     ok = https.get(host)[0].startswith(b"HTTP/1.1 200 ") if fresh else kept.get()
                 except (OSError, AssertionError) as exc:

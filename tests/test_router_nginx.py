@@ -9,6 +9,7 @@ each in ``test_router.py``; deploys through nginx in ``test_server.py``.
 from __future__ import annotations
 
 import re
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from corral.router import AppRoute, Backend, RouteTable
 from corral.router.nginx import find_nginx
 from corral.router.nginx_conf import NginxOptions, TlsSite, render
 from corral.router.nginx_log import record_line
+from corral.router.tls import CertEntry, CertLayout, save_index, self_signed
 from corral.runtime.units import ROUTE_SETTLE
 from support.nginx import NginxRouter, require_nginx
+from support.processes import free_port
 from test_router import BackendServer
 
 TABLE = RouteTable(
@@ -77,7 +80,9 @@ def test_tls_sites_get_a_block_of_their_own_with_their_certificate(tmp_path) -> 
          "/CN=www.example.com", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    options = _options(tmp_path, tls=(TlsSite("www.example.com", cert, key),), https_port=8443)
+    options = _options(
+        tmp_path, tls=(TlsSite("www.example.com", cert, key),), https=("127.0.0.1", 8443)
+    )
     text = render(TABLE, options)
     checked = _nginx_t(tmp_path, text)
     assert checked.returncode == 0, checked.stderr
@@ -149,3 +154,42 @@ def test_records_become_the_embedded_routers_lines_with_credentials_redacted() -
     timeout = datagram.replace(b"hello\t\t", b"hello\ttimeout\t").replace(b"\t200\t", b"\t503\t")
     assert record_line(timeout, dynos)[1].startswith('at=error code=H12 desc="Request timeout"')
     assert record_line(b"<190>Dec  2 10:00:00 nginx: junk", dynos) is None
+
+
+def test_https_by_sni_with_redirects_hsts_and_the_acme_challenge(tmp_path, backend) -> None:
+    layout = CertLayout(tmp_path / "certs")
+    layout.prepare()
+    cert, key = self_signed(["secure.localhost"], days=1)
+    layout.host_pem("secure.localhost").write_bytes(key + cert)
+    save_index(layout, {"secure.localhost": CertEntry("test", hsts=True)})
+    (layout.challenges / "tok-0123456789abcdef").write_text("tok-0123456789abcdef.key")
+    (tmp_path / "ca.pem").write_bytes(cert)
+    https = free_port()
+    apps = {name: AppRoute(name, (backend.backend,)) for name in ("secure", "plain")}
+    router = NginxRouter(
+        tmp_path, RouteTable("localhost", apps),
+        certs=str(layout.root), https_bind=f"127.0.0.1:{https}",
+    )  # fmt: skip
+    try:
+        plain = httpx.get(router.url, headers={"Host": "plain.localhost"})
+        assert plain.status_code == 200 and "strict-transport-security" not in plain.headers
+        moved = httpx.get(router.url + "/x?y=1", headers={"Host": "secure.localhost"})
+        assert moved.status_code == 308
+        assert moved.headers["location"] == f"https://secure.localhost:{https}/x?y=1"
+        challenge = f"{router.url}/.well-known/acme-challenge/tok-0123456789abcdef"
+        answered = httpx.get(challenge, headers={"Host": "secure.localhost"})
+        assert answered.text == "tok-0123456789abcdef.key"  # not redirected
+        context = ssl.create_default_context(cafile=tmp_path / "ca.pem")
+        with httpx.Client(verify=context) as client:
+            # the right certificate for the name asked (SNI), verified against it
+            served = client.get(
+                f"https://127.0.0.1:{https}/",
+                headers={"Host": "secure.localhost"},
+                extensions={"sni_hostname": "secure.localhost"},
+            )
+        assert served.status_code == 200
+        assert served.json()["headers"]["X-Forwarded-Proto"] == "https"
+        assert served.headers["strict-transport-security"] == "max-age=31536000"
+        router.wait_log(lambda line: "host=secure.localhost" in line and "protocol=https" in line)
+    finally:
+        router.close()

@@ -253,14 +253,3 @@ def test_a_restart_with_the_other_router_than_the_adopted_one_is_refused(
     )
     assert httpx.get(f"http://localhost:{server.port}/api/v1/health").status_code == 200
     server.process = start_server(server.home, server.port, server.env)  # for the teardown
-
-
-def test_router_nginx_with_https_is_refused_for_now_and_starts_nothing(tmp_path) -> None:
-    home = tmp_path / "home"
-    https = f"127.0.0.1:{free_port()}"
-    result = start(home, tmp_path, "--router", "nginx", "--https", "--https-bind", https)
-    assert result.stderr.strip() == (
-        "error: --https is served by the embedded router only, so far; leave out "
-        "--router nginx (or --https)."
-    )
-    assert_changed_nothing(home, tmp_path, result)

@@ -80,11 +80,6 @@ class Platform:
     """The server process: the platform's services and every app's dynos, one supervisor."""
 
     def __init__(self, settings: Settings, options: ServerOptions) -> None:
-        if options.router == "nginx" and options.https is not None:
-            raise UserError(
-                "--https is served by the embedded router only, so far; leave out "
-                "--router nginx (or --https)."
-            )
         if options.router == "nginx" and find_nginx() is None:
             raise UserError(
                 f"--router nginx needs nginx, which is not installed: install Debian's "

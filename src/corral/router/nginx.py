@@ -32,12 +32,14 @@ from pathlib import Path
 
 import psutil
 
+from corral.files import file_stamp
 from corral.router.admission import raise_file_limit
 from corral.router.applogs import AppLogs
 from corral.router.context import Timeouts
-from corral.router.nginx_conf import NginxOptions, render, upstream_dynos
+from corral.router.nginx_conf import NginxOptions, TlsSite, render, upstream_dynos
 from corral.router.nginx_log import record_line
 from corral.router.table import RouteTable, TableFile
+from corral.router.tls import CertLayout, load_index, self_signed
 
 __all__ = ["NGINX_PACKAGE", "NginxRouter", "find_nginx", "is_nginx_router", "main"]
 
@@ -96,7 +98,12 @@ class NginxRouter:
     """Keeps one nginx serving the current route table, reloading it at each change."""
 
     def __init__(
-        self, nginx: str, table: TableFile, options: NginxOptions, logs: AppLogs | None
+        self,
+        nginx: str,
+        table: TableFile,
+        options: NginxOptions,
+        logs: AppLogs | None,
+        certs: CertLayout | None = None,
     ) -> None:
         self.nginx = nginx
         self.table_source = table
@@ -109,6 +116,9 @@ class NginxRouter:
         self._applied: RouteTable | None = None
         self._text = ""
         self.master: subprocess.Popen[bytes] | None = None
+        #: ``--certs``: the certificate service's files, followed like the table.
+        self.certs = certs
+        self._certs_stamp: tuple[int, int, int] | None = None
 
     def _say(self, line: str) -> None:
         print(line, flush=True)
@@ -129,11 +139,15 @@ class NginxRouter:
         lines = [line for line in checked.stderr.splitlines() if "test failed" not in line]
         return (lines[-1] if lines else checked.stderr.strip()) or f"exit {checked.returncode}"
 
-    def apply(self, table: RouteTable) -> bool:
+    def apply(self, table: RouteTable, *, reload: bool = False) -> bool:
         """Serve ``table``: check its configuration, put it in place, reload nginx; False
-        (the running configuration kept, the reason printed) if nginx refuses it."""
+        (the running configuration kept, the reason printed) if nginx refuses it.
+
+        With ``reload``, nginx reloads even if the text is the same: a certificate file
+        it names was replaced (nginx reads them only when it loads its configuration).
+        """
         text = render(table, self.options)
-        if text == self._text:
+        if text == self._text and not reload:
             self._applied = table
             return True
         began = time.monotonic()
@@ -191,6 +205,7 @@ class NginxRouter:
     def start(self) -> None:
         """Start nginx on the current table (it must pass ``nginx -t``)."""
         self._text = ""
+        self._follow_certs()
         self.apply(self.table_source())
         self.master = subprocess.Popen(
             [self.nginx, "-e", "stderr", "-p", str(self.options.prefix), "-c", str(self.conf)],
@@ -198,10 +213,32 @@ class NginxRouter:
         )  # fmt: skip
 
     def follow(self) -> None:
-        """Apply the table if it changed since the last look."""
+        """Apply the table (and the certificates) if they changed since the last look."""
         table = self.table_source()
-        if table is not self._applied:
-            self.apply(table)
+        certs = self._follow_certs()
+        if table is not self._applied or certs:
+            self.apply(table, reload=certs)
+
+    def _follow_certs(self) -> bool:
+        """Whether the certificate index changed: the hosts served over HTTPS are then
+        those with a certificate in it (and a PEM file on disk)."""
+        if self.certs is None:
+            return False
+        stamp = file_stamp(self.certs.index)
+        if stamp == self._certs_stamp:
+            return False
+        self._certs_stamp = stamp
+        try:
+            entries = load_index(self.certs)
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # half a file or none: the last good one serves on
+        sites = tuple(
+            TlsSite(host, pem, pem, hsts=entry.hsts)
+            for host, entry in sorted(entries.items())
+            if (pem := self.certs.host_pem(host)).is_file()
+        )
+        self.options = replace(self.options, tls=sites)
+        return True
 
     async def run(self) -> int:
         """Serve until SIGTERM or SIGINT (0), or until nginx exits on its own (1)."""
@@ -272,6 +309,17 @@ def _record_socket(path: Path) -> socket.socket:
     return sock
 
 
+def _https(certs: Path, bind: str, prefix: Path) -> dict:
+    """What HTTPS adds to the options: where, a fallback certificate, the challenges."""
+    fallback = prefix / "fallback.pem"
+    if not fallback.exists():  # for names without a certificate of their own
+        cert, key = self_signed(["corral fallback"])
+        fallback.touch(mode=0o600)
+        fallback.write_bytes(key + cert)
+    layout = CertLayout(certs)
+    return {"https": _parse_bind(bind), "fallback": fallback, "challenges": layout.challenges}
+
+
 def _parse_bind(bind: str) -> tuple[str, int]:
     host, sep, port = bind.rpartition(":")
     if not sep or not port.isdigit():
@@ -291,6 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-connections", type=int, default=256, help="per address (0: any)")
     parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4))
     parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds (H12)")
+    parser.add_argument("--certs", type=Path, help="serve HTTPS with the certificates there")
+    parser.add_argument("--https-bind", default="0.0.0.0:443", help="HOST:PORT for HTTPS")
     args = parser.parse_args(argv)
     nginx = find_nginx()
     if nginx is None:
@@ -308,10 +358,12 @@ def main(argv: list[str] | None = None) -> None:
         client_connections=args.client_connections,
         timeouts=replace(Timeouts(), request=args.request_timeout),
         root=os.geteuid() == 0,
+        **(_https(args.certs, args.https_bind, prefix) if args.certs else {}),
     )
     raise_file_limit()  # nginx inherits it: its workers hold two descriptors per request
     table = TableFile(args.table, domain=args.domain, interval=0)
-    router = NginxRouter(nginx, table, options, AppLogs(args.logs) if args.logs else None)
+    certs = CertLayout(args.certs) if args.certs else None
+    router = NginxRouter(nginx, table, options, AppLogs(args.logs) if args.logs else None, certs)
     sys.exit(asyncio.run(router.run()))
 
 

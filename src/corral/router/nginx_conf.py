@@ -33,6 +33,8 @@ class TlsSite:
     host: str
     cert: Path
     key: Path
+    #: Send ``Strict-Transport-Security`` on its HTTPS answers.
+    hsts: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,14 @@ class NginxOptions:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: Run the workers as root: set when the platform runs as root (see :func:`render`).
     root: bool = False
-    #: Hosts with a certificate: each also gets an HTTPS server block on ``https_port``.
+    #: Where HTTPS is served (None: plain HTTP only), with a certificate for names
+    #: without one of their own (``fallback``: one PEM file, key and chain).
+    https: tuple[str, int] | None = None
+    fallback: Path | None = None
+    #: Hosts with a certificate: each gets an HTTPS server block, and is redirected there.
     tls: tuple[TlsSite, ...] = ()
-    https_port: int = 443
+    #: Where the certificate service leaves HTTP-01 answers (one file per token).
+    challenges: Path | None = None
 
 
 # A request id a client sent is kept when it looks like one (Heroku's rule, as the
@@ -167,15 +174,65 @@ def _server_names(table: RouteTable) -> dict[str, list[str]]:
     return names
 
 
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _listen(options: NginxOptions, *, default: bool = False, tls: TlsSite | None = None) -> str:
-    where = f"[{options.host}]" if ":" in options.host else options.host
+    flag = " default_server" if default else ""
     if tls is None:
-        flag = " default_server" if default else ""
-        return f"        listen {where}:{options.port}{flag};\n"
-    return (
-        f"        listen {where}:{options.https_port} ssl;\n"
+        return f"        listen {_where(options.host, options.port)}{flag};\n"
+    assert options.https is not None
+    text = (
+        f"        listen {_where(*options.https)} ssl{flag};\n"
         f"        ssl_certificate {quote(str(tls.cert))};\n"
         f"        ssl_certificate_key {quote(str(tls.key))};\n"
+    )
+    if tls.hsts:  # a server's own add_header lines replace http's: all said again
+        text += (
+            "        add_header X-Request-Id $corral_request_id always;\n"
+            '        add_header Via "1.1 corral" always;\n'
+            "        add_header Cache-Control $corral_page_cache always;\n"
+            '        add_header Strict-Transport-Security "max-age=31536000" always;\n'
+        )
+    return text
+
+
+def _http_front(options: NginxOptions) -> str:
+    """On plain HTTP: ACME's challenge path, then a redirect for hosts with a certificate."""
+    if options.https is None:
+        return ""
+    text = ""
+    if options.challenges is not None:
+        text += (
+            "        location ^~ /.well-known/acme-challenge/ {\n"
+            f"            alias {quote(str(options.challenges) + '/')};\n"
+            "            default_type text/plain;\n"
+            "        }\n"
+        )
+    port = "" if options.https[1] == 443 else f":{options.https[1]}"
+    return text + (
+        '        if ($corral_challenge = "bad") {\n            return 404;\n        }\n'
+        "        if ($corral_redirect) {\n"
+        f"            return 308 https://$host{port}$request_uri;\n"
+        "        }\n"
+    )
+
+
+def _tls_maps(options: NginxOptions) -> str:
+    """``$corral_redirect``: the request is for a host with a certificate, not a challenge."""
+    if options.https is None:
+        return ""
+    hosts = "".join(f"        {quote(site.host)} 1;\n" for site in options.tls)
+    return (
+        f'    map $host $corral_secure {{\n        default "";\n{hosts}    }}\n'
+        # a token as the embedded router checks it (RFC 8555's alphabet); anything else
+        # under the path is no challenge of ours (404), never a file outside the directory
+        '    map $request_uri $corral_challenge {\n        default "";\n'
+        '        "~^/\\.well-known/acme-challenge/[A-Za-z0-9_-]{16,256}$" ok;\n'
+        '        "~^/\\.well-known/acme-challenge/" bad;\n    }\n'
+        '    map "$corral_secure:$corral_challenge" $corral_redirect {\n'
+        '        default "";\n        "1:" 1;\n    }\n'
     )
 
 
@@ -195,20 +252,22 @@ def _server(
         f"        set $corral_app {quote(app)};\n"
         '        set $corral_failure "";\n'
         f"{_log(options)}"
+        f"{_http_front(options) if tls is None else ''}"
         f"{_locations(route)}"
         f"{error_pages()}"
         "    }\n"
     )
 
 
-def _no_app(options: NginxOptions) -> str:
+def _no_app(options: NginxOptions, tls: TlsSite | None = None) -> str:
     return (
         "    server {\n"
-        f"{_listen(options, default=True)}"
+        f"{_listen(options, default=True, tls=tls)}"
         "        server_name _;\n"
         '        set $corral_app "";\n'
         '        set $corral_failure "";\n'
         f"{_log(options)}"
+        f"{_http_front(options) if tls is None else ''}"
         f"        location / {{\n{answer('no_app', 404)}        }}\n"
         f"{error_pages()}"
         "    }\n"
@@ -271,6 +330,7 @@ def _main(options: NginxOptions) -> str:
         # what a page says it is (a dyno's answer says what it is itself)
         '    default_type "text/html; charset=utf-8";\n'
         f"{_MAPS}"
+        f"{_tls_maps(options)}"
         f"{page_maps(options.max_body_mb)}"
     )
 
@@ -287,4 +347,6 @@ def render(table: RouteTable, options: NginxOptions) -> str:
             for site in options.tls
             if site.host in names[app]
         ]
+    if options.https is not None and options.fallback is not None:  # names without their own
+        servers.append(_no_app(options, TlsSite("", options.fallback, options.fallback)))
     return _main(options) + _upstreams(table) + _no_app(options) + "".join(servers) + "}\n"

@@ -7,10 +7,11 @@ Run: ``.venv/bin/python bench/router.py [--runs 5] [--connections 32] [--request
 corral's ``test`` extra), the embedded router as its own process (``python -m
 corral.router``) and the nginx router (``python -m corral.router.nginx``, when nginx is
 installed) in front of it, and each load run in a process of its own (``bench/load.py``).
-With ``--https`` the embedded router serves TLS too (a self-signed certificate for the
-app's host, chosen by SNI as ``corral server --https`` serves ACME ones) and the
-saturation phase has one more side, ``https``: its figure is HTTPS/HTTP throughput
-through the embedded router (all sides then saturated by Python's client, like for like).
+With ``--https`` each router serves TLS too (a self-signed certificate for the app's
+host, chosen by SNI as ``corral server --https`` serves ACME ones) and the saturation
+phase has one more side per router, ``<router> https``: its figure is HTTPS/HTTP
+throughput through that router (all sides then saturated by Python's client, like for
+like).
 
 Two phases, the sides' runs rotating their order in each, figures the medians of ``--runs``
 runs per side, so a busy machine slows every side alike:
@@ -129,7 +130,7 @@ def _phase(name: str, targets: dict[str, int], runs: int, load) -> dict[str, lis
             results[side].append(result)
             extra = f", {result['unanswered']} unanswered" if result.get("unanswered") else ""
             print(
-                f"{name} run {run + 1} {side:8}: {result['rps']:6.0f} req/s  "
+                f"{name} run {run + 1} {side:14}: {result['rps']:6.0f} req/s  "
                 f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
                 f"({result['requests']} requests, {result['errors']} errors{extra})",
                 flush=True,
@@ -144,7 +145,7 @@ def _median(results: dict[str, list[dict]], side: str, key: str) -> float:
 def _print_sides(results: dict[str, list[dict]]) -> None:
     for side in results:
         print(
-            f"    {side:8}: {_median(results, side, 'rps'):6.0f} req/s  "
+            f"    {side:14}: {_median(results, side, 'rps'):6.0f} req/s  "
             f"p50 {_median(results, side, 'p50_ms'):6.2f} ms  "
             f"p99 {_median(results, side, 'p99_ms'):6.2f} ms"
         )
@@ -188,7 +189,7 @@ def _ratios(saturation: dict[str, list[dict]], paced: dict[str, list[dict]]) -> 
     def added(results: dict[str, list[dict]], side: str, key: str) -> float:
         return _median(results, side, key) - _median(results, "direct", key)
 
-    routers = [side for side in saturation if side not in ("direct", "https")]
+    routers = [side for side in saturation if side != "direct" and "https" not in side]
     for side in routers:
         ratio = _median(saturation, side, "rps") / _median(saturation, "direct", "rps")
         pairs = zip(saturation["direct"], saturation[side], strict=True)
@@ -197,9 +198,10 @@ def _ratios(saturation: dict[str, list[dict]], paced: dict[str, list[dict]]) -> 
     if "nginx" in saturation:
         ratio = _median(saturation, "nginx", "rps") / _median(saturation, "embedded", "rps")
         print(f"    nginx/embedded throughput: {ratio:.0%}")
-    if "https" in saturation:
-        tls = _median(saturation, "https", "rps") / _median(saturation, "embedded", "rps")
-        print(f"    https/http through the embedded router: {tls:.0%} of plain HTTP's throughput")
+    for side in routers:
+        if f"{side} https" in saturation:
+            tls = _median(saturation, f"{side} https", "rps") / _median(saturation, side, "rps")
+            print(f"    https/http through {side}: {tls:.0%} of plain HTTP's throughput")
     print("  paced (open loop), latency from each request's scheduled send:")
     _print_sides(paced)
     for side in routers:
@@ -249,28 +251,27 @@ def main() -> None:
             processes.append(_start(gunicorn, root))
             _wait_port(dyno_port, processes[0])
             targets = {"direct": dyno_port}
-            https_port = _free_port()
+            secure: dict[str, int] = {}  # "<router> https" -> its HTTPS port
+            if args.https:
+                _self_signed(root / "certs", "secure.localhost")
             for side, command in _routers(root, dyno_port, args).items():
                 targets[side] = _free_port()
-                if side == "embedded" and args.https:
-                    _self_signed(root / "certs", "secure.localhost")
+                if args.https:
+                    secure[f"{side} https"] = _free_port()
                     command += ["--certs", str(root / "certs")]
-                    command += ["--https-bind", f"127.0.0.1:{https_port}"]
+                    command += ["--https-bind", f"127.0.0.1:{secure[f'{side} https']}"]
                 processes.append(_start([*command, "--bind", f"127.0.0.1:{targets[side]}"], root))
                 _wait_port(targets[side], processes[-1])
+                if args.https:
+                    _wait_port(secure[f"{side} https"], processes[-1])
                 _run_load(targets[side], args, min(args.seconds, 2), 0)  # warm up
-            if args.https:
-                _wait_port(https_port, processes[1])
-                targets["https"] = https_port
+            tls_ports = set(secure.values())
             saturation = _phase(
                 "saturation",
-                targets,
+                targets | secure,
                 args.runs,
-                lambda port: _run_load(
-                    port, args, args.seconds, 0, tls=args.https and port == https_port
-                ),
+                lambda port: _run_load(port, args, args.seconds, 0, tls=port in tls_ports),
             )
-            targets.pop("https", None)  # paced: the routers' latency over HTTP, as before
             base = _median(saturation, "direct", "rps")
             if args.wrk:  # the paced client is Python's: a share of what it reaches direct
                 python = argparse.Namespace(**{**vars(args), "wrk": False})

@@ -23,7 +23,6 @@ group once everything in it is gone. With ``--user UID:GID`` the child runs as t
 while the shim stays the platform's.
 """
 
-
 import os
 import select
 import signal

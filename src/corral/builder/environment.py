@@ -36,10 +36,12 @@ from corral.builder.commands import (
 )
 from corral.builder.detect import Detection
 from corral.builder.inputs import dependency_inputs, environment_hash, installer_inputs
+from corral.builder.locks import LOCK_TOOLS, exported_lock
 from corral.builder.log import BuildLog
 from corral.builder.ownership import ENV_MODES, seal
 from corral.builder.python import Interpreter
 from corral.builder.source import remove_tree
+from corral.builder.tools import TOOLS, ensure_tool
 from corral.config import Settings
 from corral.errors import BuildError
 from corral.files import atomic_write, locked
@@ -104,6 +106,7 @@ def _static_requirements(detection: Detection) -> list[str]:
 class _Install:
     """How one environment is installed: with what, from where, as whom."""
 
+    settings: Settings
     source: Path
     detection: Detection
     python: Interpreter
@@ -114,22 +117,38 @@ class _Install:
 
 
 def _install(path: Path, job: _Install, log: BuildLog) -> None:
+    manifest = job.detection.manifest
+    if job.installer == "pip" and manifest not in (
+        "requirements.txt", "pyproject.toml", *LOCK_TOOLS
+    ):  # fmt: skip
+        raise BuildError(
+            f"The pip installer cannot install from {manifest}; use a requirements.txt, "
+            "pyproject.toml, poetry.lock or Pipfile.lock, or the default uv installer."
+        )
+    if manifest not in (*LOCK_TOOLS, "pylock.toml"):
+        _install_from(path, job, log, manifest)
+        return
+
+    def tool(name: str) -> Path:
+        return ensure_tool(job.settings, name, job.python, log)
+
+    with exported_lock(job.source, manifest, tool, job.env, log, job.run_as) as exported:
+        _install_from(path, job, log, str(exported))
+
+
+def _install_from(path: Path, job: _Install, log: BuildLog, requirements: str) -> None:
+    """Install into ``path`` from ``requirements`` (the manifest, or a lock's export)."""
     detection, python, uv = job.detection, job.python, job.uv
     run = functools.partial(run_streaming, env=job.env, log=log, run_as=job.run_as)
     what = f"Installing dependencies with {job.installer}"
     if job.installer == "pip":
-        if detection.manifest not in ("requirements.txt", "pyproject.toml"):
-            raise BuildError(
-                f"The pip installer cannot install from {detection.manifest}; use a "
-                "requirements.txt or pyproject.toml, or the default uv installer."
-            )
         venv = [str(python.executable), "-m", "venv", str(path)]
         run(venv, cwd=job.source, what="Creating the virtualenv")
         pip = [str(path / "bin" / "python"), "-m", "pip", "install"]
-        if detection.manifest == "requirements.txt":
-            run([*pip, "-r", "requirements.txt"], cwd=job.source, what=what)
-        elif requirements := _static_requirements(detection):
-            run([*pip, *requirements], cwd=job.source, what=what)
+        if requirements.endswith("requirements.txt"):
+            run([*pip, "-r", requirements], cwd=job.source, what=what)
+        elif listed := _static_requirements(detection):
+            run([*pip, *listed], cwd=job.source, what=what)
         return
     venv = [uv, "venv", "--quiet", "--no-config", "--python", str(python.executable), str(path)]
     run(venv, cwd=path.parent, what="Creating the virtualenv")
@@ -139,7 +158,7 @@ def _install(path: Path, job: _Install, log: BuildLog) -> None:
         command = [uv, "sync", "--locked", "--no-install-project", "--no-dev", *target]
         run(command, cwd=job.source, what=what, env=sync_env)
     else:
-        run([uv, "pip", "install", *target, "-r", detection.manifest], cwd=job.source, what=what)
+        run([uv, "pip", "install", *target, "-r", requirements], cwd=job.source, what=what)
 
 
 def freeze(
@@ -183,6 +202,8 @@ def ensure_environment(
     inputs = {**dependency_inputs(source, detection), **installer_inputs(config, fixed)}
     if run_as is not None:
         inputs["builder"] = run_as.name
+    if (tool := LOCK_TOOLS.get(detection.manifest)) is not None:
+        inputs["tool"] = " ".join(TOOLS[tool].requirements)
     env_hash = environment_hash(python, installer, inputs)
     path = settings.envs_dir / env_hash
     env = installer_environ(settings, config, run_as)
@@ -199,7 +220,7 @@ def ensure_environment(
         if path.exists():
             log.detail(f"Discarding environment {env_hash[:8]} left half-built by an earlier build")
             remove_tree(path)
-        job = _Install(source, detection, python, installer, env, uv or uv_bin(), run_as)
+        job = _Install(settings, source, detection, python, installer, env, uv or uv_bin(), run_as)
         try:
             if run_as is not None:
                 path.mkdir(mode=0o700)

@@ -50,6 +50,8 @@ def fixed_environ(settings: Settings, run_as: AppUser | None = None) -> dict[str
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_NO_PROGRESS": "1",
         "PIP_CACHE_DIR": str(cache / "pip"),
+        "POETRY_CACHE_DIR": str(cache / "poetry"),
+        "PIPENV_CACHE_DIR": str(cache / "pipenv"),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_NO_INPUT": "1",
         "PIP_PROGRESS_BAR": "off",

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from corral.appusers import AppUser, AppUsers
-from corral.builder import Slug, build
+from corral.builder import Slug, _choose_python, build
+from corral.builder.log import BuildLog
+from corral.builder.python import python_request
+from corral.builder.tools import ensure_tool
 from corral.config import Settings
 from corral.errors import BuildError, PythonNotFound
 from support.isolation import needs_root, unique_prefix, users_removed
@@ -235,3 +238,24 @@ def test_links_a_build_plants_never_make_root_write_or_chmod_outside_the_slug(is
     assert victims.stat().st_mode & 0o777 == 0o700
     assert json.loads((slug.path / ".corral" / "slug.json").read_text())["app"] == "alpha"
     assert (slug.path / "linked.conf").is_symlink()  # kept as a link, the target untouched
+
+
+def test_a_poetry_app_builds_as_its_user_with_a_tool_it_cannot_change(iso: Settings):
+    source = small_app(Path(tempfile.mkdtemp(dir=iso.home)))
+    (source / "requirements.txt").unlink()
+    (source / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "1"\nrequires-python = ">=3.9"\n'
+        'dependencies = ["six"]\n[tool.poetry]\npackage-mode = false\n'
+    )
+    user = AppUsers(iso).ensure("poet")
+    python = _choose_python(
+        iso, python_request(source, {}, iso.default_python), user, BuildLog(print)
+    )
+    poetry = ensure_tool(iso, "poetry", python, BuildLog(print))
+    env = {**os.environ, "POETRY_CACHE_DIR": str(iso.home / "test-poetry-cache")}
+    subprocess.run([str(poetry), "lock"], cwd=source, env=env, check=True, capture_output=True)
+    slug, user, output = isolated_build(iso, "poet", source)
+    assert "Detected Python app (poetry.lock)" in output
+    assert run_web_as(slug, user).startswith("six 1.")
+    assert_sealed(poetry.parent.parent, 0, others=0o5)
+    assert not (iso.cache_dir / "poetry").exists()  # the app's own cache, if any, not a shared one

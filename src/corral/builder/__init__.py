@@ -19,6 +19,7 @@ from corral.appusers import AppUser
 from corral.builder.detect import detect
 from corral.builder.environment import INSTALLERS, ensure_environment, installer_environ, uv_bin
 from corral.builder.log import BuildLog, Emit, hidden_values
+from corral.builder.node import node_assets
 from corral.builder.ownership import give, runnable_copy, seal, slug_modes
 from corral.builder.procfile import process_types
 from corral.builder.python import (
@@ -199,6 +200,18 @@ def _choose_python(
     return find_interpreter(request, usable, tuple(skipped))
 
 
+def _node_cache(settings: Settings, app: str, run_as: AppUser | None) -> Path:
+    """Where an app's npm cache and cached ``node_modules`` live: the app's own."""
+    return (run_as.cache if run_as is not None else settings.cache_dir / "apps" / app) / "node"
+
+
+def _keeps_node_modules(options: dict) -> bool:
+    keep = options.get("keep-node-modules", False)
+    if not isinstance(keep, bool):
+        raise BuildError("keep-node-modules in [tool.corral] must be true or false.")
+    return keep
+
+
 @dataclass(frozen=True)
 class _Options:
     """How one build was asked to run, as :func:`build` took it."""
@@ -242,6 +255,8 @@ def _build_in(
             work, detection, environment, chosen, env, log, uv=uv, run_as=run_as
         )
         env = step_environ(base, config, environment, work)  # again: now with the project
+        node_assets(work, env, log, cache=_node_cache(settings, app, run_as),
+                    keep=_keeps_node_modules(detection.corral_options), run_as=run_as)  # fmt: skip
         collectstatic(work, environment, env, log, run_as)
         post_compile(work, env, log, run_as)
     elif detection.installs_project:

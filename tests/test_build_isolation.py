@@ -259,3 +259,26 @@ def test_a_poetry_app_builds_as_its_user_with_a_tool_it_cannot_change(iso: Setti
     assert run_web_as(slug, user).startswith("six 1.")
     assert_sealed(poetry.parent.parent, 0, others=0o5)
     assert not (iso.cache_dir / "poetry").exists()  # the app's own cache, if any, not a shared one
+
+
+def test_npm_runs_as_the_app_user_with_its_own_cache(iso: Settings):
+    source = small_app(Path(tempfile.mkdtemp(dir=iso.home)))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(source.parent),
+        "npm_config_cache": str(source.parent / "npm"),
+    }
+    build_script = "scripts.build=id -u > built-by-npm.txt"
+    for args in (["init", "-y"], ["install", "is-number@7"], ["pkg", "set", build_script]):
+        subprocess.run(["npm", *args], cwd=source, env=env, check=True, capture_output=True)
+    shutil.rmtree(source / "node_modules")
+    slug, user, output = isolated_build(iso, "noder", source)
+    assert "Installing Node.js packages with npm ci" in output
+    assert int((slug.path / "built-by-npm.txt").read_text()) == user.uid
+    assert_sealed(slug.path, user.gid, others=0)
+    cached = user.cache / "node" / "node_modules"
+    assert (
+        cached.stat().st_uid == user.uid and (user.cache / "node" / "npm").stat().st_uid == user.uid
+    )
+    again, _, output = isolated_build(iso, "noder", source)
+    assert "Using cached node_modules" in output and not (again.path / "node_modules").exists()

@@ -19,7 +19,7 @@ from corral.appusers import AppUser
 from corral.builder.detect import detect
 from corral.builder.environment import INSTALLERS, ensure_environment, installer_environ, uv_bin
 from corral.builder.log import BuildLog, Emit, hidden_values
-from corral.builder.node import node_assets
+from corral.builder.node import node_assets, node_for
 from corral.builder.ownership import give, runnable_copy, seal, slug_modes
 from corral.builder.procfile import process_types
 from corral.builder.python import (
@@ -236,6 +236,7 @@ def _build_in(
         request = python_request(work, detection.pyproject, settings.default_python)
         interpreter = _choose_python(settings, request, run_as, log)
         log.retitle(f"Using Python {interpreter.version} (from {request.origin})")
+    node = node_for(work) if options.snapshot else None  # engines.node: before installing
     uv = uv_bin() if run_as is None else runnable_copy(uv_bin(), run_as, settings.home / "tools")
     chosen = _choose_installer(installer, detection.corral_options)
     found = process_types(work, procfile, required=options.require_processes)  # before installs
@@ -255,8 +256,10 @@ def _build_in(
             work, detection, environment, chosen, env, log, uv=uv, run_as=run_as
         )
         env = step_environ(base, config, environment, work)  # again: now with the project
-        node_assets(work, env, log, cache=_node_cache(settings, app, run_as),
-                    keep=_keeps_node_modules(detection.corral_options), run_as=run_as)  # fmt: skip
+        if node is not None:
+            keep = _keeps_node_modules(detection.corral_options)
+            cache = _node_cache(settings, app, run_as)
+            node_assets(work, node, env, log, cache=cache, keep=keep, run_as=run_as)
         collectstatic(work, environment, env, log, run_as)
         post_compile(work, env, log, run_as)
     elif detection.installs_project:

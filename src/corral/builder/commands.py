@@ -144,12 +144,13 @@ def run_streaming(
                 held.append(line.rstrip())
             else:
                 log.detail(line.rstrip())
+    except BaseException:
+        _kill_group(process, run_as)
+        raise
     finally:
-        if run_as is not None:  # its leftovers must not write on once the tree is sealed
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
         process.stdout.close()
-        code = process.wait()
+        code = process.wait()  # before the kill: a command that just closed its output
+        _kill_group(process, run_as)  # may not have exited yet, and must not die of it
     diagnosis = diagnose(held) if diagnose is not None and held and code != 0 else None
     if diagnosis is not None:
         held = _traceback_tail(held)
@@ -159,6 +160,14 @@ def run_streaming(
         raise BuildError(diagnosis.message)
     if code != 0:
         raise BuildError(f"{what} failed (exit status {code}); see the output above.")
+
+
+def _kill_group(process: subprocess.Popen[str], run_as: AppUser | None) -> None:
+    """As ``run_as``: kill what the command left running in its session, so nothing writes
+    on once the tree is sealed."""
+    if run_as is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def as_user(run_as: AppUser | None) -> dict[str, Any]:

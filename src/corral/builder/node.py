@@ -18,7 +18,9 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from corral.appusers import AppUser
 from corral.builder.commands import run_streaming
@@ -28,7 +30,7 @@ from corral.builder.source import remove_tree
 from corral.errors import BuildError
 from corral.files import locked
 
-__all__ = ["node_assets", "satisfies"]
+__all__ = ["Node", "node_assets", "node_for", "satisfies"]
 
 #: npm told to be quiet and to ask nothing of the network but the packages.
 NPM_ENVIRON = {
@@ -167,8 +169,29 @@ def _in_cache(
     run_streaming(command, cwd=cwd, env=env, log=log, what="Caching node_modules", run_as=run_as)
 
 
+@dataclass(frozen=True)
+class Node:
+    """The host's Node.js as an app with a ``package.json`` will be built with."""
+
+    npm: str
+    version: str
+    package: dict[str, Any]
+
+
+def node_for(slug_dir: Path) -> Node | None:
+    """The Node.js to build ``slug_dir``'s assets with (None without a ``package.json``),
+    or a refusal when the host has none or not one ``engines.node`` accepts."""
+    if not (slug_dir / "package.json").is_file():
+        return None
+    package = _read_package(slug_dir)
+    npm, version = host_node()
+    _check_engines(package, version)
+    return Node(npm, version, package)
+
+
 def node_assets(
     slug_dir: Path,
+    node: Node,
     env: dict[str, str],
     log: BuildLog,
     *,
@@ -177,11 +200,7 @@ def node_assets(
     run_as: AppUser | None = None,
 ) -> None:
     """Install the app's npm packages and run its build script (see the module)."""
-    if not (slug_dir / "package.json").is_file():
-        return
-    package = _read_package(slug_dir)
-    npm, version = host_node()
-    _check_engines(package, version)
+    npm, version, package = node.npm, node.version, node.package
     env = {**env, **NPM_ENVIRON, "npm_config_cache": str(cache / "npm")}
     lock = slug_dir / "package-lock.json"
     keyed = lock if lock.is_file() else slug_dir / "package.json"

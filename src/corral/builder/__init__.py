@@ -27,6 +27,7 @@ from corral.builder.python import (
     PythonRequest,
     find_interpreter,
     installed_interpreters,
+    newer_patch,
     python_request,
     runnable_interpreters,
 )
@@ -34,9 +35,9 @@ from corral.builder.slug import METADATA, Slug, refuse_oversized, write_metadata
 from corral.builder.source import copy_source, make_read_only, remove_tree
 from corral.builder.steps import (
     collectstatic,
+    compile_hook,
     install_project,
     missing_programs,
-    post_compile,
     step_environ,
 )
 from corral.config import Settings
@@ -191,13 +192,20 @@ def _choose_python(
 ) -> Interpreter:
     """The interpreter for ``request``; as ``run_as``, only one that user can run."""
     found = installed_interpreters(settings.pyenv_root, uv_bin())
-    if run_as is None:
-        return find_interpreter(request, found)
-    usable, skipped = runnable_interpreters(found, run_as)
+    usable, skipped = found, dict[Interpreter, str]()
+    if run_as is not None:
+        usable, skipped = runnable_interpreters(found, run_as)
     for why in dict.fromkeys(skipped.values()):
         versions = ", ".join(str(i.version) for i, reason in skipped.items() if reason == why)
         log.detail(f"Skipped Python {versions}: {why}")
-    return find_interpreter(request, usable, tuple(skipped))
+    chosen = find_interpreter(request, usable, tuple(skipped))
+    if (newer := newer_patch(chosen, usable)) is not None:
+        minor = ".".join(map(str, chosen.version.release[:2]))
+        log.warn(
+            f"Python {chosen.version} (from {request.origin}) is older than {newer.version}, "
+            f"the newest {minor} on this host; ask for {minor} to get its latest fixes."
+        )
+    return chosen
 
 
 def _node_cache(settings: Settings, app: str, run_as: AppUser | None) -> Path:
@@ -229,6 +237,10 @@ def _build_in(
 ) -> Slug:
     installer, procfile, config = options.installer, options.procfile, options.config
     run_as = options.run_as
+    if options.snapshot:  # before anything is read: the hook may write requirements.txt
+        hook_env = {**installer_environ(settings, config, run_as, all_config=True),
+                    "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        compile_hook("pre_compile", work, hook_env, log, run_as)
     with log.step("Detecting the app"):
         detection = detect(work)
         log.retitle(f"Detected Python app ({detection.manifest})")
@@ -261,7 +273,7 @@ def _build_in(
             cache = _node_cache(settings, app, run_as)
             node_assets(work, node, env, log, cache=cache, keep=keep, run_as=run_as)
         collectstatic(work, environment, env, log, run_as)
-        post_compile(work, env, log, run_as)
+        compile_hook("post_compile", work, env, log, run_as)
     elif detection.installs_project:
         log.warn("The project itself is not installed for local runs; it runs from source.")
     names = ", ".join(found.commands) or "none"

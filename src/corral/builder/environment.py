@@ -158,7 +158,10 @@ def _install_from(path: Path, job: _Install, log: BuildLog, requirements: str) -
         command = [uv, "sync", "--locked", "--no-install-project", "--no-dev", *target]
         run(command, cwd=job.source, what=what, env=sync_env)
     else:
-        run([uv, "pip", "install", *target, "-r", requirements], cwd=job.source, what=what)
+        # -e . (or any local path) is installed as a copy: an editable link would point at
+        # this build's work directory, gone once the slug is renamed into place
+        install = [uv, "pip", "install", "--no-editable", *target, "-r", requirements]
+        run(install, cwd=job.source, what=what)
 
 
 def freeze(

@@ -18,9 +18,8 @@ from corral.builder.python import python_request as request_for
 from corral.builder.tools import ensure_tool
 from corral.config import Settings
 from support.cli import run_corral
-from support.processes import running_process
+from support.processes import served_text
 from support.sources import write
-from support.wait import wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -69,13 +68,6 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def served(slug) -> str:
-    with running_process(slug) as (port, process):
-        response = wait_for_http(f"http://127.0.0.1:{port}/", process=process)
-        assert response.status_code == 200, response.text[:500]
-        return response.text
-
-
 @pytest.fixture(scope="module")
 def poetry_app(tmp_path_factory, settings: Settings, python: Interpreter) -> Path:
     """``poetry new`` + ``poetry add``: Flask locked at 3.0.3 while pyproject.toml allows
@@ -107,7 +99,7 @@ def test_poetry_app_runs_the_locked_flask_and_no_dev_group(
     assert "flask==3.0.3" in slug.freeze
     assert not any(line.startswith("six==") for line in slug.freeze)
     assert slug.pythonpath  # the project itself went into the slug, as for any package
-    assert served(slug) == "flask 3.0.3 six False"
+    assert served_text(slug) == "flask 3.0.3 six False"
     again: list[str] = []
     rebuilt = build(poetry_app, settings, emit=again.append)
     assert rebuilt.env_hash == slug.env_hash
@@ -150,7 +142,7 @@ def test_pipenv_app_installs_the_default_packages_of_its_lock(
     slug = build(pipenv_app, settings, emit=lines.append)
     assert any("Detected Python app (Pipfile.lock)" in line for line in lines)
     assert "flask==3.0.3" in slug.freeze
-    assert served(slug) == "flask 3.0.3 six False"
+    assert served_text(slug) == "flask 3.0.3 six False"
     again: list[str] = []
     assert build(pipenv_app, settings, emit=again.append).env_hash == slug.env_hash
     assert any("Using cached environment" in line for line in again)
@@ -195,4 +187,4 @@ def test_pylock_from_uv_export_installs_as_locked(tmp_path: Path, settings: Sett
     assert any("Detected Python app (pylock.toml)" in line for line in lines)
     assert "flask==3.0.3" in slug.freeze
     assert not any(line.startswith("pyl") for line in slug.freeze)  # the project: in the slug
-    assert served(slug) == "flask 3.0.3 six False"
+    assert served_text(slug) == "flask 3.0.3 six False"

@@ -15,9 +15,8 @@ from corral.builder import build
 from corral.builder.environment import uv_bin
 from corral.builder.python import Interpreter, installed_interpreters, newer_patch
 from corral.config import Settings
-from support.processes import running_process
+from support.processes import served_text
 from support.sources import write
-from support.wait import wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +44,6 @@ build-backend = "hatchling.build"
 @pytest.fixture
 def settings(corral_home: Path) -> Settings:
     return Settings.load(corral_home)
-
-
-def served(slug) -> str:
-    with running_process(slug) as (port, process):
-        response = wait_for_http(f"http://127.0.0.1:{port}/", process=process)
-        assert response.status_code == 200, response.text[:500]
-        return response.text
 
 
 def test_pre_compile_runs_before_the_install(tmp_path: Path, settings: Settings) -> None:
@@ -107,7 +99,7 @@ def test_requirements_with_includes_constraints_and_the_project_itself(
         },
     )
     slug = build(app, settings, emit=lambda line: None)
-    assert served(slug) == "mypkg flask 3.0.3"
+    assert served_text(slug) == "mypkg flask 3.0.3"
     # installed into the environment itself, not as a link to the build's work directory
     check = subprocess.run(
         [str(slug.env_path / "bin" / "python"), "-c", "import mypkg; print(mypkg.__file__)"],
@@ -127,4 +119,4 @@ def test_hashed_requirements_install(tmp_path: Path, settings: Settings) -> None
     assert "--hash=sha256:" in (app / "requirements.txt").read_text()
     slug = build(app, settings, emit=lambda line: None)
     assert "flask==3.0.3" in slug.freeze
-    assert served(slug).endswith("flask 3.0.3")
+    assert served_text(slug).endswith("flask 3.0.3")

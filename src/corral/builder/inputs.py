@@ -96,17 +96,11 @@ def dependency_inputs(source: Path, detection: Detection) -> dict[str, str]:
         for spec in uv_tool.get("sources", {}).values():
             if isinstance(spec, dict) and isinstance(spec.get("path"), str):
                 references.append((".", spec["path"]))
-    if detection.manifest == "uv.lock":
-        lock = (source / "uv.lock").read_bytes()
-        inputs["uv.lock"] = hashlib.sha256(lock).hexdigest()
+    if detection.manifest in ("uv.lock", "pylock.toml"):
+        lock = (source / detection.manifest).read_bytes()
+        inputs[detection.manifest] = hashlib.sha256(lock).hexdigest()
         for ref in _LOCK_PATH.findall(lock.decode("utf-8", errors="replace")):
             if os.path.normpath(ref) != ".":  # the project itself is not installed there
-                references.append((".", ref))
-    elif detection.manifest == "pylock.toml":
-        lock = (source / "pylock.toml").read_bytes()
-        inputs["pylock.toml"] = hashlib.sha256(lock).hexdigest()
-        for ref in _LOCK_PATH.findall(lock.decode("utf-8", errors="replace")):
-            if os.path.normpath(ref) != ".":  # the project itself goes into the slug
                 references.append((".", ref))
     elif detection.manifest == "poetry.lock":
         inputs["poetry.lock"] = hashlib.sha256((source / "poetry.lock").read_bytes()).hexdigest()

@@ -49,7 +49,7 @@ def _platform_processes(bench: Bench) -> dict[str, list[psutil.Process]]:
     shims = [
         p
         for p in psutil.process_iter(["cmdline"])
-        if "corral.runtime.shim" in " ".join(p.info["cmdline"] or [])
+        if "runtime/shim.py" in " ".join(p.info["cmdline"] or [])
         and str(bench.root) in " ".join(p.info["cmdline"] or [])
     ]
     for shim in shims:

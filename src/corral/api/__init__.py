@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from corral import __version__
 from corral.api import auth, dashboard, errors
 from corral.api.apps import apps_blueprint
+from corral.api.certs import certs_blueprint
 from corral.api.config import config_blueprint
 from corral.api.context import StoreHandle
 from corral.api.deploys import deploys_blueprint
@@ -66,6 +67,7 @@ def create_app(
         releases_blueprint,
         formation_blueprint,
         domains_blueprint,
+        certs_blueprint,
         logs_blueprint,
         deploys_blueprint,
         oneoffs_blueprint,

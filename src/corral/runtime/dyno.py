@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from corral.runtime.cgroups import Limits
+from corral.runtime.cgroups import Group, Limits
 
 
 @dataclass(frozen=True)
@@ -114,30 +114,29 @@ def status_path(run_dir: Path, spec_app: str, dyno: str, pid: int) -> Path:
     return run_dir / "dynos" / spec_app / f"{dyno}.{pid}.status"
 
 
-def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, subprocess.Popen]:
-    """Start ``spec`` under a shim in a session of its own; the caller must reap the Popen."""
+#: The shim, run as a file by the interpreter with neither site-packages nor corral on its
+#: path (``-I -S``): it needs neither, and every dyno has one (see its docstring).
+SHIM = str(Path(__file__).with_name("shim.py"))
+
+
+def start(
+    spec: DynoSpec, log_dir: Path, run_dir: Path, group: Group | None = None
+) -> tuple[DynoProcess, subprocess.Popen]:
+    """Start ``spec`` under a shim in a session of its own (in ``group``, the dyno's cgroup,
+    made by the caller with the spec's limits); the caller must reap the Popen."""
     (run_dir / "dynos" / spec.app).mkdir(parents=True, exist_ok=True)
     # The status file name needs the shim's pid, which is only known after the fork; the
     # shim is told a template and fills in its own pid.
     template = run_dir / "dynos" / spec.app / f"{spec.name}.{{pid}}.status"
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "corral.runtime.shim",
-            "--log",
-            str(log_dir),
-            "--dyno",
-            spec.name,
-            "--status",
-            str(template),
-            "--umask",
-            f"{spec.umask:03o}",
-            *_limit_args(spec),
-            "--",
-            "/bin/sh",
-            "-c",
-            spec.command,
+            sys.executable, "-I", "-S", SHIM,
+            "--log", str(log_dir),
+            "--dyno", spec.name,
+            "--status", str(template),
+            "--umask", f"{spec.umask:03o}",
+            *_confinement_args(spec, group),
+            "--", "/bin/sh", "-c", spec.command,
         ],
         cwd=spec.cwd,
         env=dict(spec.env),
@@ -146,24 +145,17 @@ def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, su
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
-    )
+    )  # fmt: skip
     return DynoProcess(process.pid, psutil.Process(process.pid).create_time()), process
 
 
-def _limit_args(spec: DynoSpec) -> list[str]:
+def _confinement_args(spec: DynoSpec, group: Group | None) -> list[str]:
     args = ["--user", f"{spec.user[0]}:{spec.user[1]}"] if spec.user else []
-    if spec.cgroup is None or spec.limits is None:
+    if group is None or spec.limits is None:
         return args
-    limits = spec.limits
-    return [
-        *args,
-        "--cgroup",
-        spec.cgroup,
-        "--memory",
-        str(limits.memory),
-        "--pids",
-        str(limits.pids),
-    ]
+    for d in group.dirs:
+        args += ["--cgroup-dir", str(d)]
+    return [*args, "--oom-file", str(group.oom_file), "--memory", str(spec.limits.memory)]
 
 
 def oom_killed(run_dir: Path, app: str, dyno: str, pid: int) -> bool:

@@ -10,6 +10,7 @@ use; it knows nothing of formations, releases or routes.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime import dyno as dynos
 from corral.runtime import plan
 from corral.runtime.busy import StoreWrites
-from corral.runtime.cgroups import Hierarchy
+from corral.runtime.cgroups import Group, Hierarchy
 from corral.runtime.restart import RestartPolicy
 from corral.store import Store
 from corral.store.models import Dyno
@@ -107,8 +108,15 @@ class Units:
         """
         checked = spec.port is not None if health_checked is None else health_checked
         self.log(spec.app, spec.name, f"Starting process with command `{spec.command}`")
-        limited = self._prepare_group(spec)
-        process, popen = dynos.start(spec, self.settings.logs_dir(spec.app), self.settings.run_dir)
+        group = self._create_group(spec)
+        try:
+            process, popen = dynos.start(
+                spec, self.settings.logs_dir(spec.app), self.settings.run_dir, group
+            )
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
         row = Dyno(
             app=spec.app,
             name=spec.name,
@@ -125,17 +133,19 @@ class Units:
             self.save(row)
         if not checked:
             self.log(spec.app, spec.name, "State changed from starting to up")
-        return Running(row, process, popen, kernel_limited=limited)
+        return Running(row, process, popen, kernel_limited=group is not None)
 
-    def _prepare_group(self, spec: dynos.DynoSpec) -> bool:
-        if self.cgroups is None or spec.cgroup is None:
-            return False
+    def _create_group(self, spec: dynos.DynoSpec) -> Group | None:
+        """The dyno's own cgroup under its app's, with its limits (the shim removes it)."""
+        if self.cgroups is None or spec.cgroup is None or spec.limits is None:
+            return None
         try:
             self.cgroups.prepare(spec.cgroup)
-        except OSError as error:  # the shim says so in the dyno's log, and runs it anyway
-            self.log(spec.app, spec.name, f"Cannot prepare the app's cgroup: {error}")
-            return False
-        return True
+            path = f"{spec.cgroup}/{spec.name}.{secrets.token_hex(4)}"
+            return self.cgroups.create(path, spec.limits)
+        except OSError as error:  # said in the dyno's log; it runs all the same
+            self.log(spec.app, spec.name, f"Running without kernel limits: {error}")
+            return None
 
     def remove_groups(self, cgroup: str) -> None:
         """Remove the cgroups under ``cgroup`` that no process is in (an app's once its dynos

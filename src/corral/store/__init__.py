@@ -17,6 +17,7 @@ from typing import Self
 from corral.config import Settings
 from corral.store.apps import AppsMixin
 from corral.store.builds import BuildsMixin
+from corral.store.certs import Certificate, CertsMixin, Issued
 from corral.store.dynos import DynosMixin
 from corral.store.errors import Conflict, Invalid, NotFound, StoreBusy
 from corral.store.formation import FormationMixin
@@ -46,12 +47,14 @@ __all__ = [
     "AppSummary",
     "Build",
     "BuildStatus",
+    "Certificate",
     "Conflict",
     "Domain",
     "Dyno",
     "DynoState",
     "FormationEntry",
     "Invalid",
+    "Issued",
     "NotFound",
     "OneOff",
     "Release",
@@ -76,6 +79,7 @@ class Store(
     RenamesMixin,
     SlugsMixin,
     OverviewMixin,
+    CertsMixin,
 ):
     """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""
 

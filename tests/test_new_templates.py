@@ -67,6 +67,10 @@ def test_each_starter_passes_its_tests_and_deploys_with_one_push(
     assert " passed" in tests.stdout and "warning" not in tests.stdout
 
     server.api.post("/apps", json={"name": name}).raise_for_status()
+    database = tmp_path / "attached.sqlite3"
+    if template == "django":  # what an add-on would set (and no database in this host's HOME)
+        config = {"DATABASE_URL": f"sqlite:///{database}"}
+        server.api.patch(f"/apps/{name}/config", json=config).raise_for_status()
     git(project, "remote", "add", "corral", server.git_url(name))
     push = git(project, "push", "corral", "main", check=False)
     assert push.returncode == 0, push.stderr
@@ -74,7 +78,8 @@ def test_each_starter_passes_its_tests_and_deploys_with_one_push(
     page = get(server, name, "/").text
     assert shown in page
     if template == "django":  # the release phase migrated; WhiteNoise serves the static files
-        assert "Applying auth.0001_initial" in push.stderr
+        assert "Applying auth.0001_initial" in push.stderr, push.stderr
+        assert database.stat().st_size > 0  # migrated where DATABASE_URL said
         css = re.search(r'href="(/static/site\.[0-9a-f]+\.css)"', page)
         assert css and get(server, name, css.group(1)).status_code == 200
     if frontend:

@@ -61,6 +61,8 @@ class ServiceSpec:
     listens: bool = False
     #: Run before each start (the API fails the builds that died with its last run).
     before_start: Callable[[], object] | None = None
+    #: The uid and gid it runs as (PostgreSQL refuses root), or None: the platform's.
+    user: tuple[int, int] | None = None
 
     def dyno_spec(self, port: int | None) -> dynos.DynoSpec:
         """The unit to start, with ``port`` put in place of ``{port}``."""
@@ -68,8 +70,9 @@ class ServiceSpec:
         command = "exec " + shlex.join(words)
         # the platform's own files (store, slugs, logs) stay private to its user
         return dynos.DynoSpec(
-            PLATFORM_APP, self.name, command, self.cwd, self.env, port, umask=0o077
-        )
+            PLATFORM_APP, self.name, command, self.cwd, self.env, port, umask=0o077,
+            user=self.user,
+        )  # fmt: skip
 
 
 class Services:
@@ -80,9 +83,22 @@ class Services:
         self.specs = {spec.name: spec for spec in specs}
         self.boot_timeout = boot_timeout
         self.running: dict[str, Running] = {}
+        self._sources: list[Callable[[], Iterable[ServiceSpec]]] = []
+
+    def follow(self, source: Callable[[], Iterable[ServiceSpec]]) -> None:
+        """Also keep running the services ``source`` declares, asked again at each tick
+        (add-on servers, which exist once an add-on made them): only ever more."""
+        self._sources.append(source)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        for source in self._sources:
+            for spec in source():
+                self.specs.setdefault(spec.name, spec)
 
     def adopt(self, rows: Iterable[Dyno], legacy_state: Path | None = None) -> None:
         """Take over the services a previous run left (rows of app ``corral``)."""
+        self._refresh()
         rows = list(rows)
         if legacy_state is not None and legacy_state.exists():
             rows += self._legacy_rows(legacy_state)
@@ -140,6 +156,7 @@ class Services:
         """Start what is missing, notice what exited, restart what is due; returns starts."""
         started = []
         now = time.time()
+        self._refresh()
         for name, spec in self.specs.items():
             r = self.running.get(name)
             if r is None:

@@ -15,13 +15,16 @@ from __future__ import annotations
 from typing import Self
 
 from corral.config import Settings
+from corral.store.addons import AddonsMixin
 from corral.store.apps import AppsMixin
 from corral.store.builds import BuildsMixin
 from corral.store.dynos import DynosMixin
 from corral.store.errors import Conflict, Invalid, NotFound, StoreBusy
 from corral.store.formation import FormationMixin
 from corral.store.models import (
+    Addon,
     App,
+    Attachment,
     Build,
     BuildStatus,
     Domain,
@@ -42,8 +45,10 @@ from corral.store.tokens import TokensMixin
 
 __all__ = [
     "DB_FILENAME",
+    "Addon",
     "App",
     "AppSummary",
+    "Attachment",
     "Build",
     "BuildStatus",
     "Conflict",
@@ -76,6 +81,7 @@ class Store(
     RenamesMixin,
     SlugsMixin,
     OverviewMixin,
+    AddonsMixin,
 ):
     """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""
 

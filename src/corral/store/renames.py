@@ -26,6 +26,8 @@ _APP_TABLES = (
     "dynos",
     "dyno_requests",
     "one_offs",
+    "addons",
+    "addon_attachments",
 )
 
 

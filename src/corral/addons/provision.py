@@ -1,0 +1,139 @@
+"""Creating, attaching, detaching and destroying add-ons: the database, the store's record
+and the apps' config vars, kept in step (nothing half-created, nothing left behind).
+
+Setting or unsetting the config var is a config change like ``config:set``: a deployed
+app gets a new release and its dynos roll with zero downtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corral.addons import backups, postgres
+from corral.addons.cluster import Cluster, find_programs
+from corral.addons.naming import SERVICES, attachment_var, new_addon_name, validate_var
+from corral.config import Settings
+from corral.errors import UserError
+from corral.files import locked
+from corral.store import Addon, Attachment, Conflict, Release, Store
+from corral.store.addons import new_addon
+
+__all__ = ["Created", "attach", "create", "destroy", "destroy_app_addons", "detach", "rotate"]
+
+#: The one plan there is (a database on the platform's cluster, no size limit of its own).
+PLAN = "standard"
+
+
+@dataclass(frozen=True)
+class Created:
+    """A new add-on, the config var it is attached as, and the app's new release (if any)."""
+
+    addon: Addon
+    var: str
+    release: Release | None
+
+
+def create(store: Store, settings: Settings, app: str, service: str, var: str | None) -> Created:
+    """Create a ``service`` add-on for ``app`` attached as ``var`` (else the usual name,
+    or one of its own when the app has that already)."""
+    if service not in SERVICES:
+        raise UserError(
+            f"There is no add-on service {service!r}; corral provides "
+            f"{', '.join(sorted(SERVICES))}, such as `corral addons:create postgresql`."
+        )
+    config = store.config(app)  # NotFound for an unknown app, before anything is made
+    if var is not None and validate_var(var) in config:
+        raise Conflict(f"{app} already has a config var {var}; choose another name with --as.")
+    find_programs(settings)  # PostgreSQL not installed: say so, nothing made
+    cluster = Cluster(settings)
+    with locked(settings.run_dir / "addons.lock"):
+        cluster.ensure()
+        name = new_addon_name(service, {a.name for a in store.addons()})
+        var = var or attachment_var(service, name, config)
+        url = postgres.create_database(cluster, name)
+        addon = new_addon(name, app, service, PLAN, url)
+        try:
+            store.create_addon(addon, var)
+            try:
+                release = store.set_config(app, {var: url})
+            except BaseException:
+                store.delete_addon(name)
+                raise
+        except BaseException:
+            postgres.drop_database(cluster, name, missing_ok=True)
+            raise
+    return Created(addon, var, release)
+
+
+def attach(store: Store, name: str, app: str, var: str | None) -> tuple[Attachment, Release | None]:
+    """Attach add-on ``name`` to ``app`` as ``var`` (else the usual name, or one of its own)."""
+    addon = store.get_addon(name)
+    config = store.config(app)
+    if var is not None and validate_var(var) in config:
+        raise Conflict(f"{app} already has a config var {var}; choose another name with --as.")
+    var = var or attachment_var(addon.service, name, config)
+    attachment = store.attach_addon(name, app, var)
+    try:
+        release = store.set_config(app, {var: addon.url})
+    except BaseException:
+        store.detach_addon(name, app)
+        raise
+    return attachment, release
+
+
+def detach(store: Store, name: str, app: str) -> Release | None:
+    """Detach add-on ``name`` from ``app`` (not its own app: destroy it instead)."""
+    addon = store.get_addon(name)
+    if addon.app == app:
+        raise Conflict(
+            f"{name} belongs to {app}; destroy it with `corral addons:destroy {name} "
+            f"--confirm {app}`, or detach it from the other apps it is attached to."
+        )
+    attachments = store.detach_addon(name, app)
+    if not attachments:
+        raise UserError(f"{name} is not attached to {app}; `corral addons -a {app}` lists them.")
+    return store.set_config(app, {}, [a.var for a in attachments])
+
+
+def rotate(store: Store, settings: Settings, name: str) -> list[Release | None]:
+    """New credentials for add-on ``name``: the old password stops working, every app
+    attached gets the new URL (a new release each)."""
+    store.get_addon(name)
+    with locked(settings.run_dir / "addons.lock"):
+        url = postgres.set_password(Cluster(settings), name)
+        store.update_addon_url(name, url)
+    return [store.set_config(a.app, {a.var: url}) for a in store.attachments(addon=name)]
+
+
+def destroy(store: Store, settings: Settings, name: str, confirm: str | None) -> str:
+    """Destroy add-on ``name`` (``confirm`` must name its app): a last backup, the vars
+    unset from every app attached, the database and role dropped. The backup's id."""
+    addon = store.get_addon(name)
+    if confirm != addon.app:
+        raise UserError(
+            f"Destroying {name} deletes its data for good; confirm with "
+            f"`corral addons:destroy {name} --confirm {addon.app}`."
+        )
+    return _remove(store, settings, addon, unset=True)
+
+
+def destroy_app_addons(store: Store, settings: Settings, app: str) -> None:
+    """Destroy the add-ons ``app`` owns and detach those it is attached to (``apps:destroy``):
+    its own config is left alone, the app goes with it."""
+    for addon in store.addons(app):
+        if addon.app == app:
+            _remove(store, settings, addon, unset=False)
+        else:
+            store.detach_addon(addon.name, app)
+
+
+def _remove(store: Store, settings: Settings, addon: Addon, *, unset: bool) -> str:
+    cluster = Cluster(settings)
+    with locked(settings.run_dir / "addons.lock"):
+        final = backups.capture(settings, cluster, addon.name, final=True).id
+        for attachment in store.attachments(addon=addon.name):
+            if unset or attachment.app != addon.app:
+                store.set_config(attachment.app, {}, [attachment.var])
+        store.delete_addon(addon.name)
+        postgres.drop_database(cluster, addon.name)
+    return final

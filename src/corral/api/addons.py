@@ -1,0 +1,175 @@
+"""Add-ons: create, list, show, attach, detach, rotate, destroy; backups; ``pg:psql``.
+
+The work is :mod:`corral.addons`'s; these views only read the request and answer. A
+connection URL (it holds the password) is never in an answer but the app's config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, jsonify, request, send_file
+from flask.typing import ResponseReturnValue
+
+from corral.addons import backups, postgres, provision
+from corral.addons.cluster import Cluster, find_programs
+from corral.addons.naming import pg_environ
+from corral.api import context, oneoffs
+from corral.api.errors import BadRequest
+from corral.api.objects import command_field, json_body, release_json
+from corral.store import Addon, NotFound, Release
+
+__all__ = ["addons_blueprint"]
+
+addons_blueprint = Blueprint("addons", __name__)
+
+
+def _time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def _addon_json(addon: Addon) -> dict[str, Any]:
+    attachments = context.store().attachments(addon=addon.name)
+    return {
+        "name": addon.name,
+        "app": addon.app,
+        "service": addon.service,
+        "plan": addon.plan,
+        "created_at": _time(addon.created_at),
+        "attachments": [{"app": a.app, "as": a.var} for a in attachments],
+        "backups": len(backups.listing(context.settings(), addon.name)),
+    }
+
+
+def _backup_json(backup: backups.Backup) -> dict[str, Any]:
+    return {"id": backup.id, "size": backup.size, "created_at": _time(backup.created_at)}
+
+
+def _release(release: Release | None) -> dict[str, Any] | None:
+    return None if release is None else release_json(release)
+
+
+def _optional_string(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f'"{key}" must be a string, such as {{"{key}": "DATABASE_URL"}}.')
+    return value
+
+
+@addons_blueprint.get("/apps/<app>/addons")
+def list_addons(app: str) -> ResponseReturnValue:
+    """The add-ons attached to the app."""
+    return jsonify([_addon_json(addon) for addon in context.store().addons(app)])
+
+
+@addons_blueprint.post("/apps/<app>/addons")
+def create_addon(app: str) -> ResponseReturnValue:
+    """Create an add-on of the app and attach it (``DATABASE_URL``, or ``as``)."""
+    body = json_body()
+    service = body.get("service")
+    if not isinstance(service, str):
+        raise BadRequest('Give the service as "service", such as {"service": "postgresql"}.')
+    var = _optional_string(body, "as")
+    created = provision.create(context.store(), context.settings(), app, service, var)
+    answer = {**_addon_json(created.addon), "as": created.var}
+    return jsonify({"addon": answer, "release": _release(created.release)}), 201
+
+
+@addons_blueprint.get("/addons/<name>")
+def show_addon(name: str) -> ResponseReturnValue:
+    """The add-on, its attachments, and its database's version, size and connections."""
+    addon = context.store().get_addon(name)
+    facts = postgres.database_facts(Cluster(context.settings()), addon.name)
+    return jsonify({**_addon_json(addon), **facts})
+
+
+@addons_blueprint.delete("/addons/<name>")
+def destroy_addon(name: str) -> ResponseReturnValue:
+    """Destroy the add-on (``confirm`` names its app), after a last backup."""
+    final = provision.destroy(
+        context.store(), context.settings(), name, request.args.get("confirm")
+    )
+    return jsonify({"name": name, "final_backup": final, "kept_days": backups.FINAL_KEEP_DAYS})
+
+
+@addons_blueprint.post("/addons/<name>/attachments")
+def attach_addon(name: str) -> ResponseReturnValue:
+    """Attach the add-on to another app too."""
+    body = json_body()
+    app = body.get("app")
+    if not isinstance(app, str):
+        raise BadRequest('Give the app to attach to as "app", such as {"app": "reports"}.')
+    attachment, release = provision.attach(context.store(), name, app, _optional_string(body, "as"))
+    return jsonify({"app": attachment.app, "as": attachment.var, "release": _release(release)})
+
+
+@addons_blueprint.delete("/addons/<name>/attachments/<app>")
+def detach_addon(name: str, app: str) -> ResponseReturnValue:
+    """Detach the add-on from an app it is attached to (not its own)."""
+    release = provision.detach(context.store(), name, app)
+    return jsonify({"release": _release(release)})
+
+
+@addons_blueprint.post("/addons/<name>/credentials")
+def rotate_credentials(name: str) -> ResponseReturnValue:
+    """New password for the add-on's role; every app attached gets a new release."""
+    releases = provision.rotate(context.store(), context.settings(), name)
+    return jsonify({"releases": [_release(release) for release in releases]})
+
+
+@addons_blueprint.get("/addons/<name>/backups")
+def list_backups(name: str) -> ResponseReturnValue:
+    """The add-on's backups, oldest first."""
+    context.store().get_addon(name)
+    return jsonify([_backup_json(b) for b in backups.listing(context.settings(), name)])
+
+
+@addons_blueprint.post("/addons/<name>/backups")
+def capture_backup(name: str) -> ResponseReturnValue:
+    """Take a backup now (``pg_dump``, custom format)."""
+    context.store().get_addon(name)
+    settings = context.settings()
+    return jsonify(_backup_json(backups.capture(settings, Cluster(settings), name))), 201
+
+
+@addons_blueprint.get("/addons/<name>/backups/<backup>")
+def download_backup(name: str, backup: str) -> ResponseReturnValue:
+    """The backup's file (``pg_restore`` reads it)."""
+    context.store().get_addon(name)
+    chosen = backups.path_of(context.settings(), name, backup)
+    return send_file(
+        chosen.path, "application/octet-stream", as_attachment=True,
+        download_name=f"{name}-{chosen.id}.dump",
+    )  # fmt: skip
+
+
+@addons_blueprint.post("/addons/<name>/restore")
+def restore_backup(name: str) -> ResponseReturnValue:
+    """Replace the database's tables with a backup's (``backup``; the newest without)."""
+    context.store().get_addon(name)
+    backup = _optional_string(json_body(), "backup")
+    settings = context.settings()
+    return jsonify(_backup_json(backups.restore(settings, Cluster(settings), name, backup)))
+
+
+# websocket=True: werkzeug matches upgrade requests only to rules that say they take them.
+@addons_blueprint.get("/apps/<app>/psql", websocket=True)
+def attach_psql(app: str) -> ResponseReturnValue:
+    """``pg:psql``: psql on the app's database as a one-off attached over a WebSocket; the
+    start header names the attachment (``as``, else ``DATABASE_URL``) and psql's arguments."""
+    store = context.store()
+    start = oneoffs.start_parameters(request)
+    command = command_field(start.get("command"))
+    var = start.get("as") or "DATABASE_URL"
+    if command[0] != "psql":
+        raise BadRequest('This route runs psql only: {"command": ["psql", "-c", "select 1"]}.')
+    url = store.config(app).get(var) if isinstance(var, str) else None
+    if url is None or var not in {a.var for a in store.attachments(app=app)}:
+        raise NotFound(f"{app} has no database attached as {var}; `corral addons` lists them.")
+    psql = find_programs(context.settings()) / "psql"
+    spec = oneoffs.one_off(store, app, [str(psql), *command[1:]], start)
+    # the password reaches psql in its environment, never its command line
+    spec = dataclasses.replace(spec, env={**spec.env, **pg_environ(url)})
+    return oneoffs.serve_attached(store, app, spec, start)

@@ -1,0 +1,159 @@
+"""``addons``, ``addons:create``, ``addons:info``, ``addons:attach``, ``addons:detach`` and
+``addons:destroy``: databases the platform runs for apps, attached as config vars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from corral.cli.client import (
+    APP_OPTION,
+    JSON_OPTION,
+    ApiClient,
+    action,
+    app_path,
+    console,
+    echo_json,
+)
+from corral.cli.git import resolve_app
+from corral.cli.output import human_size, print_fields, print_table
+from corral.cli.releases import NO_WAIT_OPTION, released
+from corral.errors import UserError
+
+AS_OPTION = click.option(
+    "--as", "as_var", help="The config var to attach it as (default: DATABASE_URL if free)."
+)
+
+
+def _attached(addon: dict[str, Any]) -> str:
+    return ", ".join(f"{a['app']} as {a['as']}" for a in addon.get("attachments", []))
+
+
+def _rolled(api: ApiClient, release: dict[str, Any] | None, done: list[str], wait: bool) -> None:
+    if release:
+        done.append(released(api, release, wait=wait))
+
+
+@click.command("addons")
+@APP_OPTION
+@JSON_OPTION
+def addons_list(app: str | None, as_json: bool) -> None:
+    """List the add-ons attached to the app."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addons = api.get(app_path(name, "addons")) or []
+    if as_json:
+        echo_json(addons)
+        return
+    if not addons:
+        console.print(
+            f"{name} has no add-ons; create one with `corral addons:create postgresql`.",
+            markup=False,
+        )
+        return
+    rows = [[a["name"], a["service"], a["app"], _attached(a)] for a in addons]
+    print_table(["Add-on", "Service", "Owner", "Attached"], rows)
+
+
+@click.command("addons:create")
+@click.argument("service", metavar="SERVICE")
+@APP_OPTION
+@AS_OPTION
+@NO_WAIT_OPTION
+def addons_create(service: str, app: str | None, as_var: str | None, no_wait: bool) -> None:
+    """Create an add-on (postgresql) for the app and attach it as a config var.
+
+    The app gets a new release with the var set, and its dynos roll over to it.
+    """
+    name = resolve_app(app)
+    with ApiClient.load() as api, action(f"Creating {service} for {name}") as done:
+        answer = api.post(app_path(name, "addons"), json={"service": service, "as": as_var})
+        addon = answer["addon"]
+        done.append(f"{addon['name']} attached as {addon['as']}")
+        _rolled(api, answer.get("release"), done, not no_wait)
+    console.print(
+        f"Connect with `corral pg:psql -a {name}`; back it up with "
+        f"`corral pg:backups:capture -a {name}`.",
+        markup=False,
+    )
+
+
+@click.command("addons:info")
+@click.argument("addon")
+@JSON_OPTION
+def addons_info(addon: str, as_json: bool) -> None:
+    """Show an add-on: its owner, attachments, version, size and connections."""
+    with ApiClient.load() as api:
+        info = api.get(f"/addons/{addon}")
+    if as_json:
+        echo_json(info)
+        return
+    print_fields(addon_facts(info))
+
+
+def addon_facts(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """The lines ``addons:info`` and ``pg:info`` show."""
+    return [
+        ("Add-on", info["name"]),
+        ("Service", f"{info['service']} {info.get('version', '')}".strip()),
+        ("Plan", info["plan"]),
+        ("Owner", info["app"]),
+        ("Attached", _attached(info)),
+        ("Size", human_size(info.get("size", 0))),
+        ("Tables", str(info.get("tables", 0))),
+        ("Connections", str(info.get("connections", 0))),
+        ("Backups", str(info.get("backups", 0))),
+        ("Created", info["created_at"]),
+    ]
+
+
+@click.command("addons:attach")
+@click.argument("addon")
+@APP_OPTION
+@AS_OPTION
+@NO_WAIT_OPTION
+def addons_attach(addon: str, app: str | None, as_var: str | None, no_wait: bool) -> None:
+    """Attach an existing add-on to another app too (they share the database)."""
+    name = resolve_app(app)
+    with ApiClient.load() as api, action(f"Attaching {addon} to {name}") as done:
+        answer = api.post(f"/addons/{addon}/attachments", json={"app": name, "as": as_var})
+        done.append(f"as {answer['as']}")
+        _rolled(api, answer.get("release"), done, not no_wait)
+
+
+@click.command("addons:detach")
+@click.argument("addon")
+@APP_OPTION
+@NO_WAIT_OPTION
+def addons_detach(addon: str, app: str | None, no_wait: bool) -> None:
+    """Detach an add-on from an app it is attached to (its config var is unset)."""
+    name = resolve_app(app)
+    with ApiClient.load() as api, action(f"Detaching {addon} from {name}") as done:
+        answer = api.delete(f"/addons/{addon}/attachments/{name}")
+        _rolled(api, answer.get("release"), done, not no_wait)
+
+
+@click.command("addons:destroy")
+@click.argument("addon")
+@click.option("--confirm", help="The name of the add-on's app, to confirm.")
+def addons_destroy(addon: str, confirm: str | None) -> None:
+    """Destroy an add-on: a last backup, its config vars unset, its database dropped."""
+    if confirm is None:
+        raise UserError(
+            f"Destroying {addon} deletes its database for good; pass --confirm APP "
+            "(the app it belongs to) to go ahead."
+        )
+    with ApiClient.load() as api, action(f"Destroying {addon}") as done:
+        answer = api.delete(f"/addons/{addon}", params={"confirm": confirm})
+        done.append(f"its last backup {answer['final_backup']} is kept {answer['kept_days']} days")
+
+
+COMMANDS = [
+    addons_list,
+    addons_create,
+    addons_info,
+    addons_attach,
+    addons_detach,
+    addons_destroy,
+]

@@ -1,0 +1,190 @@
+"""``pg:psql``, ``pg:info``, ``pg:credentials:rotate`` and ``pg:backups*``: an app's
+PostgreSQL add-on, named by its add-on name or the config var it is attached as
+(``DATABASE_URL`` by default)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from corral.cli.addons import addon_facts
+from corral.cli.attach import Session, run_attached
+from corral.cli.client import (
+    APP_OPTION,
+    JSON_OPTION,
+    ApiClient,
+    action,
+    app_path,
+    console,
+    echo_json,
+)
+from corral.cli.git import resolve_app
+from corral.cli.output import human_size, print_fields, print_table
+from corral.cli.releases import released
+from corral.errors import UserError
+
+DATABASE = click.argument("database", required=False, metavar="[DATABASE]")
+
+
+def _attachment(api: ApiClient, app: str, database: str | None) -> tuple[str, str]:
+    """(add-on name, config var) of the app's database named ``database`` (its add-on's
+    name or its config var; ``DATABASE_URL`` by default)."""
+    wanted = database or "DATABASE_URL"
+    for addon in api.get(app_path(app, "addons")) or []:
+        for attachment in addon.get("attachments", []):
+            if attachment["app"] == app and wanted in (addon["name"], attachment["as"]):
+                return addon["name"], attachment["as"]
+    raise UserError(
+        f"{app} has no database {wanted}; create one with `corral addons:create postgresql "
+        f"-a {app}`, or see `corral addons -a {app}`."
+    )
+
+
+@click.command("pg:psql", context_settings={"ignore_unknown_options": True})
+@DATABASE
+@APP_OPTION
+@click.option("-c", "--command", "sql", help="Run this SQL and exit (else an interactive psql).")
+@click.pass_context
+def pg_psql(ctx: click.Context, database: str | None, app: str | None, sql: str | None) -> None:
+    """Open psql on the app's database, through the same path as `corral run`."""
+    name = resolve_app(app)
+    terminal = sys.stdin.isatty() and sys.stdout.isatty() and sql is None
+    with ApiClient.load() as api:
+        _, var = _attachment(api, name, database)
+        command = ("psql", *(("-c", sql) if sql is not None else ()))
+        session = Session(name, command, tty=terminal, route="psql", extra=(("as", var),))
+        status = run_attached(api, session)
+    ctx.exit(min(status, 255))
+
+
+@click.command("pg:info")
+@DATABASE
+@APP_OPTION
+@JSON_OPTION
+def pg_info(database: str | None, app: str | None, as_json: bool) -> None:
+    """Show the app's database: version, size, tables, connections, backups."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addon, var = _attachment(api, name, database)
+        info = api.get(f"/addons/{addon}")
+    if as_json:
+        echo_json(info)
+        return
+    console.print(f"=== {var}", style="bold", markup=False)
+    print_fields(addon_facts(info))
+
+
+@click.command("pg:credentials:rotate")
+@DATABASE
+@APP_OPTION
+def pg_rotate(database: str | None, app: str | None) -> None:
+    """Give the database a new password; every app attached gets a new release with it."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addon, _ = _attachment(api, name, database)
+        with action(f"Rotating the credentials of {addon}") as done:
+            answer = api.post(f"/addons/{addon}/credentials")
+            for release in answer.get("releases", []):
+                if release:
+                    done.append(f"{release['app']} {released(api, release, wait=True)}")
+
+
+def _backup_rows(backups: list[dict[str, Any]]) -> list[list[str]]:
+    return [[b["id"], b["created_at"], human_size(b["size"])] for b in backups]
+
+
+@click.command("pg:backups")
+@DATABASE
+@APP_OPTION
+@JSON_OPTION
+def pg_backups(database: str | None, app: str | None, as_json: bool) -> None:
+    """List the database's backups, oldest first."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addon, _ = _attachment(api, name, database)
+        backups = api.get(f"/addons/{addon}/backups") or []
+    if as_json:
+        echo_json(backups)
+    elif not backups:
+        console.print(f"{addon} has no backups; take one with `corral pg:backups:capture`.")
+    else:
+        print_table(["ID", "Taken", "Size"], _backup_rows(backups))
+
+
+@click.command("pg:backups:capture")
+@DATABASE
+@APP_OPTION
+def pg_backups_capture(database: str | None, app: str | None) -> None:
+    """Back the database up now (pg_dump, custom format)."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addon, _ = _attachment(api, name, database)
+        with action(f"Backing up {addon}") as done:
+            backup = api.post(f"/addons/{addon}/backups")
+            done.append(f"{backup['id']} ({human_size(backup['size'])})")
+
+
+@click.command("pg:backups:restore")
+@click.argument("backup", required=False)
+@DATABASE
+@APP_OPTION
+@click.option("--confirm", help="The app's name, to restore without being asked.")
+def pg_backups_restore(
+    backup: str | None, database: str | None, app: str | None, confirm: str | None
+) -> None:
+    """Replace the database's tables with a backup's (BACKUP, else the newest)."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addon, var = _attachment(api, name, database)
+        info = api.get(f"/addons/{addon}")
+        which = backup or "the newest backup"
+        warning = (
+            f"This replaces every table of {addon} ({var} of {name}, {info['tables']} tables, "
+            f"{info['connections']} connections open) with those of {which}; rows written "
+            "since that backup are lost."
+        )
+        if confirm is None:
+            console.print(warning, markup=False)
+            if not sys.stdin.isatty():
+                raise UserError(f"Pass --confirm {name} to restore without a terminal.")
+            confirm = click.prompt(f"Type {name} to go ahead", default="", show_default=False)
+        if confirm != name:
+            raise UserError(f"Not restored: --confirm {confirm} does not name {name}.")
+        with action(f"Restoring {which} into {addon}") as done:
+            restored = api.post(f"/addons/{addon}/restore", json={"backup": backup})
+            done.append(restored["id"])
+
+
+@click.command("pg:backups:download")
+@click.argument("backup")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@APP_OPTION
+@click.option("--database", help="The add-on or config var (default: DATABASE_URL).")
+def pg_backups_download(
+    backup: str, file: Path | None, app: str | None, database: str | None
+) -> None:
+    """Download a backup to FILE (default: ADDON-BACKUP.dump); pg_restore reads it."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addon, _ = _attachment(api, name, database)
+        target = file or Path(f"{addon}-{backup}.dump")
+        try:
+            with open(target, "wb") as out, action(f"Downloading {backup} to {target}") as done:
+                done.append(human_size(api.download(f"/addons/{addon}/backups/{backup}", out)))
+        except BaseException:
+            target.unlink(missing_ok=True)  # no half a backup left looking like one
+            raise
+
+
+COMMANDS = [
+    pg_psql,
+    pg_info,
+    pg_rotate,
+    pg_backups,
+    pg_backups_capture,
+    pg_backups_restore,
+    pg_backups_download,
+]

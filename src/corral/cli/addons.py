@@ -12,6 +12,7 @@ from corral.cli.client import (
     JSON_OPTION,
     ApiClient,
     action,
+    addon_path,
     app_path,
     console,
     echo_json,
@@ -85,7 +86,7 @@ def addons_create(service: str, app: str | None, as_var: str | None, no_wait: bo
 def addons_info(addon: str, as_json: bool) -> None:
     """Show an add-on: its owner, attachments, version, size and connections."""
     with ApiClient.load() as api:
-        info = api.get(f"/addons/{addon}")
+        info = api.get(addon_path(addon))
     if as_json:
         echo_json(info)
         return
@@ -117,7 +118,7 @@ def addons_attach(addon: str, app: str | None, as_var: str | None, no_wait: bool
     """Attach an existing add-on to another app too (they share the database)."""
     name = resolve_app(app)
     with ApiClient.load() as api, action(f"Attaching {addon} to {name}") as done:
-        answer = api.post(f"/addons/{addon}/attachments", json={"app": name, "as": as_var})
+        answer = api.post(addon_path(addon, "attachments"), json={"app": name, "as": as_var})
         done.append(f"as {answer['as']}")
         _rolled(api, answer.get("release"), done, not no_wait)
 
@@ -130,7 +131,7 @@ def addons_detach(addon: str, app: str | None, no_wait: bool) -> None:
     """Detach an add-on from an app it is attached to (its config var is unset)."""
     name = resolve_app(app)
     with ApiClient.load() as api, action(f"Detaching {addon} from {name}") as done:
-        answer = api.delete(f"/addons/{addon}/attachments/{name}")
+        answer = api.delete(addon_path(addon, "attachments", name))
         _rolled(api, answer.get("release"), done, not no_wait)
 
 
@@ -145,7 +146,7 @@ def addons_destroy(addon: str, confirm: str | None) -> None:
             "(the app it belongs to) to go ahead."
         )
     with ApiClient.load() as api, action(f"Destroying {addon}") as done:
-        answer = api.delete(f"/addons/{addon}", params={"confirm": confirm})
+        answer = api.delete(addon_path(addon), params={"confirm": confirm})
         done.append(f"its last backup {answer['final_backup']} is kept {answer['kept_days']} days")
 
 

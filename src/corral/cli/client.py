@@ -46,6 +46,11 @@ def app_path(app: str, *rest: str) -> str:
     return "/api/v1/apps/" + "/".join(parts)
 
 
+def addon_path(addon: str, *rest: str) -> str:
+    """The API path of add-on ``addon`` (and a sub-resource), every part URL-quoted."""
+    return "/api/v1/addons/" + "/".join(quote(part, safe="") for part in (addon, *rest))
+
+
 class ApiError(UserError):
     """The server answered with an error; ``status`` and ``id`` say which (docs/api.md)."""
 

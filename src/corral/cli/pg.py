@@ -17,6 +17,7 @@ from corral.cli.client import (
     JSON_OPTION,
     ApiClient,
     action,
+    addon_path,
     app_path,
     console,
     echo_json,
@@ -69,7 +70,7 @@ def pg_info(database: str | None, app: str | None, as_json: bool) -> None:
     name = resolve_app(app)
     with ApiClient.load() as api:
         addon, var = _attachment(api, name, database)
-        info = api.get(f"/addons/{addon}")
+        info = api.get(addon_path(addon))
     if as_json:
         echo_json(info)
         return
@@ -86,7 +87,7 @@ def pg_rotate(database: str | None, app: str | None) -> None:
     with ApiClient.load() as api:
         addon, _ = _attachment(api, name, database)
         with action(f"Rotating the credentials of {addon}") as done:
-            answer = api.post(f"/addons/{addon}/credentials")
+            answer = api.post(addon_path(addon, "credentials"))
             for release in answer.get("releases", []):
                 if release:
                     done.append(f"{release['app']} {released(api, release, wait=True)}")
@@ -105,7 +106,7 @@ def pg_backups(database: str | None, app: str | None, as_json: bool) -> None:
     name = resolve_app(app)
     with ApiClient.load() as api:
         addon, _ = _attachment(api, name, database)
-        backups = api.get(f"/addons/{addon}/backups") or []
+        backups = api.get(addon_path(addon, "backups")) or []
     if as_json:
         echo_json(backups)
     elif not backups:
@@ -123,7 +124,7 @@ def pg_backups_capture(database: str | None, app: str | None) -> None:
     with ApiClient.load() as api:
         addon, _ = _attachment(api, name, database)
         with action(f"Backing up {addon}") as done:
-            backup = api.post(f"/addons/{addon}/backups")
+            backup = api.post(addon_path(addon, "backups"))
             done.append(f"{backup['id']} ({human_size(backup['size'])})")
 
 
@@ -139,7 +140,7 @@ def pg_backups_restore(
     name = resolve_app(app)
     with ApiClient.load() as api:
         addon, var = _attachment(api, name, database)
-        info = api.get(f"/addons/{addon}")
+        info = api.get(addon_path(addon))
         which = backup or "the newest backup"
         warning = (
             f"This replaces every table of {addon} ({var} of {name}, {info['tables']} tables, "
@@ -154,7 +155,7 @@ def pg_backups_restore(
         if confirm != name:
             raise UserError(f"Not restored: --confirm {confirm} does not name {name}.")
         with action(f"Restoring {which} into {addon}") as done:
-            restored = api.post(f"/addons/{addon}/restore", json={"backup": backup})
+            restored = api.post(addon_path(addon, "restore"), json={"backup": backup})
             done.append(restored["id"])
 
 
@@ -173,7 +174,7 @@ def pg_backups_download(
         target = file or Path(f"{addon}-{backup}.dump")
         try:
             with open(target, "wb") as out, action(f"Downloading {backup} to {target}") as done:
-                done.append(human_size(api.download(f"/addons/{addon}/backups/{backup}", out)))
+                done.append(human_size(api.download(addon_path(addon, "backups", backup), out)))
         except BaseException:
             target.unlink(missing_ok=True)  # no half a backup left looking like one
             raise

@@ -1,0 +1,268 @@
+"""PostgreSQL add-ons on a real `corral server` as root, apps isolated: one cluster for the
+module, a Flask app with psycopg pushed with git writing and reading rows through its
+``DATABASE_URL``, the cluster killed and the platform restarted under it, two apps kept
+out of each other's databases, ``pg:psql`` with and without a terminal, backups, destroy."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from corral.addons.cluster import find_programs
+from corral.config import Settings
+from corral.errors import UserError
+from support.cli import corral
+from support.isolation import needs_root, unique_prefix, users_removed
+from support.server import Server, git, isolated_server, start_server
+from support.terminal import Terminal
+from support.wait import wait_until
+
+
+def _postgresql_missing() -> bool:
+    try:
+        find_programs(Settings.load("/nonexistent"))
+    except UserError:
+        return True
+    return False
+
+
+pytestmark = [
+    needs_root,
+    pytest.mark.skipif(
+        _postgresql_missing() and not os.environ.get("CI"),
+        reason="PostgreSQL is not installed (apt-get install postgresql)",
+    ),
+]
+
+APP = """import os
+import psycopg
+from flask import Flask, request
+
+app = Flask(__name__)
+
+
+def connect():
+    return psycopg.connect(os.environ["DATABASE_URL"], autocommit=True, connect_timeout=5)
+
+
+@app.get("/")
+def index():
+    with connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS notes (body text)")
+        rows = conn.execute("SELECT body FROM notes ORDER BY body").fetchall()
+    return ",".join(row[0] for row in rows) or "empty"
+
+
+@app.post("/notes")
+def add():
+    with connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS notes (body text)")
+        conn.execute("INSERT INTO notes VALUES (%s)", (request.get_data(as_text=True),))
+    return "ok"
+"""
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Server]:
+    """One platform (and so one PostgreSQL cluster) for the whole module, as root: the
+    cluster runs as the postgres user. Apps are not isolated from each other here (their
+    builds cannot run as their own users yet on main); the databases are, by PostgreSQL."""
+    with (
+        users_removed(unique_prefix()) as prefix,
+        isolated_server(prefix, isolation=False) as running,
+    ):
+        yield running
+
+
+def _corral(server: Server, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return corral(*args, env=server.env, timeout=timeout)
+
+
+def _ok(server: Server, *args: str) -> str:
+    done = _corral(server, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def _push(server: Server, app: str, root: Path) -> None:
+    repo = root / f"repo-{app}"
+    repo.mkdir()
+    (repo / "requirements.txt").write_text("flask\ngunicorn\npsycopg[binary]\n")
+    (repo / "app.py").write_text(APP)
+    (repo / "Procfile").write_text("web: gunicorn app:app\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v1")
+    pushed = git(repo, "push", server.git_url(app), "main", check=False)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+
+
+def _get(server: Server, app: str) -> httpx.Response:
+    return server.app_get(app)
+
+
+def _post(server: Server, app: str, body: str) -> httpx.Response:
+    return httpx.post(
+        f"http://127.0.0.1:{server.port}/notes", content=body, headers={"Host": f"{app}.localhost"}
+    )
+
+
+def _serving(server: Server, app: str, text: str) -> None:
+    def shows() -> bool:
+        try:
+            answer = _get(server, app)
+        except httpx.TransportError:
+            return False
+        return answer.status_code == 200 and text in answer.text
+
+    wait_until(shows, timeout=60, interval=0.2, message=f"{app} serving {text!r}")
+
+
+@pytest.fixture(scope="module")
+def alpha(platform: Server, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """App alpha: a database add-on, then deployed, a row written through the app."""
+    _ok(platform, "apps:create", "alpha")
+    created = _ok(platform, "addons:create", "postgresql", "-a", "alpha")
+    assert "attached as DATABASE_URL" in created
+    _push(platform, "alpha", tmp_path_factory.mktemp("alpha"))
+    assert _post(platform, "alpha", "first").text == "ok"
+    return "alpha"
+
+
+def test_an_app_writes_and_reads_rows_through_its_database_url(
+    platform: Server, alpha: str
+) -> None:
+    assert _get(platform, alpha).text == "first"
+    listed = _ok(platform, "addons", "-a", alpha)
+    assert "postgresql" in listed and "alpha as DATABASE_URL" in listed
+    # the password is in the app's config only, never in a listing or the platform's logs
+    url = _ok(platform, "config:get", "DATABASE_URL", "-a", alpha).strip()
+    password = url.split(":")[2].split("@")[0]
+    assert password not in listed
+    for log in (platform.home / "logs").rglob("*.log"):
+        assert password not in log.read_text(errors="replace"), log
+    state = platform.home / "addons" / "postgresql"
+    assert (state / "data").stat().st_mode & 0o777 == 0o700
+    assert (state / "cluster.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_kill_9_of_the_cluster_restarts_it_and_loses_no_committed_row(
+    platform: Server, alpha: str
+) -> None:
+    assert _post(platform, alpha, "before-kill").text == "ok"
+    postmaster = platform.home / "addons" / "postgresql" / "data" / "postmaster.pid"
+    pid = int(postmaster.read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not psutil.pid_exists(pid), timeout=10, interval=0.05)
+    _serving(platform, alpha, "before-kill")  # restarted by the supervisor, app reconnected
+    assert _get(platform, alpha).text == "before-kill,first"
+
+
+def test_the_cluster_is_adopted_across_a_restart_of_the_platform(
+    platform: Server, alpha: str
+) -> None:
+    postmaster = platform.home / "addons" / "postgresql" / "data" / "postmaster.pid"
+    pid = int(postmaster.read_text().split()[0])
+    os.kill(platform.process.pid, signal.SIGKILL)
+    platform.process.wait()
+    platform.process = start_server(platform.home, platform.port, platform.env)
+    ps = _ok(platform, "ps", "--platform")
+    assert "postgresql" in ps
+    assert int(postmaster.read_text().split()[0]) == pid  # the same server, adopted
+    assert _post(platform, alpha, "after-restart").text == "ok"
+    assert "after-restart" in _get(platform, alpha).text
+
+
+def test_one_apps_role_cannot_connect_to_another_apps_database(
+    platform: Server, alpha: str, tmp_path: Path
+) -> None:
+    _ok(platform, "apps:create", "bravo")
+    _ok(platform, "addons:create", "postgresql", "-a", "bravo")
+    bravo_db = _ok(platform, "config:get", "DATABASE_URL", "-a", "bravo").strip().rsplit("/", 1)[1]
+    probe = (
+        "import os, psycopg\n"
+        "url = os.environ['DATABASE_URL'].rsplit('/', 1)[0] + '/' + os.environ['TARGET']\n"
+        "try:\n"
+        "    psycopg.connect(url, connect_timeout=5).close()\n"
+        "    print('CONNECTED')\n"
+        "except psycopg.OperationalError as error:\n"
+        "    print('REFUSED', error)\n"
+    )
+    for target in (bravo_db, "postgres", "template1"):
+        done = _ok(platform, "run", "-a", alpha, "--", "env", f"TARGET={target}", "python",
+                   "-c", probe)  # fmt: skip
+        assert "REFUSED" in done and "CONNECT privilege" in done, done
+
+
+def test_a_second_database_is_attached_under_another_var(platform: Server, alpha: str) -> None:
+    before = _ok(platform, "config:get", "DATABASE_URL", "-a", alpha)
+    created = _ok(platform, "addons:create", "postgresql", "-a", alpha, "--no-wait")
+    second = created.split("attached as ")[1].split()[0].rstrip(",")
+    assert second != "DATABASE_URL" and second.endswith("_URL")
+    assert _ok(platform, "config:get", "DATABASE_URL", "-a", alpha) == before
+    taken = _corral(platform, "addons:create", "postgresql", "-a", alpha, "--as", "DATABASE_URL")
+    assert taken.returncode == 1 and "--as" in taken.stderr and "Traceback" not in taken.stderr
+
+
+def test_pg_psql_runs_sql_and_an_interactive_session(platform: Server, alpha: str) -> None:
+    shown = _ok(platform, "pg:psql", "-a", alpha, "-c", "select count(*) as n from notes")
+    assert " n " in shown and "(1 row)" in shown
+    term = Terminal("pg:psql", "-a", alpha, env=platform.env, size=(30, 100))
+    try:
+        term.expect("=>")  # psql's prompt: the app's role is no superuser
+        term.send(b"select 'from' || ' the pty';\r")
+        term.expect("from the pty")
+        term.send(b"\\q\r")
+        assert term.wait() == 0
+    finally:
+        term.close()
+    info = _ok(platform, "pg:info", "-a", alpha)
+    assert "Tables:" in info and "postgresql 1" in info
+
+
+def test_backup_then_drop_then_restore_brings_the_rows_back(
+    platform: Server, alpha: str, tmp_path: Path
+) -> None:
+    rows = _get(platform, alpha).text
+    assert "b001" in _ok(platform, "pg:backups:capture", "-a", alpha)
+    _ok(platform, "pg:psql", "-a", alpha, "-c", "drop table notes")
+    assert _get(platform, alpha).text == "empty"
+    refused = _corral(platform, "pg:backups:restore", "-a", alpha)  # no terminal, no --confirm
+    assert refused.returncode == 1 and "replaces every table" in refused.stdout
+    _ok(platform, "pg:backups:restore", "-a", alpha, "--confirm", alpha)
+    assert _get(platform, alpha).text == rows
+    target = tmp_path / "copy.dump"
+    _ok(platform, "pg:backups:download", "b001", str(target), "-a", alpha)
+    assert target.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
+
+
+def test_destroying_an_addon_leaves_only_its_last_backup(platform: Server) -> None:
+    _ok(platform, "apps:create", "charlie")
+    created = _ok(platform, "addons:create", "postgresql", "-a", "charlie")
+    name = created.split("done, ")[1].split()[0]
+    refused = _corral(platform, "addons:destroy", name, "--confirm", "alpha")
+    assert refused.returncode == 1 and "--confirm charlie" in refused.stderr
+    destroyed = _ok(platform, "addons:destroy", name, "--confirm", "charlie")
+    assert "kept 7 days" in destroyed
+    assert "DATABASE_URL" not in _ok(platform, "config", "-a", "charlie")
+    role = name.replace("-", "_")
+    sql = f"select count(*) from pg_roles where rolname = '{role}'"
+    left = _ok(platform, "pg:psql", "-a", "alpha", "-c", sql)
+    assert " 0\n" in left
+    assert (platform.home / "addons" / name / "backups" / "b001.dump").exists()
+    # apps:destroy takes its databases with it
+    _ok(platform, "addons:create", "postgresql", "-a", "charlie")
+    _ok(platform, "apps:destroy", "charlie", "--confirm", "charlie")
+    with platform.api as api:
+        assert api.get("/apps/bravo/addons").status_code == 200
+    sql = "select count(*) from pg_database where datname like 'postgresql_%'"
+    remaining = _ok(platform, "pg:psql", "-a", "alpha", "-c", sql)
+    assert " 3\n" in remaining  # alpha's two and bravo's

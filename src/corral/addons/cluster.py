@@ -43,7 +43,10 @@ PROGRAMS = ("initdb", "postgres", "psql", "pg_dump", "pg_restore")
 
 
 class ClusterError(UserError):
-    """The cluster refused or failed a command; the message is its own (no secrets)."""
+    """The cluster is missing, down, or refused a command; the message says which (no
+    secrets). The API answers 503: the server cannot do it now."""
+
+    http_status = 503
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Owner:
             try:
                 entry = pwd.getpwnam(SYSTEM_USER)
             except KeyError:
-                raise UserError(
+                raise ClusterError(
                     "There is no postgres system user to run PostgreSQL as; install "
                     "Debian's postgresql package (apt-get install postgresql)."
                 ) from None
@@ -86,7 +89,7 @@ def find_programs(settings: Settings) -> Path:
     for directory in candidates:
         if all(os.access(directory / name, os.X_OK) for name in PROGRAMS):
             return directory
-    raise UserError(
+    raise ClusterError(
         "PostgreSQL is not installed on the corral server: install Debian's postgresql "
         "package there (apt-get install postgresql), then create the add-on again."
     )
@@ -205,7 +208,7 @@ class Cluster:
                 return
             except ClusterError:
                 if time.monotonic() > deadline:
-                    raise UserError(
+                    raise ClusterError(
                         f"The platform's PostgreSQL did not answer within {timeout:g}s; is "
                         "`corral server` running? Its lines are in the platform's log "
                         f"({self.settings.logs_dir('corral')})."

@@ -12,6 +12,8 @@ from corral.errors import UserError
 
 __all__ = [
     "SERVICES",
+    "VAR_MAX",
+    "VAR_PATTERN",
     "attachment_var",
     "database_url",
     "identifier",
@@ -27,7 +29,11 @@ _WORDS = (
     "amber", "brisk", "cedar", "dusky", "ember", "fleet", "glade", "hazel", "ivory", "jolly",
     "koala", "lunar", "maple", "noble", "ochre", "pearl", "quiet", "rapid", "sunny", "tidal",
 )  # fmt: skip
-_VAR = re.compile(r"[A-Z][A-Z0-9_]{0,62}")
+#: A config var an add-on may be attached as (the OpenAPI document says the same).
+VAR_PATTERN = "[A-Z][A-Z0-9_]*_URL"
+_VAR = re.compile(VAR_PATTERN)
+#: The longest such name.
+VAR_MAX = 63
 
 
 def new_addon_name(service: str, taken: Collection[str] = ()) -> str:
@@ -45,7 +51,7 @@ def identifier(addon: str) -> str:
 
 def validate_var(var: str) -> str:
     """``var`` if it can name a config var an add-on is attached as, else a UserError."""
-    if not _VAR.fullmatch(var) or not var.endswith("_URL"):
+    if not _VAR.fullmatch(var) or len(var) > VAR_MAX:
         raise UserError(
             f"{var!r} cannot name an add-on's config var; use capitals, digits and '_', "
             "ending in _URL, such as --as REPORTS_DATABASE_URL."

@@ -16,6 +16,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from corral import __version__
+from corral.addons.naming import SERVICES, VAR_MAX, VAR_PATTERN
 from corral.logfiles import MAX_LOG_LINES
 from corral.store.formation import MAX_QUANTITY, PHASES
 from corral.store.names import RESERVED_APP_NAMES, RESERVED_CONFIG_KEYS
@@ -128,6 +129,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         cpu_percent={"type": ["number", "null"]},
     ),
     "Domain": _object(hostname=_STR, app=_STR),
+    "Addon": _object(
+        name=_STR,
+        app=_STR,
+        service=_STR,
+        plan=_STR,
+        created_at=_TIME,
+        attachments=_list(_object(app=_STR, **{"as": _STR})),
+        backups=_INT,
+    ),
+    "Backup": _object(id=_STR, size=_INT, created_at=_TIME),
     "Build": _object(
         id=_STR,
         app=_STR,
@@ -152,6 +163,14 @@ _APP_DETAIL = {
             disk_use=_object(slugs=_INT, repo=_INT, logs=_INT, total=_INT),
         ),
     ]
+}
+
+
+_AS = {"type": ["string", "null"], "pattern": f"^{VAR_PATTERN}$", "maxLength": VAR_MAX}
+_MAYBE_RELEASE = {"oneOf": [_ref("Release"), {"type": "null"}]}
+_ADDON = "/api/v1/addons/{name}"
+_ADDON_DETAIL = {
+    "allOf": [_ref("Addon"), _object(version=_STR, size=_INT, connections=_INT, tables=_INT)]
 }
 
 
@@ -245,6 +264,37 @@ OPERATIONS: tuple[Operation, ...] = (
               _ref("Dyno"), 201, _object(command=_COMMAND)),
     Operation("delete", f"{_APP}/one-offs/{{name}}",
               "Stop a one-off dyno (SIGTERM, then SIGKILL)", _ref("Dyno"), 202),
+    Operation("get", f"{_APP}/addons", "List the add-ons attached to an app",
+              _list(_ref("Addon"))),
+    Operation("post", f"{_APP}/addons", "Create an add-on and attach it (a new release)",
+              _object(addon={"allOf": [_ref("Addon"), _object(**{"as": _STR})]},
+                      release=_MAYBE_RELEASE), 201,
+              {"type": "object", "required": ["service"], "properties": {
+                  "service": {"enum": sorted(SERVICES)}, "as": _AS}}),
+    Operation("get", f"{_APP}/psql",
+              "psql on the app's database, attached: a WebSocket like .../run, its command "
+              "[\"psql\", ...], \"as\" the attachment (default DATABASE_URL)", None, 101),
+    Operation("get", _ADDON, "Show an add-on: attachments, version, size, connections",
+              _ADDON_DETAIL),
+    Operation("delete", _ADDON, "Destroy an add-on after a last backup (confirm=its app)",
+              _object(name=_STR, final_backup=_STR, kept_days=_INT),
+              query=(("confirm", _STR),)),
+    Operation("post", f"{_ADDON}/attachments", "Attach an add-on to another app",
+              _object(app=_STR, release=_MAYBE_RELEASE, **{"as": _STR}),
+              body={"type": "object", "required": ["app"],
+                    "properties": {"app": APP_NAME, "as": _AS}}),
+    Operation("delete", f"{_ADDON}/attachments/{{app}}", "Detach an add-on from an app",
+              _object(release=_MAYBE_RELEASE)),
+    Operation("post", f"{_ADDON}/credentials", "New password; a release per app attached",
+              _object(releases=_list(_MAYBE_RELEASE))),
+    Operation("get", f"{_ADDON}/backups", "List an add-on's backups", _list(_ref("Backup"))),
+    Operation("post", f"{_ADDON}/backups", "Back an add-on up now (pg_dump)", _ref("Backup"),
+              201),
+    Operation("get", f"{_ADDON}/backups/{{backup}}", "Download a backup",
+              "application/octet-stream"),
+    Operation("post", f"{_ADDON}/restore", "Restore a backup (default: the newest)",
+              _ref("Backup"), body={"type": "object", "properties": {"backup": _TARGET}},
+              body_required=False),
 )  # fmt: skip
 
 _ERRORS = {

@@ -7,9 +7,10 @@ Bounded: a few dozen examples per operation, one worker, no stateful phase, a re
 timeout; it runs in well under a minute. Operations act on throwaway apps:
 ``fuzz`` for all of them, ``doomed`` for the rename and the delete (the first success
 takes it away, later ones answer 404). Neither has a release, so no one-off or build ever
-runs a generated command, and neither has an add-on (creating one is left out). ``tail`` is pinned to 0 (a tail streams until the client
-leaves), and the attached ``GET .../run`` and ``GET .../psql`` are left out: each is a
-WebSocket handshake, not a request and answer (tests/test_run.py, tests/test_addons.py).
+runs a generated command, and neither has an add-on (creating one is left out). ``tail``
+is pinned to 0 (a tail streams until the client leaves), and the attached ``GET .../run``,
+``.../psql`` and ``.../redis-cli`` are left out: each is a WebSocket handshake, not a
+request and answer (tests/test_run.py, tests/test_addons.py).
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ parameters = {{ "path.app" = "doomed" }}
 
 [[operations]]
 include-name = ["GET /api/v1/apps/{{app}}/run", "GET /api/v1/apps/{{app}}/psql",
-                "POST /api/v1/apps/{{app}}/addons"]
+                "GET /api/v1/apps/{{app}}/redis-cli", "POST /api/v1/apps/{{app}}/addons"]
 enabled = false
 """
-#: Operations left out: the two WebSockets, and creating add-ons (each a real database;
-#: tests/test_addons.py and tests/test_addons_api.py cover it).
-LEFT_OUT = 3
+#: Operations left out: the three WebSockets, and creating add-ons (each a real server;
+#: tests/test_addons.py, tests/test_redis_addons.py and tests/test_addons_api.py cover it).
+LEFT_OUT = 4
 #: Examples per operation and phase: enough to find each of the issue's cases again.
 EXAMPLES = 25
 

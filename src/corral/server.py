@@ -26,7 +26,8 @@ from pathlib import Path
 
 import httpx
 
-from corral.addons.cluster import Cluster, service_specs
+from corral.addons.cluster import Cluster
+from corral.addons.servers import service_specs
 from corral.config import Settings
 from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
@@ -95,7 +96,7 @@ class Platform:
             cgroups=cgroups,
             firewall=firewall,
         )
-        # the add-on servers (the PostgreSQL cluster), from when an add-on has made them
+        # the add-on servers (PostgreSQL, Redis), from when an add-on has made them
         self.supervisor.services.follow(lambda: service_specs(settings))
         #: The services this start started (not adopted): what a failed start stops.
         self.started: list[str] = []

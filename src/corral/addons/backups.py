@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.addons.cluster import Cluster, ClusterError, Owner
+from corral.addons.cluster import Cluster, ClusterError, Owner, reason
 from corral.addons.naming import identifier
 from corral.config import Settings
 from corral.errors import UserError
@@ -95,7 +95,7 @@ def capture(settings: Settings, cluster: Cluster, addon: str, *, final: bool = F
             )  # fmt: skip
         if done.returncode != 0:
             raise ClusterError(
-                f"The backup of {addon} failed ({_reason(done.stderr)}); "
+                f"The backup of {addon} failed ({reason(done.stderr)}); "
                 "the earlier backups are kept."
             )
         partial.rename(target)
@@ -125,7 +125,7 @@ def restore(settings: Settings, cluster: Cluster, addon: str, backup: str | None
         )  # fmt: skip
     if done.returncode != 0:
         raise ClusterError(
-            f"The restore of {chosen.id} into {addon} failed ({_reason(done.stderr)}); "
+            f"The restore of {chosen.id} into {addon} failed ({reason(done.stderr)}); "
             "the database is as it was."
         )
     return chosen
@@ -142,9 +142,3 @@ def sweep(settings: Settings, now: float | None = None) -> list[str]:
                 shutil.rmtree(marker.parent)
                 removed.append(marker.parent.name)
     return removed
-
-
-def _reason(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    said = [line for line in lines if "error" in line.lower()]
-    return (said or lines or ["no message"])[0]

@@ -30,7 +30,7 @@ from corral.errors import UserError
 from corral.files import atomic_write
 from corral.runtime.services import ServiceSpec, free_port
 
-__all__ = ["Cluster", "ClusterError", "Owner", "service_specs"]
+__all__ = ["Cluster", "ClusterError", "Owner", "find_programs", "reason"]
 
 #: Seconds an add-on request waits for the supervisor to have the cluster answering.
 READY_TIMEOUT = 30.0
@@ -58,17 +58,18 @@ class Owner:
     gid: int
 
     @classmethod
-    def find(cls) -> Owner:
-        """``postgres`` when the platform is root, else the platform's own user."""
+    def find(cls, system_user: str = SYSTEM_USER, package: str = "postgresql") -> Owner:
+        """``system_user`` (made by Debian's ``package``) when the platform is root, else
+        the platform's own user."""
         if os.geteuid() != 0:
             entry = pwd.getpwuid(os.geteuid())
         else:
             try:
-                entry = pwd.getpwnam(SYSTEM_USER)
+                entry = pwd.getpwnam(system_user)
             except KeyError:
                 raise ClusterError(
-                    "There is no postgres system user to run PostgreSQL as; install "
-                    "Debian's postgresql package (apt-get install postgresql)."
+                    f"There is no {system_user} system user to run the add-on's server as; "
+                    f"install Debian's {package} package (apt-get install {package})."
                 ) from None
         return cls(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
@@ -162,7 +163,7 @@ class Cluster:
         )  # fmt: skip
         if done.returncode != 0:
             shutil.rmtree(self.data, ignore_errors=True)
-            raise ClusterError(f"initdb failed: {_last_line(done.stderr)}")
+            raise ClusterError(f"initdb failed: {reason(done.stderr)}")
         state = {"port": free_port(), "bin": str(programs), "superuser": owner.name}
         atomic_write(self.state_path, json.dumps(state) + "\n", mode=0o600)
 
@@ -193,7 +194,7 @@ class Cluster:
             text=True, check=False, timeout=120, **owner.popen(),
         )  # fmt: skip
         if done.returncode != 0:
-            error = _last_line(done.stderr)
+            error = reason(done.stderr)
             raise ClusterError(
                 f"PostgreSQL refused it: {error.replace(secret, '***') if secret else error}"
             )
@@ -216,20 +217,11 @@ class Cluster:
             time.sleep(0.2)
 
 
-def service_specs(settings: Settings) -> list[ServiceSpec]:
-    """The add-on servers the supervisor keeps running: the cluster, once it exists."""
-    cluster = Cluster(settings)
-    try:
-        return [cluster.service()] if cluster.initialised() else []
-    except (UserError, OSError, ValueError, KeyError):  # its user or state gone: not run
-        return []
-
-
 def _environ() -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
 
-def _last_line(text: str) -> str:
+def reason(text: str) -> str:
     """The line of ``text`` that says what went wrong (psql's ERROR, not its LINE echo)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     said = [line for line in lines if "ERROR" in line or "FATAL" in line]

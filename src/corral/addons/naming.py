@@ -19,11 +19,12 @@ __all__ = [
     "identifier",
     "new_addon_name",
     "pg_environ",
+    "redis_address",
     "validate_var",
 ]
 
 #: The add-on services corral provides, and the config var the first one is attached as.
-SERVICES = {"postgresql": "DATABASE_URL"}
+SERVICES = {"postgresql": "DATABASE_URL", "redis": "REDIS_URL"}
 #: Words add-on names are made of (``postgresql-amber-40213``), as Heroku's are.
 _WORDS = (
     "amber", "brisk", "cedar", "dusky", "ember", "fleet", "glade", "hazel", "ivory", "jolly",
@@ -90,3 +91,12 @@ def pg_environ(url: str) -> dict[str, str]:
         "PGDATABASE": unquote(parts.path.lstrip("/")),
     }
     return {key: value for key, value in env.items() if value}
+
+
+def redis_address(url: str) -> tuple[str, int, str]:
+    """Host, port and password of a ``redis://`` URL (redis-cli takes the password from
+    ``REDISCLI_AUTH``, never its command line)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise UserError("The add-on's URL is not a redis:// URL; attach it again.")
+    return parts.hostname, parts.port or 6379, unquote(parts.password or "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from corral.addons import backups, postgres
+from corral.addons import backups, postgres, redis
 from corral.addons.cluster import Cluster, find_programs
 from corral.addons.naming import SERVICES, attachment_var, new_addon_name, validate_var
 from corral.config import Settings
@@ -20,8 +20,9 @@ from corral.store.addons import new_addon
 
 __all__ = ["Created", "attach", "create", "destroy", "destroy_app_addons", "detach", "rotate"]
 
-#: The one plan there is (a database on the platform's cluster, no size limit of its own).
-PLAN = "standard"
+#: Each service's plans, the default first: a database on the platform's cluster (no size
+#: limit of its own), a Redis with that many MB of ``maxmemory``.
+PLANS = {"postgresql": ("standard",), "redis": tuple(redis.PLANS)}
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class Created:
     release: Release | None
 
 
-def create(store: Store, settings: Settings, app: str, service: str, var: str | None) -> Created:
+def create(
+    store: Store, settings: Settings, app: str, service: str, var: str | None, plan: str | None
+) -> Created:
     """Create a ``service`` add-on for ``app`` attached as ``var`` (else the usual name,
     or one of its own when the app has that already)."""
     if service not in SERVICES:
@@ -41,17 +44,21 @@ def create(store: Store, settings: Settings, app: str, service: str, var: str | 
             f"There is no add-on service {service!r}; corral provides "
             f"{', '.join(sorted(SERVICES))}, such as `corral addons:create postgresql`."
         )
+    plan = plan or PLANS[service][0]
+    if plan not in PLANS[service]:
+        raise UserError(
+            f"{service} has no plan {plan!r}; choose one of {', '.join(PLANS[service])}."
+        )
     config = store.config(app)  # NotFound for an unknown app, before anything is made
     if var is not None and validate_var(var) in config:
         raise Conflict(f"{app} already has a config var {var}; choose another name with --as.")
-    find_programs(settings)  # PostgreSQL not installed: say so, nothing made
-    cluster = Cluster(settings)
+    if service == "postgresql":
+        find_programs(settings)  # PostgreSQL not installed: say so, nothing made
     with locked(settings.run_dir / "addons.lock"):
-        cluster.ensure()
         name = new_addon_name(service, {a.name for a in store.addons()})
         var = var or attachment_var(service, name, config)
-        url = postgres.create_database(cluster, name)
-        addon = new_addon(name, app, service, PLAN, url)
+        url = _make(settings, service, name, plan)
+        addon = new_addon(name, app, service, plan, url)
         try:
             store.create_addon(addon, var)
             try:
@@ -60,9 +67,24 @@ def create(store: Store, settings: Settings, app: str, service: str, var: str | 
                 store.delete_addon(name)
                 raise
         except BaseException:
-            postgres.drop_database(cluster, name, missing_ok=True)
+            _unmake(settings, addon)
             raise
     return Created(addon, var, release)
+
+
+def _make(settings: Settings, service: str, name: str, plan: str) -> str:
+    if service == "redis":
+        return redis.create_server(settings, name, plan)
+    cluster = Cluster(settings)
+    cluster.ensure()
+    return postgres.create_database(cluster, name)
+
+
+def _unmake(settings: Settings, addon: Addon) -> None:
+    if addon.service == "redis":
+        redis.destroy_server(settings, addon.name)
+    else:
+        postgres.drop_database(Cluster(settings), addon.name, missing_ok=True)
 
 
 def attach(store: Store, name: str, app: str, var: str | None) -> tuple[Attachment, Release | None]:
@@ -98,16 +120,18 @@ def detach(store: Store, name: str, app: str) -> Release | None:
 def rotate(store: Store, settings: Settings, name: str) -> list[Release | None]:
     """New credentials for add-on ``name``: the old password stops working, every app
     attached gets the new URL (a new release each)."""
-    store.get_addon(name)
+    if store.get_addon(name).service != "postgresql":
+        raise UserError(f"{name} is no database; pg:credentials:rotate is for postgresql.")
     with locked(settings.run_dir / "addons.lock"):
         url = postgres.set_password(Cluster(settings), name)
         store.update_addon_url(name, url)
     return [store.set_config(a.app, {a.var: url}) for a in store.attachments(addon=name)]
 
 
-def destroy(store: Store, settings: Settings, name: str, confirm: str | None) -> str:
-    """Destroy add-on ``name`` (``confirm`` must name its app): a last backup, the vars
-    unset from every app attached, the database and role dropped. The backup's id."""
+def destroy(store: Store, settings: Settings, name: str, confirm: str | None) -> str | None:
+    """Destroy add-on ``name`` (``confirm`` must name its app): a last backup of a
+    database, the vars unset from every app attached, the database and role dropped (a
+    Redis stopped and its files removed). The backup's id (None for a Redis)."""
     addon = store.get_addon(name)
     if confirm != addon.app:
         raise UserError(
@@ -127,13 +151,17 @@ def destroy_app_addons(store: Store, settings: Settings, app: str) -> None:
             store.detach_addon(addon.name, app)
 
 
-def _remove(store: Store, settings: Settings, addon: Addon, *, unset: bool) -> str:
-    cluster = Cluster(settings)
+def _remove(store: Store, settings: Settings, addon: Addon, *, unset: bool) -> str | None:
     with locked(settings.run_dir / "addons.lock"):
-        final = backups.capture(settings, cluster, addon.name, final=True).id
+        final = None
+        if addon.service == "postgresql":
+            final = backups.capture(settings, Cluster(settings), addon.name, final=True).id
         for attachment in store.attachments(addon=addon.name):
             if unset or attachment.app != addon.app:
                 store.set_config(attachment.app, {}, [attachment.var])
         store.delete_addon(addon.name)
-        postgres.drop_database(cluster, addon.name)
+        if addon.service == "postgresql":
+            postgres.drop_database(Cluster(settings), addon.name)
+        else:
+            redis.destroy_server(settings, addon.name)
     return final

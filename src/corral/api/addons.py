@@ -1,4 +1,5 @@
-"""Add-ons: create, list, show, attach, detach, rotate, destroy; backups; ``pg:psql``.
+"""Add-ons: create, list, show, attach, detach, rotate, destroy; backups; ``pg:psql`` and
+``redis:cli``.
 
 The work is :mod:`corral.addons`'s; these views only read the request and answer. A
 connection URL (it holds the password) is never in an answer but the app's config.
@@ -13,9 +14,9 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 
-from corral.addons import backups, postgres, provision
+from corral.addons import backups, postgres, provision, redis
 from corral.addons.cluster import Cluster, find_programs
-from corral.addons.naming import pg_environ
+from corral.addons.naming import pg_environ, redis_address
 from corral.api import context, oneoffs
 from corral.api.errors import BadRequest
 from corral.api.objects import command_field, json_body, release_json
@@ -71,18 +72,30 @@ def create_addon(app: str) -> ResponseReturnValue:
     service = body.get("service")
     if not isinstance(service, str):
         raise BadRequest('Give the service as "service", such as {"service": "postgresql"}.')
-    var = _optional_string(body, "as")
-    created = provision.create(context.store(), context.settings(), app, service, var)
+    var, plan = _optional_string(body, "as"), _optional_string(body, "plan")
+    created = provision.create(context.store(), context.settings(), app, service, var, plan)
     answer = {**_addon_json(created.addon), "as": created.var}
     return jsonify({"addon": answer, "release": _release(created.release)}), 201
 
 
 @addons_blueprint.get("/addons/<name>")
 def show_addon(name: str) -> ResponseReturnValue:
-    """The add-on, its attachments, and its database's version, size and connections."""
+    """The add-on, its attachments, and its server's version, size and connections."""
     addon = context.store().get_addon(name)
-    facts = postgres.database_facts(Cluster(context.settings()), addon.name)
+    settings = context.settings()
+    if addon.service == "redis":
+        facts = redis.redis_facts(settings, addon.name)
+    else:
+        facts = postgres.database_facts(Cluster(settings), addon.name)
     return jsonify({**_addon_json(addon), **facts})
+
+
+def _database(name: str) -> Addon:
+    """Add-on ``name``, which must be a database (backups are of databases)."""
+    addon = context.store().get_addon(name)
+    if addon.service != "postgresql":
+        raise BadRequest(f"{name} is a {addon.service} add-on; backups are of postgresql ones.")
+    return addon
 
 
 @addons_blueprint.delete("/addons/<name>")
@@ -122,14 +135,14 @@ def rotate_credentials(name: str) -> ResponseReturnValue:
 @addons_blueprint.get("/addons/<name>/backups")
 def list_backups(name: str) -> ResponseReturnValue:
     """The add-on's backups, oldest first."""
-    context.store().get_addon(name)
+    _database(name)
     return jsonify([_backup_json(b) for b in backups.listing(context.settings(), name)])
 
 
 @addons_blueprint.post("/addons/<name>/backups")
 def capture_backup(name: str) -> ResponseReturnValue:
     """Take a backup now (``pg_dump``, custom format)."""
-    context.store().get_addon(name)
+    _database(name)
     settings = context.settings()
     return jsonify(_backup_json(backups.capture(settings, Cluster(settings), name))), 201
 
@@ -137,7 +150,7 @@ def capture_backup(name: str) -> ResponseReturnValue:
 @addons_blueprint.get("/addons/<name>/backups/<backup>")
 def download_backup(name: str, backup: str) -> ResponseReturnValue:
     """The backup's file (``pg_restore`` reads it)."""
-    context.store().get_addon(name)
+    _database(name)
     chosen = backups.path_of(context.settings(), name, backup)
     return send_file(
         chosen.path, "application/octet-stream", as_attachment=True,
@@ -148,7 +161,7 @@ def download_backup(name: str, backup: str) -> ResponseReturnValue:
 @addons_blueprint.post("/addons/<name>/restore")
 def restore_backup(name: str) -> ResponseReturnValue:
     """Replace the database's tables with a backup's (``backup``; the newest without)."""
-    context.store().get_addon(name)
+    _database(name)
     backup = _optional_string(json_body(), "backup")
     settings = context.settings()
     return jsonify(_backup_json(backups.restore(settings, Cluster(settings), name, backup)))
@@ -157,19 +170,37 @@ def restore_backup(name: str) -> ResponseReturnValue:
 # websocket=True: werkzeug matches upgrade requests only to rules that say they take them.
 @addons_blueprint.get("/apps/<app>/psql", websocket=True)
 def attach_psql(app: str) -> ResponseReturnValue:
-    """``pg:psql``: psql on the app's database as a one-off attached over a WebSocket; the
-    start header names the attachment (``as``, else ``DATABASE_URL``) and psql's arguments."""
+    """``pg:psql``: psql on the app's database as a one-off attached over a WebSocket;
+    the start header's command is ``psql`` and its arguments, ``as`` the attachment (else
+    ``DATABASE_URL``)."""
+    return _console(app, "psql", "DATABASE_URL")
+
+
+@addons_blueprint.get("/apps/<app>/redis-cli", websocket=True)
+def attach_redis_cli(app: str) -> ResponseReturnValue:
+    """``redis:cli``: redis-cli on the app's Redis, as ``pg:psql`` is psql (``REDIS_URL``)."""
+    return _console(app, "redis-cli", "REDIS_URL")
+
+
+def _console(app: str, program: str, default_var: str) -> ResponseReturnValue:
     store = context.store()
     start = oneoffs.start_parameters(request)
     command = command_field(start.get("command"))
-    var = start.get("as") or "DATABASE_URL"
-    if command[0] != "psql":
-        raise BadRequest('This route runs psql only: {"command": ["psql", "-c", "select 1"]}.')
+    var = start.get("as") or default_var
+    if command[0] != program:
+        raise BadRequest(f'This route runs {program} only: {{"command": ["{program}", ...]}}.')
     url = store.config(app).get(var) if isinstance(var, str) else None
     if url is None or var not in {a.var for a in store.attachments(app=app)}:
-        raise NotFound(f"{app} has no database attached as {var}; `corral addons` lists them.")
-    psql = find_programs(context.settings()) / "psql"
-    spec = oneoffs.one_off(store, app, [str(psql), *command[1:]], start)
-    # the password reaches psql in its environment, never its command line
-    spec = dataclasses.replace(spec, env={**spec.env, **pg_environ(url)})
+        raise NotFound(f"{app} has no add-on attached as {var}; `corral addons` lists them.")
+    # the password reaches the program in its environment, never its command line
+    if program == "psql":
+        path = find_programs(context.settings()) / "psql"
+        spec = oneoffs.one_off(store, app, [str(path), *command[1:]], start)
+        env = pg_environ(url)
+    else:
+        host, port, password = redis_address(url)
+        argv = [str(redis.PROGRAMS / program), "-h", host, "-p", str(port), *command[1:]]
+        spec = oneoffs.one_off(store, app, argv, start)
+        env = {"REDISCLI_AUTH": password}
+    spec = dataclasses.replace(spec, env={**spec.env, **env})
     return oneoffs.serve_attached(store, app, spec, start)

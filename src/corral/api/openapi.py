@@ -170,7 +170,12 @@ _AS = {"type": ["string", "null"], "pattern": f"^{VAR_PATTERN}$", "maxLength": V
 _MAYBE_RELEASE = {"oneOf": [_ref("Release"), {"type": "null"}]}
 _ADDON = "/api/v1/addons/{name}"
 _ADDON_DETAIL = {
-    "allOf": [_ref("Addon"), _object(version=_STR, size=_INT, connections=_INT, tables=_INT)]
+    "allOf": [
+        _ref("Addon"),
+        _object(version=_STR, size=_INT, connections=_INT),
+        # a database's tables, a Redis's keys and maxmemory
+        {"type": "object", "properties": {"tables": _INT, "keys": _INT, "maxmemory": _INT}},
+    ]
 }
 
 
@@ -270,14 +275,17 @@ OPERATIONS: tuple[Operation, ...] = (
               _object(addon={"allOf": [_ref("Addon"), _object(**{"as": _STR})]},
                       release=_MAYBE_RELEASE), 201,
               {"type": "object", "required": ["service"], "properties": {
-                  "service": {"enum": sorted(SERVICES)}, "as": _AS}}),
+                  "service": {"enum": sorted(SERVICES)}, "as": _AS,
+                  "plan": {"type": ["string", "null"]}}}),
     Operation("get", f"{_APP}/psql",
               "psql on the app's database, attached: a WebSocket like .../run, its command "
               "[\"psql\", ...], \"as\" the attachment (default DATABASE_URL)", None, 101),
+    Operation("get", f"{_APP}/redis-cli",
+              "redis-cli on the app's Redis, attached: a WebSocket like .../psql", None, 101),
     Operation("get", _ADDON, "Show an add-on: attachments, version, size, connections",
               _ADDON_DETAIL),
     Operation("delete", _ADDON, "Destroy an add-on after a last backup (confirm=its app)",
-              _object(name=_STR, final_backup=_STR, kept_days=_INT),
+              _object(name=_STR, final_backup={"type": ["string", "null"]}, kept_days=_INT),
               query=(("confirm", _STR),)),
     Operation("post", f"{_ADDON}/attachments", "Attach an add-on to another app",
               _object(app=_STR, release=_MAYBE_RELEASE, **{"as": _STR}),

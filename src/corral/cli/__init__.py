@@ -71,6 +71,8 @@ COMMAND_MODULES: dict[str, str] = {
     "pg:backups:capture": "pg",
     "pg:backups:restore": "pg",
     "pg:backups:download": "pg",
+    "redis:cli": "redis",
+    "redis:info": "redis",
     "help": "help",
     "run:detached": "deploy",
 }

@@ -31,6 +31,24 @@ def _attached(addon: dict[str, Any]) -> str:
     return ", ".join(f"{a['app']} as {a['as']}" for a in addon.get("attachments", []))
 
 
+def find_attachment(
+    api: ApiClient, app: str, which: str | None, default: str, service: str
+) -> tuple[str, str]:
+    """(add-on name, config var) of the app's ``service`` add-on named ``which`` (its
+    add-on's name or the config var it is attached as; ``default`` without one)."""
+    wanted = which or default
+    for addon in api.get(app_path(app, "addons")) or []:
+        for attachment in addon.get("attachments", []):
+            if attachment["app"] == app and wanted in (addon["name"], attachment["as"]):
+                if addon["service"] != service:
+                    raise UserError(f"{addon['name']} is a {addon['service']} add-on.")
+                return addon["name"], attachment["as"]
+    raise UserError(
+        f"{app} has no {service} add-on {wanted}; create one with `corral addons:create "
+        f"{service} -a {app}`, or see `corral addons -a {app}`."
+    )
+
+
 def _rolled(api: ApiClient, release: dict[str, Any] | None, done: list[str], wait: bool) -> None:
     if release:
         done.append(released(api, release, wait=wait))
@@ -61,23 +79,30 @@ def addons_list(app: str | None, as_json: bool) -> None:
 @click.argument("service", metavar="SERVICE")
 @APP_OPTION
 @AS_OPTION
+@click.option("--plan", help="redis: mini (64 MB, default), standard (256 MB), premium (1 GB).")
 @NO_WAIT_OPTION
-def addons_create(service: str, app: str | None, as_var: str | None, no_wait: bool) -> None:
-    """Create an add-on (postgresql) for the app and attach it as a config var.
+def addons_create(
+    service: str, app: str | None, as_var: str | None, plan: str | None, no_wait: bool
+) -> None:
+    """Create an add-on (postgresql, redis) for the app and attach it as a config var.
 
     The app gets a new release with the var set, and its dynos roll over to it.
     """
     name = resolve_app(app)
+    body = {"service": service, "as": as_var, "plan": plan}
     with ApiClient.load() as api, action(f"Creating {service} for {name}") as done:
-        answer = api.post(app_path(name, "addons"), json={"service": service, "as": as_var})
+        answer = api.post(app_path(name, "addons"), json=body)
         addon = answer["addon"]
         done.append(f"{addon['name']} attached as {addon['as']}")
         _rolled(api, answer.get("release"), done, not no_wait)
-    console.print(
-        f"Connect with `corral pg:psql -a {name}`; back it up with "
-        f"`corral pg:backups:capture -a {name}`.",
-        markup=False,
-    )
+    if service == "redis":
+        hint = f"Connect with `corral redis:cli -a {name}`."
+    else:
+        hint = (
+            f"Connect with `corral pg:psql -a {name}`; back it up with "
+            f"`corral pg:backups:capture -a {name}`."
+        )
+    console.print(hint, markup=False)
 
 
 @click.command("addons:info")
@@ -94,7 +119,19 @@ def addons_info(addon: str, as_json: bool) -> None:
 
 
 def addon_facts(info: dict[str, Any]) -> list[tuple[str, str]]:
-    """The lines ``addons:info`` and ``pg:info`` show."""
+    """The lines ``addons:info``, ``pg:info`` and ``redis:info`` show."""
+    if info["service"] == "redis":
+        return [
+            ("Add-on", info["name"]),
+            ("Service", f"redis {info.get('version', '')}".strip()),
+            ("Plan", f"{info['plan']} (maxmemory {human_size(info.get('maxmemory', 0))})"),
+            ("Owner", info["app"]),
+            ("Attached", _attached(info)),
+            ("Memory used", human_size(info.get("size", 0))),
+            ("Keys", str(info.get("keys", 0))),
+            ("Clients", str(info.get("connections", 0))),
+            ("Created", info["created_at"]),
+        ]
     return [
         ("Add-on", info["name"]),
         ("Service", f"{info['service']} {info.get('version', '')}".strip()),

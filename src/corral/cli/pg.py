@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from corral.cli.addons import addon_facts
+from corral.cli.addons import addon_facts, find_attachment
 from corral.cli.attach import Session, run_attached
 from corral.cli.client import (
     APP_OPTION,
@@ -18,7 +18,6 @@ from corral.cli.client import (
     ApiClient,
     action,
     addon_path,
-    app_path,
     console,
     echo_json,
 )
@@ -31,17 +30,7 @@ DATABASE = click.argument("database", required=False, metavar="[DATABASE]")
 
 
 def _attachment(api: ApiClient, app: str, database: str | None) -> tuple[str, str]:
-    """(add-on name, config var) of the app's database named ``database`` (its add-on's
-    name or its config var; ``DATABASE_URL`` by default)."""
-    wanted = database or "DATABASE_URL"
-    for addon in api.get(app_path(app, "addons")) or []:
-        for attachment in addon.get("attachments", []):
-            if attachment["app"] == app and wanted in (addon["name"], attachment["as"]):
-                return addon["name"], attachment["as"]
-    raise UserError(
-        f"{app} has no database {wanted}; create one with `corral addons:create postgresql "
-        f"-a {app}`, or see `corral addons -a {app}`."
-    )
+    return find_attachment(api, app, database, "DATABASE_URL", "postgresql")
 
 
 @click.command("pg:psql", context_settings={"ignore_unknown_options": True})

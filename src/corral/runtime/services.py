@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from corral.errors import UserError
 from corral.runtime import dyno as dynos
 from corral.runtime.plan import due_for_restart
 from corral.runtime.units import Running, Units
@@ -83,18 +84,31 @@ class Services:
         self.specs = {spec.name: spec for spec in specs}
         self.boot_timeout = boot_timeout
         self.running: dict[str, Running] = {}
-        self._sources: list[Callable[[], Iterable[ServiceSpec]]] = []
+        #: Where more services are declared, and the names each declared last.
+        self._sources: dict[Callable[[], Iterable[ServiceSpec]], set[str]] = {}
 
     def follow(self, source: Callable[[], Iterable[ServiceSpec]]) -> None:
         """Also keep running the services ``source`` declares, asked again at each tick
-        (add-on servers, which exist once an add-on made them): only ever more."""
-        self._sources.append(source)
+        (add-on servers, which exist once an add-on made them); one it no longer declares
+        is stopped. A source that fails keeps what it declared last."""
+        self._sources[source] = set()
         self._refresh()
 
     def _refresh(self) -> None:
-        for source in self._sources:
-            for spec in source():
-                self.specs.setdefault(spec.name, spec)
+        for source, before in self._sources.items():
+            try:
+                declared = {spec.name: spec for spec in source()}
+            except (OSError, ValueError, KeyError, UserError) as exc:
+                self.units.log(PLATFORM_APP, "supervisor", f"Cannot list add-on servers ({exc})")
+                continue
+            for name in before - declared.keys():
+                self.specs.pop(name, None)
+                gone = self.running.pop(name, None)
+                if gone is not None:
+                    self.units.drain(gone)
+            for name, spec in declared.items():
+                self.specs.setdefault(name, spec)
+            self._sources[source] = set(declared)
 
     def adopt(self, rows: Iterable[Dyno], legacy_state: Path | None = None) -> None:
         """Take over the services a previous run left (rows of app ``corral``)."""

@@ -212,6 +212,48 @@ def test_a_second_database_is_attached_under_another_var(platform: Server, alpha
     assert taken.returncode == 1 and "--as" in taken.stderr and "Traceback" not in taken.stderr
 
 
+def test_an_addon_attached_to_another_app_is_shared_then_detached(
+    platform: Server, alpha: str
+) -> None:
+    _ok(platform, "apps:create", "reports")
+    [addon] = [
+        a for a in _ok(platform, "addons", "-a", alpha).split() if a.startswith("postgresql-")
+    ][:1]
+    _ok(platform, "addons:attach", addon, "-a", "reports", "--as", "ALPHA_DATABASE_URL")
+    shared = _ok(platform, "config:get", "ALPHA_DATABASE_URL", "-a", "reports").strip()
+    assert shared == _ok(platform, "config:get", "DATABASE_URL", "-a", alpha).strip()
+    refused = _corral(platform, "addons:detach", addon, "-a", alpha)
+    assert refused.returncode == 1 and "addons:destroy" in refused.stderr
+    _ok(platform, "addons:detach", addon, "-a", "reports")
+    assert "ALPHA_DATABASE_URL" not in _ok(platform, "config", "-a", "reports")
+
+
+def test_rotating_credentials_rolls_the_app_and_revokes_the_old_login(
+    platform: Server, alpha: str
+) -> None:
+    old = _ok(platform, "config:get", "DATABASE_URL", "-a", alpha).strip()
+    rotated = _ok(platform, "pg:credentials:rotate", "-a", alpha)
+    assert "old credentials revoked" in rotated
+    new = _ok(platform, "config:get", "DATABASE_URL", "-a", alpha).strip()
+    assert new != old
+    _serving(platform, alpha, "first")  # the rolled dynos connect with the new login
+    assert _post(platform, alpha, "after-rotate").text == "ok"
+    probe = (
+        "import os, psycopg\n"
+        "try:\n"
+        "    psycopg.connect(os.environ['OLD'], connect_timeout=5).close()\n"
+        "    print('CONNECTED')\n"
+        "except psycopg.OperationalError as error:\n"
+        "    print('REFUSED', error)\n"
+    )
+    done = _ok(platform, "run", "-a", alpha, "--", "env", f"OLD={old}", "python", "-c", probe)
+    assert "REFUSED" in done, done
+    # what the new login makes is the database owner's, as before
+    owner = _ok(platform, "pg:psql", "-a", alpha, "-c", "select tableowner from pg_tables "
+                "where tablename = 'notes'")  # fmt: skip
+    assert old.split("//")[1].split(":")[0] in owner
+
+
 def test_pg_psql_runs_sql_and_an_interactive_session(platform: Server, alpha: str) -> None:
     shown = _ok(platform, "pg:psql", "-a", alpha, "-c", "select count(*) as n from notes")
     assert " n " in shown and "(1 row)" in shown

@@ -14,7 +14,14 @@ import secrets
 from corral.addons.cluster import Cluster, ClusterError
 from corral.addons.naming import database_url, identifier
 
-__all__ = ["create_database", "database_facts", "drop_database", "new_password", "set_password"]
+__all__ = [
+    "create_database",
+    "database_facts",
+    "drop_database",
+    "new_login",
+    "new_password",
+    "revoke_login",
+]
 
 #: Host of the URLs apps get: the cluster listens on loopback only.
 HOST = "127.0.0.1"
@@ -46,19 +53,44 @@ def create_database(cluster: Cluster, addon: str) -> str:
     return database_url(name, password, HOST, cluster.port, name)
 
 
-def set_password(cluster: Cluster, addon: str) -> str:
-    """Give ``addon``'s role a new password (the old one stops working); its new URL."""
+def new_login(cluster: Cluster, addon: str, old_user: str) -> str:
+    """A new login for ``addon`` beside the one its apps use now (``old_user``): a role
+    ``<name>_r<N>`` with a new password, a member of the database's owner role and acting
+    as it, so what it makes is the owner's. Its URL; the old login works until
+    :func:`revoke_login`."""
     name, password = identifier(addon), new_password()
-    cluster.sql(f"ALTER ROLE \"{name}\" PASSWORD '{password}';\n", secret=password)
-    return database_url(name, password, HOST, cluster.port, name)
+    rows = cluster.sql(f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{name}\\_r%';\n")
+    taken = [int(r.rsplit("_r", 1)[1]) for r in rows.split() if r.rsplit("_r", 1)[1].isdigit()]
+    login = f"{name}_r{max(taken, default=0) + 1}"
+    cluster.sql(
+        f'CREATE ROLE "{login}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
+        f"INHERIT PASSWORD '{password}' IN ROLE \"{name}\";\n"
+        f'ALTER ROLE "{login}" SET role = "{name}";\n',
+        secret=password,
+    )
+    return database_url(login, password, HOST, cluster.port, name)
+
+
+def revoke_login(cluster: Cluster, addon: str, user: str) -> None:
+    """End the login ``user`` of ``addon`` (its sessions too): the owner role stops
+    logging in, a rotated login is dropped."""
+    name = identifier(addon)
+    end = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{user}';\n"
+    if user == name:
+        cluster.sql(f'ALTER ROLE "{name}" NOLOGIN PASSWORD NULL;\n{end}')
+    elif user.startswith(f"{name}_r"):
+        cluster.sql(f'DROP ROLE IF EXISTS "{user}";\n{end}')
 
 
 def drop_database(cluster: Cluster, addon: str, *, missing_ok: bool = False) -> None:
-    """Drop ``addon``'s database (its open connections ended) and role."""
+    """Drop ``addon``'s database (its open connections ended), its logins and its role."""
     name = identifier(addon)
     try:
+        logins = cluster.sql(f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{name}\\_r%';\n")
+        drops = "".join(f'DROP ROLE IF EXISTS "{login}";\n' for login in logins.split())
         cluster.sql(
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);\nDROP ROLE IF EXISTS "{name}";\n'
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);\n{drops}'
+            f'DROP ROLE IF EXISTS "{name}";\n'
         )
     except ClusterError:
         if not missing_ok:

@@ -7,7 +7,9 @@ app gets a new release and its dynos roll with zero downtime.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from corral.addons import backups, postgres, redis
 from corral.addons.cluster import Cluster, find_programs
@@ -18,8 +20,19 @@ from corral.files import locked
 from corral.store import Addon, Attachment, Conflict, Release, Store
 from corral.store.addons import new_addon
 
-__all__ = ["Created", "attach", "create", "destroy", "destroy_app_addons", "detach", "rotate"]
+__all__ = [
+    "Created",
+    "Rotated",
+    "attach",
+    "create",
+    "destroy",
+    "destroy_app_addons",
+    "detach",
+    "rotate",
+]
 
+#: Seconds a rotation waits for the apps attached to roll before it revokes the old login.
+ROLL_WAIT = 90.0
 #: Each service's plans, the default first: a database on the platform's cluster (no size
 #: limit of its own), a Redis with that many MB of ``maxmemory``.
 PLANS = {"postgresql": ("standard",), "redis": tuple(redis.PLANS)}
@@ -117,15 +130,57 @@ def detach(store: Store, name: str, app: str) -> Release | None:
     return store.set_config(app, {}, [a.var for a in attachments])
 
 
-def rotate(store: Store, settings: Settings, name: str) -> list[Release | None]:
-    """New credentials for add-on ``name``: the old password stops working, every app
-    attached gets the new URL (a new release each)."""
-    if store.get_addon(name).service != "postgresql":
+@dataclass(frozen=True)
+class Rotated:
+    """What a rotation did: each attached app's new release, and what kept the old
+    password working (nothing: it was revoked)."""
+
+    releases: list[Release | None]
+    kept_because: list[str]
+
+
+def rotate(store: Store, settings: Settings, name: str, wait: float = ROLL_WAIT) -> Rotated:
+    """New credentials for add-on ``name``: a new login, each app attached given a release
+    with it; once every one has rolled (within ``wait`` seconds), the old login is revoked
+    and its sessions ended. Where one has not, the old login is kept and that is said."""
+    addon = store.get_addon(name)
+    if addon.service != "postgresql":
         raise UserError(f"{name} is no database; pg:credentials:rotate is for postgresql.")
+    old_user = unquote(urlsplit(addon.url).username or "")
+    cluster = Cluster(settings)
     with locked(settings.run_dir / "addons.lock"):
-        url = postgres.set_password(Cluster(settings), name)
+        url = postgres.new_login(cluster, name, old_user)
         store.update_addon_url(name, url)
-    return [store.set_config(a.app, {a.var: url}) for a in store.attachments(addon=name)]
+    releases: list[Release | None] = []
+    kept: list[str] = []
+    for attachment in store.attachments(addon=name):
+        try:
+            releases.append(store.set_config(attachment.app, {attachment.var: url}))
+        except Conflict as refused:
+            kept.append(f"{attachment.app}: {refused}")
+    kept += _not_rolled(store, releases, wait)
+    if not kept:
+        postgres.revoke_login(cluster, name, old_user)
+    return Rotated(releases, kept)
+
+
+def _not_rolled(store: Store, releases: list[Release | None], wait: float) -> list[str]:
+    """Why each of ``releases`` is not live (still pending after ``wait``, or failed)."""
+    deadline = time.monotonic() + wait
+    pending = [r for r in releases if r is not None and r.status == "pending"]
+    why = []
+    while pending:
+        now = [store.release(r.app, r.version) for r in pending]
+        why += [
+            f"{r.app}: {r.name} failed ({r.failure_reason})" for r in now if r.status == "failed"
+        ]
+        pending = [r for r in now if r.status == "pending"]
+        if pending and time.monotonic() > deadline:
+            why += [f"{r.app}: {r.name} is still rolling out" for r in pending]
+            break
+        if pending:
+            time.sleep(0.2)
+    return why
 
 
 def destroy(store: Store, settings: Settings, name: str, confirm: str | None) -> str | None:

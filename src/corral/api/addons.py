@@ -127,9 +127,16 @@ def detach_addon(name: str, app: str) -> ResponseReturnValue:
 
 @addons_blueprint.post("/addons/<name>/credentials")
 def rotate_credentials(name: str) -> ResponseReturnValue:
-    """New password for the add-on's role; every app attached gets a new release."""
-    releases = provision.rotate(context.store(), context.settings(), name)
-    return jsonify({"releases": [_release(release) for release in releases]})
+    """A new login for the database; every app attached gets a new release with it, and
+    once they have rolled the old login is revoked (``revoked``; else ``kept_because``)."""
+    rotated = provision.rotate(context.store(), context.settings(), name)
+    return jsonify(
+        {
+            "releases": [_release(release) for release in rotated.releases],
+            "revoked": not rotated.kept_because,
+            "kept_because": rotated.kept_because,
+        }
+    )
 
 
 @addons_blueprint.get("/addons/<name>/backups")

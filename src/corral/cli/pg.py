@@ -23,7 +23,6 @@ from corral.cli.client import (
 )
 from corral.cli.git import resolve_app
 from corral.cli.output import human_size, print_fields, print_table
-from corral.cli.releases import released
 from corral.errors import UserError
 
 DATABASE = click.argument("database", required=False, metavar="[DATABASE]")
@@ -71,15 +70,20 @@ def pg_info(database: str | None, app: str | None, as_json: bool) -> None:
 @DATABASE
 @APP_OPTION
 def pg_rotate(database: str | None, app: str | None) -> None:
-    """Give the database a new password; every app attached gets a new release with it."""
+    """New credentials for the database: every app attached gets a release with them, and
+    the old ones are revoked once those have rolled."""
     name = resolve_app(app)
     with ApiClient.load() as api:
         addon, _ = _attachment(api, name, database)
         with action(f"Rotating the credentials of {addon}") as done:
-            answer = api.post(addon_path(addon, "credentials"))
-            for release in answer.get("releases", []):
-                if release:
-                    done.append(f"{release['app']} {released(api, release, wait=True)}")
+            # the server waits for the apps to roll before it revokes the old login
+            answer = api.post(addon_path(addon, "credentials"), timeout=180)
+            done += [f"{r['app']} {r['name']}" for r in answer.get("releases", []) if r]
+            done.append("old credentials revoked" if answer["revoked"] else "old ones kept")
+    for why in answer.get("kept_because", []):
+        console.print(f"The old credentials still work: {why}.", markup=False)
+    if answer.get("kept_because"):
+        raise UserError("Fix that, then run `corral pg:credentials:rotate` again to revoke them.")
 
 
 def _backup_rows(backups: list[dict[str, Any]]) -> list[list[str]]:

@@ -1,11 +1,13 @@
-"""Add-on names, config vars, URLs and the libpq environment (pure), the store's records of
-add-ons, and the sweep of destroyed add-ons' last backups."""
+"""Add-on names, config vars, URLs and the libpq environment, when a scheduled backup is
+due (pure), the store's records of add-ons, and the sweep of destroyed add-ons' last
+backups."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from corral.addons.naming import (
     pg_environ,
     validate_var,
 )
+from corral.addons.schedule import Schedule, due
 from corral.config import Settings
 from corral.errors import UserError
 from corral.store import Conflict, Store
@@ -103,3 +106,30 @@ def test_last_backups_of_destroyed_addons_go_after_the_documented_days(tmp_path:
     (settings.addons_dir / "postgresql-live-3" / "backups").mkdir(parents=True)
     assert backups.sweep(settings) == ["postgresql-old-1"]
     assert sorted(os.listdir(settings.addons_dir)) == ["postgresql-live-3", "postgresql-new-2"]
+
+
+def _at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("at", "last", "now", "expected"),
+    [
+        ("02:00", None, "2026-12-02T01:00", True),  # never taken: at once
+        ("02:00", "2026-12-01T02:00:05", "2026-12-02T01:59", False),  # yesterday's is done
+        ("02:00", "2026-12-01T02:00:05", "2026-12-02T02:00", True),  # today's is due
+        ("02:00", "2026-12-02T02:00:05", "2026-12-02T23:59", False),
+        ("02:00", "2026-11-28T02:00:05", "2026-12-02T01:00", True),  # missed while down
+        ("23:59", "2026-12-01T23:59:30", "2026-12-02T00:01", False),
+    ],
+)
+def test_a_daily_backup_is_due_once_a_day_at_its_time(
+    at: str, last: str | None, now: str, expected: bool
+) -> None:
+    assert due(at, None if last is None else _at(last), _at(now)) is expected
+
+
+@pytest.mark.parametrize(("at", "keep"), [("2:00", 7), ("24:00", 7), ("02:60", 7), ("02:00", 0)])
+def test_a_schedule_says_what_is_wrong_with_it(at: str, keep: int) -> None:
+    with pytest.raises(UserError, match=r"--at|--keep"):
+        Schedule(at, keep)

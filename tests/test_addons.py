@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -284,6 +285,25 @@ def test_backup_then_drop_then_restore_brings_the_rows_back(
     target = tmp_path / "copy.dump"
     _ok(platform, "pg:backups:download", "b001", str(target), "-a", alpha)
     assert target.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
+
+
+def test_scheduled_backups_are_taken_by_a_service_and_kept_to_their_number(
+    platform: Server, alpha: str
+) -> None:
+    before = _ok(platform, "pg:backups", "-a", alpha).count("\nb0")
+    passed = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%H:%M")  # due at once
+    _ok(platform, "pg:backups:schedule", "-a", alpha, "--at", passed, "--keep", "1")
+    wait_until(
+        lambda: _ok(platform, "pg:backups", "-a", alpha).count("\nb0") == before + 1,
+        timeout=60, interval=0.5, message="a scheduled backup",
+    )  # fmt: skip
+    listed = _ok(platform, "pg:backups", "-a", alpha)
+    assert f"every day at {passed} UTC, the last 1 kept" in listed
+    assert "backups" in _ok(platform, "ps", "--platform")
+    _ok(platform, "pg:backups:unschedule", "-a", alpha)
+    wait_until(lambda: "backups" not in _ok(platform, "ps", "--platform"), timeout=30, interval=0.5)
+    bad = _corral(platform, "pg:backups:schedule", "-a", alpha, "--at", "25:00")
+    assert bad.returncode == 1 and "HH:MM" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_destroying_an_addon_leaves_only_its_last_backup(platform: Server) -> None:

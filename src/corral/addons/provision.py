@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from corral.addons import backups, postgres, redis
+from corral.addons import backups, postgres, redis, schedule
 from corral.addons.cluster import Cluster, find_programs
 from corral.addons.naming import SERVICES, attachment_var, new_addon_name, validate_var
 from corral.config import Settings
@@ -209,6 +209,7 @@ def destroy_app_addons(store: Store, settings: Settings, app: str) -> None:
 def _remove(store: Store, settings: Settings, addon: Addon, *, unset: bool) -> str | None:
     with locked(settings.run_dir / "addons.lock"):
         final = None
+        schedule.remove(settings, addon.name)  # no backups of what is gone
         if addon.service == "postgresql":
             final = backups.capture(settings, Cluster(settings), addon.name, final=True).id
         for attachment in store.attachments(addon=addon.name):

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 
-from corral.addons import backups, postgres, provision, redis
+from corral.addons import backups, postgres, provision, redis, schedule
 from corral.addons.cluster import Cluster, find_programs
 from corral.addons.naming import pg_environ, redis_address
 from corral.api import context, oneoffs
@@ -41,7 +41,12 @@ def _addon_json(addon: Addon) -> dict[str, Any]:
         "created_at": _time(addon.created_at),
         "attachments": [{"app": a.app, "as": a.var} for a in attachments],
         "backups": len(backups.listing(context.settings(), addon.name)),
+        "schedule": _schedule_json(schedule.load(context.settings(), addon.name)),
     }
+
+
+def _schedule_json(planned: schedule.Schedule | None) -> dict[str, Any] | None:
+    return None if planned is None else {"at": planned.at, "keep": planned.keep}
 
 
 def _backup_json(backup: backups.Backup) -> dict[str, Any]:
@@ -163,6 +168,32 @@ def download_backup(name: str, backup: str) -> ResponseReturnValue:
         chosen.path, "application/octet-stream", as_attachment=True,
         download_name=f"{name}-{chosen.id}.dump",
     )  # fmt: skip
+
+
+@addons_blueprint.put("/addons/<name>/schedule")
+def schedule_backups(name: str) -> ResponseReturnValue:
+    """Back the database up every day at ``at`` (HH:MM, UTC), keeping the last ``keep``."""
+    _database(name)
+    body = json_body()
+    at, keep = body.get("at"), body.get("keep", 7)
+    if not isinstance(at, str) or isinstance(keep, bool) or not isinstance(keep, int):
+        raise BadRequest('Give "at" as "HH:MM" (UTC) and "keep" as a number: {"at": "02:00"}.')
+    settings = context.settings()
+    before = schedule.load(settings, name)
+    planned = schedule.Schedule(
+        at, keep, before.taken if before else [], before.last if before else None
+    )
+    schedule.save(settings, name, planned)
+    return jsonify(_schedule_json(planned))
+
+
+@addons_blueprint.delete("/addons/<name>/schedule")
+def unschedule_backups(name: str) -> ResponseReturnValue:
+    """Stop the scheduled backups (those taken stay)."""
+    _database(name)
+    if not schedule.remove(context.settings(), name):
+        raise NotFound(f"{name} has no backup schedule; set one with `corral pg:backups:schedule`.")
+    return "", 204
 
 
 @addons_blueprint.post("/addons/<name>/restore")

@@ -137,6 +137,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         created_at=_TIME,
         attachments=_list(_object(app=_STR, **{"as": _STR})),
         backups=_INT,
+        schedule={"oneOf": [_object(at=_STR, keep=_INT), {"type": "null"}]},
     ),
     "Backup": _object(id=_STR, size=_INT, created_at=_TIME),
     "Build": _object(
@@ -302,6 +303,12 @@ OPERATIONS: tuple[Operation, ...] = (
               201),
     Operation("get", f"{_ADDON}/backups/{{backup}}", "Download a backup",
               "application/octet-stream"),
+    Operation("put", f"{_ADDON}/schedule", "Back up daily at HH:MM (UTC), keeping the last N",
+              _object(at=_STR, keep=_INT),
+              body={"type": "object", "required": ["at"], "properties": {
+                  "at": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                  "keep": {"type": "integer", "minimum": 1, "maximum": 1000}}}),
+    Operation("delete", f"{_ADDON}/schedule", "Stop the scheduled backups", None, 204),
     Operation("post", f"{_ADDON}/restore", "Restore a backup (default: the newest)",
               _ref("Backup"), body={"type": "object", "properties": {"backup": _TARGET}},
               body_required=False),

@@ -71,6 +71,8 @@ COMMAND_MODULES: dict[str, str] = {
     "pg:backups:capture": "pg",
     "pg:backups:restore": "pg",
     "pg:backups:download": "pg",
+    "pg:backups:schedule": "pg",
+    "pg:backups:unschedule": "pg",
     "redis:cli": "redis",
     "redis:info": "redis",
     "help": "help",

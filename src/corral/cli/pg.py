@@ -100,9 +100,16 @@ def pg_backups(database: str | None, app: str | None, as_json: bool) -> None:
     with ApiClient.load() as api:
         addon, _ = _attachment(api, name, database)
         backups = api.get(addon_path(addon, "backups")) or []
+        planned = api.get(addon_path(addon)).get("schedule")
     if as_json:
         echo_json(backups)
-    elif not backups:
+        return
+    if planned:
+        console.print(
+            f"Backed up every day at {planned['at']} UTC, the last {planned['keep']} kept.",
+            markup=False,
+        )
+    if not backups:
         console.print(f"{addon} has no backups; take one with `corral pg:backups:capture`.")
     else:
         print_table(["ID", "Taken", "Size"], _backup_rows(backups))
@@ -173,6 +180,33 @@ def pg_backups_download(
             raise
 
 
+@click.command("pg:backups:schedule")
+@DATABASE
+@APP_OPTION
+@click.option("--at", required=True, help="Time of day, HH:MM in UTC, such as 02:00.")
+@click.option("--keep", type=int, default=7, show_default=True, help="Scheduled backups kept.")
+def pg_backups_schedule(database: str | None, app: str | None, at: str, keep: int) -> None:
+    """Back the database up every day at a time, keeping the last few of those backups."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addon, _ = _attachment(api, name, database)
+        with action(f"Scheduling daily backups of {addon} at {at} UTC") as done:
+            api.put(addon_path(addon, "schedule"), json={"at": at, "keep": keep})
+            done.append(f"the last {keep} kept")
+
+
+@click.command("pg:backups:unschedule")
+@DATABASE
+@APP_OPTION
+def pg_backups_unschedule(database: str | None, app: str | None) -> None:
+    """Stop the database's scheduled backups (those taken are kept)."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addon, _ = _attachment(api, name, database)
+        with action(f"Unscheduling the backups of {addon}"):
+            api.delete(addon_path(addon, "schedule"))
+
+
 COMMANDS = [
     pg_psql,
     pg_info,
@@ -181,4 +215,6 @@ COMMANDS = [
     pg_backups_capture,
     pg_backups_restore,
     pg_backups_download,
+    pg_backups_schedule,
+    pg_backups_unschedule,
 ]

@@ -20,6 +20,7 @@ from corral.addons.cluster import find_programs
 from corral.config import Settings
 from corral.errors import UserError
 from support.cli import corral
+from support.dashboard import csrf_of
 from support.isolation import needs_root, unique_prefix, users_removed
 from support.server import Server, git, isolated_server, start_server
 from support.terminal import Terminal
@@ -104,6 +105,14 @@ def _push(server: Server, app: str, root: Path) -> None:
     git(repo, "commit", "-qm", "v1")
     pushed = git(repo, "push", server.git_url(app), "main", check=False)
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+
+
+def _attached_as(server: Server, app: str, var: str) -> str:
+    """The add-on ``app`` has attached as ``var``."""
+    with server.api as api:
+        addons = api.get(f"/apps/{app}/addons").json()
+    [name] = [a["name"] for a in addons for at in a["attachments"] if at == {"app": app, "as": var}]
+    return name
 
 
 def _get(server: Server, app: str) -> httpx.Response:
@@ -217,9 +226,7 @@ def test_an_addon_attached_to_another_app_is_shared_then_detached(
     platform: Server, alpha: str
 ) -> None:
     _ok(platform, "apps:create", "reports")
-    [addon] = [
-        a for a in _ok(platform, "addons", "-a", alpha).split() if a.startswith("postgresql-")
-    ][:1]
+    addon = _attached_as(platform, alpha, "DATABASE_URL")
     _ok(platform, "addons:attach", addon, "-a", "reports", "--as", "ALPHA_DATABASE_URL")
     shared = _ok(platform, "config:get", "ALPHA_DATABASE_URL", "-a", "reports").strip()
     assert shared == _ok(platform, "config:get", "DATABASE_URL", "-a", alpha).strip()
@@ -304,6 +311,23 @@ def test_scheduled_backups_are_taken_by_a_service_and_kept_to_their_number(
     wait_until(lambda: "backups" not in _ok(platform, "ps", "--platform"), timeout=30, interval=0.5)
     bad = _corral(platform, "pg:backups:schedule", "-a", alpha, "--at", "25:00")
     assert bad.returncode == 1 and "HH:MM" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_dashboard_lists_the_apps_addons_with_state_size_and_last_backup(
+    platform: Server, alpha: str
+) -> None:
+    _ok(platform, "pg:backups:capture", "-a", alpha)
+    base = f"http://localhost:{platform.port}"
+    with httpx.Client(base_url=base, timeout=30) as browser:
+        form = browser.get("/login")
+        data = {"csrf_token": csrf_of(form.text), "token": platform.token}
+        assert browser.post("/login", data=data).status_code == 302
+        page = browser.get(f"/apps/{alpha}").text
+    addon = _attached_as(platform, alpha, "DATABASE_URL")
+    section = page[page.index('id="addons"') :]
+    assert addon in section and "DATABASE_URL" in section
+    assert ">up<" in section and " MB" in section and "ago" in section
+    assert "postgres://" not in page  # never a URL, with its password
 
 
 def test_destroying_an_addon_leaves_only_its_last_backup(platform: Server) -> None:

@@ -20,9 +20,10 @@ from corral.addons.naming import pg_environ, redis_address
 from corral.api import context, oneoffs
 from corral.api.errors import BadRequest
 from corral.api.objects import command_field, json_body, release_json
+from corral.errors import UserError
 from corral.store import Addon, NotFound, Release
 
-__all__ = ["addons_blueprint"]
+__all__ = ["addon_rows", "addons_blueprint"]
 
 addons_blueprint = Blueprint("addons", __name__)
 
@@ -64,6 +65,37 @@ def _optional_string(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def addon_rows(app: str) -> list[dict[str, Any]]:
+    """What the dashboard's app page shows of each add-on attached to ``app``: its name,
+    service, plan and var, whether its server runs, its size and its last backup (a server
+    that does not answer is ``unavailable``, never an error page)."""
+    store, settings = context.store(), context.settings()
+    units = {d.name: d.state for d in store.dynos("corral")}
+    rows = []
+    for addon in store.addons(app):
+        server = "postgresql" if addon.service == "postgresql" else addon.name
+        try:
+            facts = _facts(addon)
+        except UserError:
+            facts = {}
+        taken = backups.listing(settings, addon.name)
+        rows.append({
+            "name": addon.name, "service": addon.service, "plan": addon.plan,
+            "as": [a.var for a in store.attachments(addon=addon.name, app=app)],
+            "state": units.get(server, "stopped") if facts else "unavailable",
+            "size": facts.get("size"),
+            "last_backup": _time(taken[-1].created_at) if taken else None,
+        })  # fmt: skip
+    return rows
+
+
+def _facts(addon: Addon) -> dict[str, Any]:
+    settings = context.settings()
+    if addon.service == "redis":
+        return redis.redis_facts(settings, addon.name)
+    return postgres.database_facts(Cluster(settings), addon.name)
+
+
 @addons_blueprint.get("/apps/<app>/addons")
 def list_addons(app: str) -> ResponseReturnValue:
     """The add-ons attached to the app."""
@@ -87,12 +119,7 @@ def create_addon(app: str) -> ResponseReturnValue:
 def show_addon(name: str) -> ResponseReturnValue:
     """The add-on, its attachments, and its server's version, size and connections."""
     addon = context.store().get_addon(name)
-    settings = context.settings()
-    if addon.service == "redis":
-        facts = redis.redis_facts(settings, addon.name)
-    else:
-        facts = postgres.database_facts(Cluster(settings), addon.name)
-    return jsonify({**_addon_json(addon), **facts})
+    return jsonify({**_addon_json(addon), **_facts(addon)})
 
 
 def _database(name: str) -> Addon:

@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from corral.addons.cluster import find_programs
+from corral.addons.cluster import Cluster, find_programs
 from corral.config import Settings
 from corral.errors import UserError
 from support.cli import corral
@@ -328,6 +328,44 @@ def test_the_dashboard_lists_the_apps_addons_with_state_size_and_last_backup(
     assert addon in section and "DATABASE_URL" in section
     assert ">up<" in section and " MB" in section and "ago" in section
     assert "postgres://" not in page  # never a URL, with its password
+
+
+def test_a_database_on_a_given_server_with_an_admin_that_is_no_superuser(
+    platform: Server, alpha: str
+) -> None:
+    # the platform's own cluster stands in for a managed server: an admin role with
+    # CREATEROLE and CREATEDB reached over TCP with a password, as such services give
+    cluster = Cluster(Settings.load(platform.home))
+    cluster.sql("CREATE ROLE ext_admin LOGIN CREATEROLE CREATEDB PASSWORD 'adm1n-pw';\n"
+                "CREATE ROLE ext_weak LOGIN PASSWORD 'weak-pw';\n"
+                "GRANT CONNECT ON DATABASE postgres TO ext_admin, ext_weak;\n")  # fmt: skip
+    admin = f"postgres://ext_admin:adm1n-pw@127.0.0.1:{cluster.port}/postgres"
+    before = _ok(platform, "addons", "-a", alpha)
+    for url, words in (
+        (admin.replace("adm1n-pw", "wrong"), "password authentication failed"),
+        (admin.replace("ext_admin:adm1n-pw", "ext_weak:weak-pw"), "CREATEROLE and CREATEDB"),
+        ("mysql://x@y/z", "postgres:// URL"),
+    ):
+        refused = _corral(platform, "addons:create", "postgresql", "-a", alpha, "--server", url)
+        assert refused.returncode == 1 and words in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert _ok(platform, "addons", "-a", alpha) == before  # nothing made
+    _ok(platform, "addons:create", "postgresql", "-a", alpha, "--server", admin,
+        "--as", "EXT_DATABASE_URL")  # fmt: skip
+    name = _attached_as(platform, alpha, "EXT_DATABASE_URL")
+    info = _ok(platform, "addons:info", name)
+    assert f"127.0.0.1:{cluster.port}" in info and "adm1n-pw" not in info
+    with platform.api as api:
+        assert "adm1n-pw" not in api.get(f"/addons/{name}").text
+    ext = ("EXT_DATABASE_URL", "-a", alpha)
+    _ok(platform, "pg:psql", *ext, "-c", "create table t (x int)")
+    assert "b001" in _ok(platform, "pg:backups:capture", *ext)
+    _ok(platform, "pg:psql", *ext, "-c", "drop table t")
+    _ok(platform, "pg:backups:restore", "b001", *ext, "--confirm", alpha)
+    assert "(0 rows)" in _ok(platform, "pg:psql", *ext, "-c", "select * from t")
+    _ok(platform, "addons:destroy", name, "--confirm", alpha)
+    role = name.replace("-", "_")
+    assert cluster.sql(f"SELECT count(*) FROM pg_roles WHERE rolname = '{role}';\n").strip() == "0"
 
 
 def test_destroying_an_addon_leaves_only_its_last_backup(platform: Server) -> None:

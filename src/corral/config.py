@@ -91,6 +91,9 @@ class Settings:
     #: Where PostgreSQL's programs (initdb, postgres, psql, pg_dump) are
     #: (``$CORRAL_POSTGRESQL_BIN``); None: the newest ``/usr/lib/postgresql/*/bin``.
     postgresql_bin: Path | None = None
+    #: The admin URL of a PostgreSQL server new database add-ons go to instead of the
+    #: platform's own cluster (``$CORRAL_POSTGRESQL_SERVER``; ``addons:create --server``).
+    postgresql_server: str | None = None
 
     @classmethod
     def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
@@ -125,6 +128,7 @@ class Settings:
             postgresql_bin=Path(env["CORRAL_POSTGRESQL_BIN"])
             if env.get("CORRAL_POSTGRESQL_BIN")
             else None,
+            postgresql_server=env.get("CORRAL_POSTGRESQL_SERVER") or None,
         )
 
     @property

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.addons.cluster import Cluster, ClusterError, Owner, reason
+from corral.addons.cluster import ClusterError, DatabaseServer, reason
 from corral.addons.naming import identifier
 from corral.config import Settings
 from corral.errors import UserError
@@ -71,7 +71,9 @@ def path_of(settings: Settings, addon: str, backup: str | None) -> Backup:
     return chosen[-1]
 
 
-def capture(settings: Settings, cluster: Cluster, addon: str, *, final: bool = False) -> Backup:
+def capture(
+    settings: Settings, server: DatabaseServer, addon: str, *, final: bool = False
+) -> Backup:
     """Dump ``addon``'s database to a new backup; with ``final`` (it is being destroyed) it
     is kept :data:`FINAL_KEEP_DAYS` days after."""
     sweep(settings)
@@ -81,17 +83,13 @@ def capture(settings: Settings, cluster: Cluster, addon: str, *, final: bool = F
     number = int(existing[-1].id[1:]) + 1 if existing else 1
     target = directory / f"b{number:03d}.dump"
     partial = target.with_suffix(".partial")
-    command = [
-        str(cluster.bin / "pg_dump"), "--format=custom", "--no-owner",
-        "--host", str(cluster.sockets), "--port", str(cluster.port),
-        "--username", cluster.superuser, identifier(addon),
-    ]  # fmt: skip
+    how = server.invocation("pg_dump", "--format=custom", "--no-owner", identifier(addon))
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
             done = subprocess.run(
-                command, stdout=out, stderr=subprocess.PIPE, text=True, cwd=cluster.dir,
-                env=cluster.environ(), check=False, timeout=3600, **Owner.find().popen(),
+                how.argv, stdout=out, stderr=subprocess.PIPE, text=True, cwd=how.cwd,
+                env=how.env, check=False, timeout=3600, **how.popen,
             )  # fmt: skip
         if done.returncode != 0:
             raise ClusterError(
@@ -107,21 +105,19 @@ def capture(settings: Settings, cluster: Cluster, addon: str, *, final: bool = F
     return Backup(target.stem, addon, stat.st_size, stat.st_mtime, target)
 
 
-def restore(settings: Settings, cluster: Cluster, addon: str, backup: str | None) -> Backup:
+def restore(settings: Settings, server: DatabaseServer, addon: str, backup: str | None) -> Backup:
     """Replace ``addon``'s tables with those of ``backup`` (its newest with None), in one
     transaction: a restore that fails changes nothing."""
     chosen = path_of(settings, addon, backup)
     name = identifier(addon)
-    command = [
-        str(cluster.bin / "pg_restore"), "--clean", "--if-exists", "--no-owner",
-        "--role", name, "--single-transaction", "--exit-on-error",
-        "--host", str(cluster.sockets), "--port", str(cluster.port),
-        "--username", cluster.superuser, "--dbname", name,
-    ]  # fmt: skip
+    how = server.invocation(
+        "pg_restore", "--clean", "--if-exists", "--no-owner", "--role", name,
+        "--single-transaction", "--exit-on-error", "--dbname", name,
+    )  # fmt: skip
     with open(chosen.path, "rb") as source:
         done = subprocess.run(
-            command, stdin=source, capture_output=True, text=True, cwd=cluster.dir,
-            env=cluster.environ(), check=False, timeout=3600, **Owner.find().popen(),
+            how.argv, stdin=source, capture_output=True, text=True, cwd=how.cwd,
+            env=how.env, check=False, timeout=3600, **how.popen,
         )  # fmt: skip
     if done.returncode != 0:
         raise ClusterError(

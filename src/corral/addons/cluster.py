@@ -23,14 +23,23 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from corral.config import Settings
 from corral.errors import UserError
 from corral.files import atomic_write
 from corral.runtime.services import ServiceSpec, free_port
 
-__all__ = ["Cluster", "ClusterError", "Owner", "find_programs", "reason"]
+__all__ = [
+    "Cluster",
+    "ClusterError",
+    "DatabaseServer",
+    "Invocation",
+    "Owner",
+    "find_programs",
+    "reason",
+    "run_sql",
+]
 
 #: Seconds an add-on request waits for the supervisor to have the cluster answering.
 READY_TIMEOUT = 30.0
@@ -80,19 +89,22 @@ class Owner:
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
 
-def find_programs(settings: Settings) -> Path:
-    """The directory holding PostgreSQL's programs, or a UserError naming the package."""
+def find_programs(
+    settings: Settings, names: tuple[str, ...] = PROGRAMS, package: str = "postgresql"
+) -> Path:
+    """The directory holding PostgreSQL's programs ``names``, or an error naming the
+    Debian ``package`` that has them."""
     if settings.postgresql_bin is not None:
         candidates = [settings.postgresql_bin]
     else:
         versions = DEBIAN_ROOT.glob("*/bin") if DEBIAN_ROOT.is_dir() else []
         candidates = sorted(versions, key=lambda p: _version_key(p.parent.name), reverse=True)
     for directory in candidates:
-        if all(os.access(directory / name, os.X_OK) for name in PROGRAMS):
+        if all(os.access(directory / name, os.X_OK) for name in names):
             return directory
     raise ClusterError(
-        "PostgreSQL is not installed on the corral server: install Debian's postgresql "
-        "package there (apt-get install postgresql), then create the add-on again."
+        f"PostgreSQL is not installed on the corral server: install Debian's {package} "
+        f"package there (apt-get install {package}), then create the add-on again."
     )
 
 
@@ -126,11 +138,6 @@ class Cluster:
     def superuser(self) -> str:
         """The cluster's superuser (peer authentication: the user it runs as)."""
         return str(self._state()["superuser"])
-
-    @staticmethod
-    def environ() -> dict[str, str]:
-        """The environment of the cluster's programs (nothing of the platform's)."""
-        return _environ()
 
     @property
     def bin(self) -> Path:
@@ -180,25 +187,25 @@ class Cluster:
             user=(owner.uid, owner.gid) if os.geteuid() == 0 else None,
         )  # fmt: skip
 
-    def sql(self, script: str, *, database: str = "postgres", secret: str = "") -> str:
-        """Run ``script`` as the superuser in ``database``; its rows, one per line
-        (``|`` between columns). ``secret`` (a password in it) is never in an error."""
-        owner = Owner.find()
-        command = [
-            str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-            "-h", str(self.sockets), "-p", str(self.port), "-U", self.superuser,
-            "-d", database, "-f", "-",
-        ]  # fmt: skip
-        done = subprocess.run(
-            command, input=script, cwd=self.dir, env=_environ(), capture_output=True,
-            text=True, check=False, timeout=120, **owner.popen(),
+    @property
+    def host(self) -> str:
+        """Where apps connect: the cluster listens on loopback only."""
+        return "127.0.0.1"
+
+    #: Ours: the platform may close the cluster's own databases to apps.
+    managed = True
+
+    def invocation(self, program: str, *args: str) -> Invocation:
+        """``program`` (psql, pg_dump, ...) connecting as the superuser through the socket."""
+        return Invocation(
+            [str(self.bin / program), "--host", str(self.sockets), "--port", str(self.port),
+             "--username", self.superuser, *args],
+            _environ(), self.dir, Owner.find().popen(),
         )  # fmt: skip
-        if done.returncode != 0:
-            error = reason(done.stderr)
-            raise ClusterError(
-                f"PostgreSQL refused it: {error.replace(secret, '***') if secret else error}"
-            )
-        return done.stdout
+
+    def sql(self, script: str, *, database: str | None = None, secret: str = "") -> str:
+        """Run ``script`` as the superuser in ``database`` (see :func:`run_sql`)."""
+        return run_sql(self, script, database=database or "postgres", secret=secret)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Return once the cluster answers (the supervisor starts it); else a UserError."""
@@ -215,6 +222,53 @@ class Cluster:
                         f"({self.settings.logs_dir('corral')})."
                     ) from None
             time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A client program of PostgreSQL, connected: its argv, environment (the password, if
+    any, is there), working directory and the ``subprocess`` arguments of its user."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    popen: dict[str, Any]
+
+
+class DatabaseServer(Protocol):
+    """Where a ``postgresql`` add-on's database lives: the platform's cluster, or a server
+    given with ``--server`` (:mod:`corral.addons.external`)."""
+
+    managed: bool
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    def invocation(self, program: str, *args: str) -> Invocation: ...
+
+    def sql(self, script: str, *, database: str | None = None, secret: str = "") -> str:
+        """Run ``script`` as the admin in ``database`` (None: its own, ``postgres``)."""
+        ...
+
+
+def run_sql(server: DatabaseServer, script: str, *, database: str, secret: str = "") -> str:
+    """Run ``script`` on ``server`` as its admin in ``database``; its rows, one per line
+    (``|`` between columns). ``secret`` (a password in it) is never in an error."""
+    how = server.invocation("psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                            "--dbname", database, "-f", "-")  # fmt: skip
+    done = subprocess.run(
+        how.argv, input=script, cwd=how.cwd, env=how.env, capture_output=True,
+        text=True, check=False, timeout=120, **how.popen,
+    )  # fmt: skip
+    if done.returncode != 0:
+        error = reason(done.stderr)
+        raise ClusterError(
+            f"PostgreSQL refused it: {error.replace(secret, '***') if secret else error}"
+        )
+    return done.stdout
 
 
 def _environ() -> dict[str, str]:

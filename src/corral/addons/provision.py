@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from corral.addons import backups, postgres, redis, schedule
 from corral.addons.cluster import Cluster, find_programs
+from corral.addons.external import External, server_of
 from corral.addons.naming import SERVICES, attachment_var, new_addon_name, validate_var
 from corral.config import Settings
 from corral.errors import UserError
@@ -23,6 +24,7 @@ from corral.store.addons import new_addon
 __all__ = [
     "Created",
     "Rotated",
+    "Wanted",
     "attach",
     "create",
     "destroy",
@@ -47,17 +49,28 @@ class Created:
     release: Release | None
 
 
-def create(
-    store: Store, settings: Settings, app: str, service: str, var: str | None, plan: str | None
-) -> Created:
-    """Create a ``service`` add-on for ``app`` attached as ``var`` (else the usual name,
-    or one of its own when the app has that already)."""
+@dataclass(frozen=True)
+class Wanted:
+    """What ``addons:create`` asks for: the service, and optionally the config var, the
+    plan, and (for a database) the admin URL of a server of its own."""
+
+    service: str
+    var: str | None = None
+    plan: str | None = None
+    server: str | None = None
+
+
+def create(store: Store, settings: Settings, app: str, wanted: Wanted) -> Created:
+    """Create a ``wanted.service`` add-on for ``app``, attached as ``wanted.var`` (else
+    the usual name, or one of its own when the app has that already). What is wrong with
+    the request is said before anything is made."""
+    service, var = wanted.service, wanted.var
     if service not in SERVICES:
         raise UserError(
             f"There is no add-on service {service!r}; corral provides "
             f"{', '.join(sorted(SERVICES))}, such as `corral addons:create postgresql`."
         )
-    plan = plan or PLANS[service][0]
+    plan = wanted.plan or PLANS[service][0]
     if plan not in PLANS[service]:
         raise UserError(
             f"{service} has no plan {plan!r}; choose one of {', '.join(PLANS[service])}."
@@ -65,13 +78,12 @@ def create(
     config = store.config(app)  # NotFound for an unknown app, before anything is made
     if var is not None and validate_var(var) in config:
         raise Conflict(f"{app} already has a config var {var}; choose another name with --as.")
-    if service == "postgresql":
-        find_programs(settings)  # PostgreSQL not installed: say so, nothing made
+    server = _server(settings, wanted)
     with locked(settings.run_dir / "addons.lock"):
         name = new_addon_name(service, {a.name for a in store.addons()})
         var = var or attachment_var(service, name, config)
-        url = _make(settings, service, name, plan)
-        addon = new_addon(name, app, service, plan, url)
+        url = _make(settings, service, name, plan, server)
+        addon = new_addon(name, app, service, plan, url, server)
         try:
             store.create_addon(addon, var)
             try:
@@ -85,9 +97,26 @@ def create(
     return Created(addon, var, release)
 
 
-def _make(settings: Settings, service: str, name: str, plan: str) -> str:
+def _server(settings: Settings, wanted: Wanted) -> str | None:
+    """The admin URL of the server a new database goes to (None: the platform's cluster),
+    checked; PostgreSQL's programs found, or the package to install said."""
+    if wanted.service != "postgresql":
+        if wanted.server is not None:
+            raise UserError(f"--server is for postgresql add-ons, not {wanted.service}.")
+        return None
+    server = wanted.server or settings.postgresql_server
+    if server is None:
+        find_programs(settings)
+    else:
+        External(settings, server).check()
+    return server
+
+
+def _make(settings: Settings, service: str, name: str, plan: str, server: str | None) -> str:
     if service == "redis":
         return redis.create_server(settings, name, plan)
+    if server is not None:
+        return postgres.create_database(External(settings, server), name)
     cluster = Cluster(settings)
     cluster.ensure()
     return postgres.create_database(cluster, name)
@@ -97,7 +126,7 @@ def _unmake(settings: Settings, addon: Addon) -> None:
     if addon.service == "redis":
         redis.destroy_server(settings, addon.name)
     else:
-        postgres.drop_database(Cluster(settings), addon.name, missing_ok=True)
+        postgres.drop_database(server_of(settings, addon), addon.name, missing_ok=True)
 
 
 def attach(store: Store, name: str, app: str, var: str | None) -> tuple[Attachment, Release | None]:
@@ -147,7 +176,7 @@ def rotate(store: Store, settings: Settings, name: str, wait: float = ROLL_WAIT)
     if addon.service != "postgresql":
         raise UserError(f"{name} is no database; pg:credentials:rotate is for postgresql.")
     old_user = unquote(urlsplit(addon.url).username or "")
-    cluster = Cluster(settings)
+    cluster = server_of(settings, addon)
     with locked(settings.run_dir / "addons.lock"):
         url = postgres.new_login(cluster, name, old_user)
         store.update_addon_url(name, url)
@@ -211,13 +240,13 @@ def _remove(store: Store, settings: Settings, addon: Addon, *, unset: bool) -> s
         final = None
         schedule.remove(settings, addon.name)  # no backups of what is gone
         if addon.service == "postgresql":
-            final = backups.capture(settings, Cluster(settings), addon.name, final=True).id
+            final = backups.capture(settings, server_of(settings, addon), addon.name, final=True).id
         for attachment in store.attachments(addon=addon.name):
             if unset or attachment.app != addon.app:
                 store.set_config(attachment.app, {}, [attachment.var])
         store.delete_addon(addon.name)
         if addon.service == "postgresql":
-            postgres.drop_database(Cluster(settings), addon.name)
+            postgres.drop_database(server_of(settings, addon), addon.name)
         else:
             redis.destroy_server(settings, addon.name)
     return final

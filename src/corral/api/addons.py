@@ -15,7 +15,8 @@ from flask import Blueprint, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 
 from corral.addons import backups, postgres, provision, redis, schedule
-from corral.addons.cluster import Cluster, find_programs
+from corral.addons.cluster import find_programs
+from corral.addons.external import server_of, where
 from corral.addons.naming import pg_environ, redis_address
 from corral.api import context, oneoffs
 from corral.api.errors import BadRequest
@@ -39,6 +40,7 @@ def _addon_json(addon: Addon) -> dict[str, Any]:
         "app": addon.app,
         "service": addon.service,
         "plan": addon.plan,
+        "server": where(addon),
         "created_at": _time(addon.created_at),
         "attachments": [{"app": a.app, "as": a.var} for a in attachments],
         "backups": len(backups.listing(context.settings(), addon.name)),
@@ -93,7 +95,7 @@ def _facts(addon: Addon) -> dict[str, Any]:
     settings = context.settings()
     if addon.service == "redis":
         return redis.redis_facts(settings, addon.name)
-    return postgres.database_facts(Cluster(settings), addon.name)
+    return postgres.database_facts(server_of(settings, addon), addon.name)
 
 
 @addons_blueprint.get("/apps/<app>/addons")
@@ -109,8 +111,10 @@ def create_addon(app: str) -> ResponseReturnValue:
     service = body.get("service")
     if not isinstance(service, str):
         raise BadRequest('Give the service as "service", such as {"service": "postgresql"}.')
-    var, plan = _optional_string(body, "as"), _optional_string(body, "plan")
-    created = provision.create(context.store(), context.settings(), app, service, var, plan)
+    wanted = provision.Wanted(
+        service, *(_optional_string(body, key) for key in ("as", "plan", "server"))
+    )
+    created = provision.create(context.store(), context.settings(), app, wanted)
     answer = {**_addon_json(created.addon), "as": created.var}
     return jsonify({"addon": answer, "release": _release(created.release)}), 201
 
@@ -181,9 +185,9 @@ def list_backups(name: str) -> ResponseReturnValue:
 @addons_blueprint.post("/addons/<name>/backups")
 def capture_backup(name: str) -> ResponseReturnValue:
     """Take a backup now (``pg_dump``, custom format)."""
-    _database(name)
-    settings = context.settings()
-    return jsonify(_backup_json(backups.capture(settings, Cluster(settings), name))), 201
+    addon, settings = _database(name), context.settings()
+    backup = backups.capture(settings, server_of(settings, addon), name)
+    return jsonify(_backup_json(backup)), 201
 
 
 @addons_blueprint.get("/addons/<name>/backups/<backup>")
@@ -226,10 +230,10 @@ def unschedule_backups(name: str) -> ResponseReturnValue:
 @addons_blueprint.post("/addons/<name>/restore")
 def restore_backup(name: str) -> ResponseReturnValue:
     """Replace the database's tables with a backup's (``backup``; the newest without)."""
-    _database(name)
+    addon, settings = _database(name), context.settings()
     backup = _optional_string(json_body(), "backup")
-    settings = context.settings()
-    return jsonify(_backup_json(backups.restore(settings, Cluster(settings), name, backup)))
+    restored = backups.restore(settings, server_of(settings, addon), name, backup)
+    return jsonify(_backup_json(restored))
 
 
 # websocket=True: werkzeug matches upgrade requests only to rules that say they take them.

@@ -134,6 +134,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         app=_STR,
         service=_STR,
         plan=_STR,
+        server=_STR,
         created_at=_TIME,
         attachments=_list(_object(app=_STR, **{"as": _STR})),
         backups=_INT,
@@ -277,7 +278,7 @@ OPERATIONS: tuple[Operation, ...] = (
                       release=_MAYBE_RELEASE), 201,
               {"type": "object", "required": ["service"], "properties": {
                   "service": {"enum": sorted(SERVICES)}, "as": _AS,
-                  "plan": {"type": ["string", "null"]}}}),
+                  "plan": {"type": ["string", "null"]}, "server": {"type": ["string", "null"]}}}),
     Operation("get", f"{_APP}/psql",
               "psql on the app's database, attached: a WebSocket like .../run, its command "
               "[\"psql\", ...], \"as\" the attachment (default DATABASE_URL)", None, 101),

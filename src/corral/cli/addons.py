@@ -80,16 +80,27 @@ def addons_list(app: str | None, as_json: bool) -> None:
 @APP_OPTION
 @AS_OPTION
 @click.option("--plan", help="redis: mini (64 MB, default), standard (256 MB), premium (1 GB).")
+@click.option(
+    "--server",
+    envvar="CORRAL_ADDON_SERVER",
+    help="postgresql: an existing server's admin URL (postgres://admin:pw@host/postgres) "
+    "to make the database on, instead of the platform's own.",
+)
 @NO_WAIT_OPTION
 def addons_create(
-    service: str, app: str | None, as_var: str | None, plan: str | None, no_wait: bool
+    service: str,
+    app: str | None,
+    as_var: str | None,
+    plan: str | None,
+    server: str | None,
+    no_wait: bool,
 ) -> None:
     """Create an add-on (postgresql, redis) for the app and attach it as a config var.
 
     The app gets a new release with the var set, and its dynos roll over to it.
     """
     name = resolve_app(app)
-    body = {"service": service, "as": as_var, "plan": plan}
+    body = {"service": service, "as": as_var, "plan": plan, "server": server}
     with ApiClient.load() as api, action(f"Creating {service} for {name}") as done:
         answer = api.post(app_path(name, "addons"), json=body)
         addon = answer["addon"]
@@ -136,6 +147,7 @@ def addon_facts(info: dict[str, Any]) -> list[tuple[str, str]]:
         ("Add-on", info["name"]),
         ("Service", f"{info['service']} {info.get('version', '')}".strip()),
         ("Plan", info["plan"]),
+        ("Server", info.get("server", "platform")),
         ("Owner", info["app"]),
         ("Attached", _attached(info)),
         ("Size", human_size(info.get("size", 0))),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import astuple
 
 from corral.store._db import Database, require_app
 from corral.store.errors import Conflict, NotFound
@@ -13,8 +14,9 @@ from corral.store.models import Addon, Attachment
 
 def _addon(row: sqlite3.Row) -> Addon:
     return Addon(
-        row["name"], row["app"], row["service"], row["plan"], row["url"], row["created_at"]
-    )
+        row["name"], row["app"], row["service"], row["plan"], row["url"], row["created_at"],
+        row["server"],
+    )  # fmt: skip
 
 
 def _attachment(row: sqlite3.Row) -> Attachment:
@@ -30,9 +32,9 @@ class AddonsMixin(Database):
             require_app(conn, addon.app)
             _refuse_taken(conn, addon.app, var)
             conn.execute(
-                "INSERT INTO addons (name, app, service, plan, url, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (addon.name, addon.app, addon.service, addon.plan, addon.url, addon.created_at),
+                "INSERT INTO addons (name, app, service, plan, url, created_at, server) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                astuple(addon),
             )
             conn.execute(
                 "INSERT INTO addon_attachments (addon, app, var) VALUES (?, ?, ?)",
@@ -102,9 +104,11 @@ class AddonsMixin(Database):
             conn.execute("DELETE FROM addons WHERE name = ?", (name,))
 
 
-def new_addon(name: str, app: str, service: str, plan: str, url: str) -> Addon:
+def new_addon(
+    name: str, app: str, service: str, plan: str, url: str, server: str | None = None
+) -> Addon:
     """An add-on record made now."""
-    return Addon(name, app, service, plan, url, time.time())
+    return Addon(name, app, service, plan, url, time.time(), server)
 
 
 def _require_addon(conn: sqlite3.Connection, name: str) -> sqlite3.Row:

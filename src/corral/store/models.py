@@ -149,6 +149,8 @@ class Addon:
     #: The connection URL, password included: the store is the platform's user's only.
     url: str
     created_at: float
+    #: The admin URL of the server it is on (``--server``); None: the platform's cluster.
+    server: str | None = None
 
 
 @dataclass(frozen=True)

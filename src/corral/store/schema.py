@@ -151,7 +151,8 @@ CREATE TABLE addons (
     service    TEXT NOT NULL,
     plan       TEXT NOT NULL,
     url        TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    server     TEXT  -- the admin URL of a server given with --server; NULL: the platform's
 );
 CREATE TABLE addon_attachments (
     addon TEXT NOT NULL REFERENCES addons (name) ON DELETE CASCADE,

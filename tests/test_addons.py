@@ -313,6 +313,29 @@ def test_scheduled_backups_are_taken_by_a_service_and_kept_to_their_number(
     assert bad.returncode == 1 and "HH:MM" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_a_backup_that_fails_says_why_and_keeps_the_earlier_ones(
+    platform: Server, alpha: str
+) -> None:
+    with platform.api as api:
+        config = api.get(f"/apps/{alpha}/config").json()
+    [second] = [var for var in config if var.startswith("POSTGRESQL_")]  # the second database
+    name = _attached_as(platform, alpha, second)
+    database = name.replace("-", "_")
+    assert "b001" in _ok(platform, "pg:backups:capture", second, "-a", alpha)
+    cluster = Cluster(Settings.load(platform.home))
+    cluster.sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false;\n')
+    try:
+        failed = _corral(platform, "pg:backups:capture", second, "-a", alpha)
+    finally:
+        cluster.sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true;\n')
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert "not currently accepting connections" in failed.stderr
+    assert "earlier backups are kept" in failed.stderr
+    listed = _ok(platform, "pg:backups", second, "-a", alpha)
+    assert "b001" in listed and "b002" not in listed
+    assert not list((platform.home / "addons" / name / "backups").glob("*.partial"))
+
+
 def test_the_dashboard_lists_the_apps_addons_with_state_size_and_last_backup(
     platform: Server, alpha: str
 ) -> None:

@@ -27,6 +27,8 @@ __all__ = ["FINAL_KEEP_DAYS", "Backup", "capture", "listing", "path_of", "restor
 
 #: Days the last backup of a destroyed add-on is kept.
 FINAL_KEEP_DAYS = 7
+#: Seconds a dump or a restore may take.
+DUMP_TIMEOUT = 3600
 _ID = re.compile(r"b(\d{3,})")
 #: The marker of an add-on destroyed: the time it was, for the sweep of final backups.
 _DESTROYED = "destroyed"
@@ -87,10 +89,7 @@ def capture(
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            done = subprocess.run(
-                how.argv, stdout=out, stderr=subprocess.PIPE, text=True, cwd=how.cwd,
-                env=how.env, check=False, timeout=3600, **how.popen,
-            )  # fmt: skip
+            done = how.run(DUMP_TIMEOUT, stdout=out, stderr=subprocess.PIPE)
         if done.returncode != 0:
             raise ClusterError(
                 f"The backup of {addon} failed ({reason(done.stderr)}); "
@@ -115,10 +114,7 @@ def restore(settings: Settings, server: DatabaseServer, addon: str, backup: str 
         "--single-transaction", "--exit-on-error", "--dbname", name,
     )  # fmt: skip
     with open(chosen.path, "rb") as source:
-        done = subprocess.run(
-            how.argv, stdin=source, capture_output=True, text=True, cwd=how.cwd,
-            env=how.env, check=False, timeout=3600, **how.popen,
-        )  # fmt: skip
+        done = how.run(DUMP_TIMEOUT, stdin=source, capture_output=True)
     if done.returncode != 0:
         raise ClusterError(
             f"The restore of {chosen.id} into {addon} failed ({reason(done.stderr)}); "

@@ -234,6 +234,14 @@ class Invocation:
     cwd: Path
     popen: dict[str, Any]
 
+    def run(self, timeout: float, **streams: Any) -> subprocess.CompletedProcess[str]:
+        """Run it to its end (text, no check); ``streams``: ``input``, ``stdin``, ``stdout``,
+        ``stderr`` or ``capture_output`` as ``subprocess.run`` takes them."""
+        return subprocess.run(
+            self.argv, cwd=self.cwd, env=self.env, text=True, check=False, timeout=timeout,
+            **self.popen, **streams,
+        )  # fmt: skip
+
 
 class DatabaseServer(Protocol):
     """Where a ``postgresql`` add-on's database lives: the platform's cluster, or a server
@@ -259,10 +267,7 @@ def run_sql(server: DatabaseServer, script: str, *, database: str, secret: str =
     (``|`` between columns). ``secret`` (a password in it) is never in an error."""
     how = server.invocation("psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
                             "--dbname", database, "-f", "-")  # fmt: skip
-    done = subprocess.run(
-        how.argv, input=script, cwd=how.cwd, env=how.env, capture_output=True,
-        text=True, check=False, timeout=120, **how.popen,
-    )  # fmt: skip
+    done = how.run(120, input=script, capture_output=True)
     if done.returncode != 0:
         error = reason(done.stderr)
         raise ClusterError(

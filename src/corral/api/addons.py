@@ -60,6 +60,13 @@ def _release(release: Release | None) -> dict[str, Any] | None:
     return None if release is None else release_json(release)
 
 
+def _required_string(body: dict[str, Any], key: str, example: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise BadRequest(f'Give "{key}" as a string, such as {{"{key}": "{example}"}}.')
+    return value
+
+
 def _optional_string(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
@@ -108,9 +115,7 @@ def list_addons(app: str) -> ResponseReturnValue:
 def create_addon(app: str) -> ResponseReturnValue:
     """Create an add-on of the app and attach it (``DATABASE_URL``, or ``as``)."""
     body = json_body()
-    service = body.get("service")
-    if not isinstance(service, str):
-        raise BadRequest('Give the service as "service", such as {"service": "postgresql"}.')
+    service = _required_string(body, "service", "postgresql")
     wanted = provision.Wanted(
         service, *(_optional_string(body, key) for key in ("as", "plan", "server"))
     )
@@ -147,9 +152,7 @@ def destroy_addon(name: str) -> ResponseReturnValue:
 def attach_addon(name: str) -> ResponseReturnValue:
     """Attach the add-on to another app too."""
     body = json_body()
-    app = body.get("app")
-    if not isinstance(app, str):
-        raise BadRequest('Give the app to attach to as "app", such as {"app": "reports"}.')
+    app = _required_string(body, "app", "reports")
     attachment, release = provision.attach(context.store(), name, app, _optional_string(body, "as"))
     return jsonify({"app": attachment.app, "as": attachment.var, "release": _release(release)})
 

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
+from corral.cli.attach import Session, run_attached
 from corral.cli.client import (
     APP_OPTION,
     JSON_OPTION,
@@ -47,6 +49,34 @@ def find_attachment(
         f"{app} has no {service} add-on {wanted}; create one with `corral addons:create "
         f"{service} -a {app}`, or see `corral addons -a {app}`."
     )
+
+
+def console_session(
+    app: str | None, which: str | None, kind: tuple[str, str, str], args: tuple[str, ...]
+) -> int:
+    """Run the add-on's console (``kind``: service, its default var, its program: psql,
+    redis-cli) with ``args`` through the same path as ``corral run``; its exit status.
+    A terminal gets an interactive session when no arguments are given."""
+    service, default, program = kind
+    name = resolve_app(app)
+    terminal = sys.stdin.isatty() and sys.stdout.isatty() and not args
+    with ApiClient.load() as api:
+        _, var = find_attachment(api, name, which, default, service)
+        session = Session(name, (program, *args), tty=terminal, route=program, extra=(("as", var),))
+        return min(run_attached(api, session), 255)
+
+
+def show_info(app: str | None, which: str | None, kind: tuple[str, str], as_json: bool) -> None:
+    """``pg:info`` and ``redis:info``: the add-on's facts (``kind``: service, default var)."""
+    name = resolve_app(app)
+    with ApiClient.load() as api:
+        addon, var = find_attachment(api, name, which, kind[1], kind[0])
+        info = api.get(addon_path(addon))
+    if as_json:
+        echo_json(info)
+        return
+    console.print(f"=== {var}", style="bold", markup=False)
+    print_fields(addon_facts(info))
 
 
 def _rolled(api: ApiClient, release: dict[str, Any] | None, done: list[str], wait: bool) -> None:

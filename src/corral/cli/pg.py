@@ -10,8 +10,7 @@ from typing import Any
 
 import click
 
-from corral.cli.addons import addon_facts, find_attachment
-from corral.cli.attach import Session, run_attached
+from corral.cli.addons import console_session, find_attachment, show_info
 from corral.cli.client import (
     APP_OPTION,
     JSON_OPTION,
@@ -22,7 +21,7 @@ from corral.cli.client import (
     echo_json,
 )
 from corral.cli.git import resolve_app
-from corral.cli.output import human_size, print_fields, print_table
+from corral.cli.output import human_size, print_table
 from corral.errors import UserError
 
 DATABASE = click.argument("database", required=False, metavar="[DATABASE]")
@@ -39,14 +38,8 @@ def _attachment(api: ApiClient, app: str, database: str | None) -> tuple[str, st
 @click.pass_context
 def pg_psql(ctx: click.Context, database: str | None, app: str | None, sql: str | None) -> None:
     """Open psql on the app's database, through the same path as `corral run`."""
-    name = resolve_app(app)
-    terminal = sys.stdin.isatty() and sys.stdout.isatty() and sql is None
-    with ApiClient.load() as api:
-        _, var = _attachment(api, name, database)
-        command = ("psql", *(("-c", sql) if sql is not None else ()))
-        session = Session(name, command, tty=terminal, route="psql", extra=(("as", var),))
-        status = run_attached(api, session)
-    ctx.exit(min(status, 255))
+    args = ("-c", sql) if sql is not None else ()
+    ctx.exit(console_session(app, database, ("postgresql", "DATABASE_URL", "psql"), args))
 
 
 @click.command("pg:info")
@@ -55,15 +48,7 @@ def pg_psql(ctx: click.Context, database: str | None, app: str | None, sql: str 
 @JSON_OPTION
 def pg_info(database: str | None, app: str | None, as_json: bool) -> None:
     """Show the app's database: version, size, tables, connections, backups."""
-    name = resolve_app(app)
-    with ApiClient.load() as api:
-        addon, var = _attachment(api, name, database)
-        info = api.get(addon_path(addon))
-    if as_json:
-        echo_json(info)
-        return
-    console.print(f"=== {var}", style="bold", markup=False)
-    print_fields(addon_facts(info))
+    show_info(app, database, ("postgresql", "DATABASE_URL"), as_json)
 
 
 @click.command("pg:credentials:rotate")

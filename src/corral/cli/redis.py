@@ -3,15 +3,10 @@ config var it is attached as (``REDIS_URL`` by default)."""
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from corral.cli.addons import addon_facts, find_attachment
-from corral.cli.attach import Session, run_attached
-from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, addon_path, console, echo_json
-from corral.cli.git import resolve_app
-from corral.cli.output import print_fields
+from corral.cli.addons import console_session, show_info
+from corral.cli.client import APP_OPTION, JSON_OPTION
 
 REDIS = click.argument("redis", required=False, metavar="[REDIS]")
 
@@ -23,14 +18,8 @@ REDIS = click.argument("redis", required=False, metavar="[REDIS]")
 @click.pass_context
 def redis_cli(ctx: click.Context, redis: str | None, app: str | None, line: str | None) -> None:
     """Open redis-cli on the app's Redis, through the same path as `corral run`."""
-    name = resolve_app(app)
-    terminal = sys.stdin.isatty() and sys.stdout.isatty() and line is None
-    with ApiClient.load() as api:
-        _, var = find_attachment(api, name, redis, "REDIS_URL", "redis")
-        command = ("redis-cli", *(line.split() if line else ()))
-        session = Session(name, command, tty=terminal, route="redis-cli", extra=(("as", var),))
-        status = run_attached(api, session)
-    ctx.exit(min(status, 255))
+    args = tuple(line.split()) if line else ()
+    ctx.exit(console_session(app, redis, ("redis", "REDIS_URL", "redis-cli"), args))
 
 
 @click.command("redis:info")
@@ -39,15 +28,7 @@ def redis_cli(ctx: click.Context, redis: str | None, app: str | None, line: str 
 @JSON_OPTION
 def redis_info(redis: str | None, app: str | None, as_json: bool) -> None:
     """Show the app's Redis: version, memory used and allowed, keys, clients."""
-    name = resolve_app(app)
-    with ApiClient.load() as api:
-        addon, var = find_attachment(api, name, redis, "REDIS_URL", "redis")
-        info = api.get(addon_path(addon))
-    if as_json:
-        echo_json(info)
-        return
-    console.print(f"=== {var}", style="bold", markup=False)
-    print_fields(addon_facts(info))
+    show_info(app, redis, ("redis", "REDIS_URL"), as_json)
 
 
 COMMANDS = [redis_cli, redis_info]

@@ -19,6 +19,7 @@ from corral.builder.steps import static_root_line
 from corral.config import Settings
 from support.cli import corral, run_corral
 from support.processes import running_process
+from support.sources import write
 from support.wait import wait_for_http
 
 FLASK_APP = textwrap.dedent(
@@ -34,15 +35,6 @@ FLASK_APP = textwrap.dedent(
 )
 
 pytestmark = pytest.mark.slow
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    """Write ``files`` (path → text) under ``root``."""
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
-    return root
 
 
 def serve_ok(slug, expect: str | None = None) -> str:

@@ -106,10 +106,14 @@ def test_the_shim_runs_the_dyno_in_its_group_and_the_kernel_stops_it_at_the_limi
     HOST.prepare(parent)
     status = tmp_path / "status.{pid}"
     hog = str(tmp_path / "hog.py")
+    group = HOST.create(f"{parent}/hog.1.test", Limits(memory=64 << 20))
+    dirs = [arg for d in group.dirs for arg in ("--cgroup-dir", str(d))]
     argv = ["--log", str(tmp_path / "logs"), "--dyno", "hog.1", "--status", str(status),
-            "--cgroup", parent, "--memory", str(64 << 20), "--", sys.executable, hog]  # fmt: skip
+            *dirs, "--oom-file", str(group.oom_file), "--memory", str(64 << 20),
+            "--", sys.executable, hog]  # fmt: skip
     started = time.monotonic()
     assert shim.main(argv) == 137
+    assert not group.exists()  # removed once the dyno was gone
     assert time.monotonic() - started < 30
     recorded = json.loads(Path(str(status).replace("{pid}", str(os.getpid()))).read_text())
     assert recorded["oom_killed"] is True and recorded["status"] == 137
@@ -118,7 +122,6 @@ def test_the_shim_runs_the_dyno_in_its_group_and_the_kernel_stops_it_at_the_limi
         "Error R15 (Memory quota vastly exceeded): the kernel stopped the dyno at its limit of 64M"
         in log
     )
-    assert not HOST.group(f"{parent}/hog.1.{os.getpid()}").exists()  # removed once empty
     HOST.remove_empty(base_for_home(tmp_path))
     assert not HOST.group(base_for_home(tmp_path)).exists()
 
@@ -218,7 +221,9 @@ def test_a_fork_bomb_stays_in_its_dyno_and_another_app_keeps_serving(
         _deploy(settings, store, tmp_path, "calm", "web: gunicorn app:app\n")
         wait_live(settings, store, "calm")
         bomb = _deploy_with(settings, store, tmp_path, "bomb", "bomb", BOMB)
-        group = HOST.group(f"{base_for_home(settings.home)}/bomb/bomb.1.{bomb.pid}")
+        app_group = f"{base_for_home(settings.home)}/bomb"
+        found = wait_managed(lambda: list(HOST.group(app_group).dirs[0].glob("bomb.1.*")))
+        group = HOST.group(f"{app_group}/{found[0].name}")
         wait_managed(lambda: len(group.pids()) >= 100, message="the bomb to fork")
         port = backends(settings, "calm")[0][1]
         served = [httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text for _ in range(20)]

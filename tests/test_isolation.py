@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pwd
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import psutil
 import pytest
 
 from corral.config import Settings
+from corral.runtime.cgroups import base_for_home, detect
 from corral.store import Store
 from corral.store.models import Dyno
 from support.cli import corral
@@ -25,6 +27,7 @@ from support.server import Server, git, isolated_server, make_repo
 from support.wait import wait_until
 
 pytestmark = needs_root
+HOST, WHY = detect()
 
 PROBE = '''"""Try everything an app must not be able to do to another app or the platform."""
 import json, os, signal, socket, sys
@@ -90,6 +93,9 @@ def run_probe():
     return json.dumps(probe.probe(json.loads(request.args["t"])))
 """
 
+#: Prints the user a process runs as and the memory cgroup it is in.
+WHO_AND_WHERE = "id -un && (grep :memory: /proc/self/cgroup || grep ^0:: /proc/self/cgroup)"
+
 REFUSED = {
     "bravo's environ": "denied",
     "bravo's slug": "denied",
@@ -116,6 +122,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             repo = make_repo(repos, server, app)
             (repo / "probe.py").write_text(PROBE)
             (repo / "app.py").write_text(APP)
+            (repo / "Procfile").write_text(f"web: gunicorn app:app\nrelease: {WHO_AND_WHERE}\n")
             git(repo, "add", "-A")
             git(repo, "commit", "-qm", "probe")
             pushed = git(repo, "push", "corral", "main", env=server.env, check=False)
@@ -209,3 +216,45 @@ def test_destroying_an_app_leaves_no_user_group_or_file(platform: Server):
     wait_until(lambda: name not in {u.pw_name for u in pwd.getpwall()}, timeout=10)
     assert not (platform.home / "users" / name).exists()
     assert not (platform.home / "apps" / "gamma").exists()
+
+
+def test_a_strangers_user_of_the_apps_name_refuses_the_app_and_creates_nothing(
+    platform: Server,
+):
+    prefix = platform.env["CORRAL_USER_PREFIX"]
+    subprocess.run(["/usr/sbin/useradd", "--no-create-home", f"{prefix}delta"], check=True)
+    created = corral("apps:create", "delta", "--no-remote", env=platform.env)
+    assert created.returncode == 1
+    assert "Traceback" not in created.stderr
+    assert f"The system user {prefix}delta already exists and is not corral's" in created.stderr
+    listed = corral("apps", env=platform.env)
+    assert "delta" not in listed.stdout
+    assert pwd.getpwnam(f"{prefix}delta").pw_gecos == ""
+
+
+def test_a_long_app_name_gets_a_valid_user_of_its_own(platform: Server):
+    name = "a-very-long-application-name-x"
+    created = corral("apps:create", name, "--no-remote", env=platform.env)
+    assert created.returncode == 0, created.stderr
+    users = [u for u in pwd.getpwall() if u.pw_gecos.startswith(f"corral app {name} ")]
+    assert len(users) == 1 and len(users[0].pw_name) <= 32
+    assert users[0].pw_name.startswith(platform.env["CORRAL_USER_PREFIX"] + "a-very")
+    destroyed = corral("apps:destroy", name, "--confirm", name, env=platform.env)
+    assert destroyed.returncode == 0, destroyed.stderr
+
+
+@pytest.mark.skipif(HOST is None, reason=f"kernel limits need cgroups: {WHY}")
+@pytest.mark.parametrize("how", ["corral run", "release phase"])
+def test_one_offs_and_the_release_phase_run_as_the_app_in_a_cgroup_of_their_own(
+    platform: Server, how: str
+):
+    if how == "corral run":
+        result = corral("run", "-a", "alpha", "--", WHO_AND_WHERE, env=platform.env)
+    else:
+        result = corral("releases:output", "-a", "alpha", env=platform.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    user, where = result.stdout.strip().splitlines()[-2:]
+    assert user == f"{platform.env['CORRAL_USER_PREFIX']}alpha"
+    group = where.split(":", 2)[2]
+    name = "run." if how == "corral run" else "release.1."
+    assert group.startswith(f"/{base_for_home(platform.home)}/alpha/{name}"), where

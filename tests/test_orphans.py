@@ -100,7 +100,7 @@ def test_kill_9_of_a_shim_stops_its_gunicorn_and_one_web_1_serves(
     shims = [
         p
         for p in psutil.process_iter(["cmdline"])
-        if "corral.runtime.shim" in " ".join(p.info["cmdline"] or [])
+        if "runtime/shim.py" in " ".join(p.info["cmdline"] or [])
         and str(server.home / "logs" / "shimless") in " ".join(p.info["cmdline"] or [])
     ]
     assert len(shims) == 1

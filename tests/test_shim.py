@@ -81,3 +81,29 @@ def test_dyno_keeps_logging_after_its_launcher_is_killed(tmp_path: Path) -> None
     wait_until(lambda: (tmp_path / "web.1.status").exists())
     ticks = [text for source, _, text in log_lines(tmp_path) if source == "app"]
     assert ticks == [f"tick {i}" for i in range(40)]
+
+
+def test_the_shim_stays_small_and_writes_the_logs_own_format(tmp_path: Path) -> None:
+    """The shim repeats two facts from corral.logfiles (it imports no corral module, to
+    stay small beside every dyno): here they are held to their home."""
+    import ast
+
+    from corral import logfiles
+    from corral.runtime import dyno, shim
+
+    tree = ast.parse(Path(shim.__file__).read_text())
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported <= {"os", "select", "signal", "sys", "time", "ctypes"}, imported
+    assert shim.MAX_LOG_BYTES == logfiles.MAX_LOG_BYTES
+    assert shim.__file__ == dyno.SHIM
+    shim_process = start_shim(tmp_path, "print('hello world')")
+    assert shim_process.wait(timeout=30) == 0
+    first = (tmp_path / "logs" / "web.1.log").read_text().splitlines()[0]
+    parsed = logfiles.parse_line(first)
+    assert parsed is not None and str(parsed) == first
+    assert (parsed.source, parsed.dyno, parsed.message) == ("app", "web.1", "hello world")

@@ -28,8 +28,8 @@ __all__ = [
 MAX_LOG_BYTES = 5 * 1024 * 1024
 #: The most recent lines one logs request returns: the API's ``n`` and the CLI's ``-n``.
 MAX_LOG_LINES = 10_000
-#: Log files are readable by everyone on the machine, as they always were.
-_MODE = 0o644
+#: Log files are the platform's only: an app's lines may hold what it would not show others.
+_MODE = 0o600
 
 _LINE = re.compile(r"^(\S+) (\w+)(?:\[([\w.-]+)\])?: (.*)$")
 

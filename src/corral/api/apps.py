@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from corral.addons.provision import destroy_app_addons
 from corral.api import context
 from corral.api.errors import BadRequest
-from corral.api.formation import dyno_json
+from corral.api.formation import dynos_json
 from corral.api.objects import (
     app_json,
     domain_json,
@@ -73,7 +73,7 @@ def show_app(app: str) -> ResponseReturnValue:
     body = _app_json(record)
     body["release"] = None if release is None else release_json(release)
     body["formation"] = [formation_json(entry, release) for entry in store.formation(app)]
-    body["dynos"] = [dyno_json(dyno) for dyno in store.dynos(app)]
+    body["dynos"] = dynos_json(store.dynos(app))
     body["domains"] = [domain_json(domain) for domain in store.domains(app)]
     body["disk_use"] = disk_use(context.settings(), app)
     return jsonify(body)

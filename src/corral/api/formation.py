@@ -10,19 +10,18 @@ import threading
 import time
 from typing import Any
 
-import psutil
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.objects import PROCESS_TYPE, formation_json, iso, json_body, json_int
-from corral.runtime.dyno import DynoProcess
+from corral.runtime.dyno import DynoProcess, Usage, tree_usage
 from corral.runtime.oneoff import live_one_offs
 from corral.store import Dyno, Invalid, OneOff
 from corral.store.names import PLATFORM_APP
 
-__all__ = ["CpuSampler", "dyno_json", "formation_blueprint", "one_off_json"]
+__all__ = ["CpuSampler", "dyno_json", "dynos_json", "formation_blueprint", "one_off_json"]
 
 formation_blueprint = Blueprint("formation", __name__)
 
@@ -34,13 +33,9 @@ class CpuSampler:
         self._lock = threading.Lock()
         self._last: dict[tuple[int, float], tuple[float, float]] = {}
 
-    def percent(self, dyno: DynoProcess) -> float | None:
-        """Percent of one CPU the dyno's tree used; None if it is gone."""
-        try:
-            root = psutil.Process(dyno.pid)
-            used = _cpu_seconds([root, *root.children(recursive=True)])
-        except psutil.Error:
-            return None
+    def percent(self, dyno: DynoProcess, used: float) -> float:
+        """Percent of one CPU the dyno's tree used since the last sample; ``used``: its CPU
+        seconds now."""
         now = time.time()
         key = (dyno.pid, dyno.started_at)
         with self._lock:
@@ -52,29 +47,29 @@ class CpuSampler:
         return round(max(used - before, 0.0) / elapsed * 100, 1) if elapsed > 0 else 0.0
 
 
-def _cpu_seconds(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for proc in procs:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
 _sampler = CpuSampler()
+
+
+def dynos_json(dynos: list[Dyno]) -> list[dict[str, Any]]:
+    """``Dyno`` objects; memory and CPU only while their processes run, from one scan."""
+    live = {
+        dyno.pid: DynoProcess(dyno.pid, dyno.pid_start_time)
+        for dyno in dynos
+        if dyno.pid is not None and dyno.pid_start_time is not None
+        and dyno.state in ("starting", "up")
+    }  # fmt: skip
+    usage = tree_usage(pid for pid, process in live.items() if process.alive())
+    return [_dyno_json(dyno, live.get(dyno.pid or 0), usage.get(dyno.pid or 0)) for dyno in dynos]
 
 
 def dyno_json(dyno: Dyno) -> dict[str, Any]:
     """A ``Dyno`` object; memory and CPU only while its process runs."""
-    rss: int | None = None
-    cpu: float | None = None
-    if dyno.pid is not None and dyno.pid_start_time is not None:
-        process = DynoProcess(dyno.pid, dyno.pid_start_time)
-        if dyno.state in ("starting", "up") and process.alive():
-            rss = process.memory()
-            cpu = _sampler.percent(process)
+    return dynos_json([dyno])[0]
+
+
+def _dyno_json(dyno: Dyno, process: DynoProcess | None, usage: Usage | None) -> dict[str, Any]:
+    rss = usage.rss if usage else None
+    cpu = _sampler.percent(process, usage.cpu) if usage and process else None
     return {
         "app": dyno.app,
         "name": dyno.name,
@@ -134,13 +129,13 @@ def list_dynos(app: str) -> ResponseReturnValue:
     store = context.store()
     store.get_app(app)
     one_offs = [one_off_json(o) for o in live_one_offs(store, app)]
-    return jsonify([dyno_json(dyno) for dyno in store.dynos(app)] + one_offs)
+    return jsonify(dynos_json(store.dynos(app)) + one_offs)
 
 
 @formation_blueprint.get("/platform/dynos")
 def list_platform_dynos() -> ResponseReturnValue:
     """The platform's own services (API, router, ...), supervised like dynos."""
-    return jsonify([dyno_json(dyno) for dyno in context.store().dynos(PLATFORM_APP)])
+    return jsonify(dynos_json(context.store().dynos(PLATFORM_APP)))
 
 
 @formation_blueprint.post("/apps/<app>/dynos/restart")

@@ -15,12 +15,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from corral.appusers import AppUser
 from corral.builder.detect import detect
 from corral.builder.environment import INSTALLERS, ensure_environment, installer_environ, uv_bin
 from corral.builder.log import BuildLog, Emit, hidden_values
+from corral.builder.ownership import give, runnable_copy, seal, slug_modes
 from corral.builder.procfile import process_types
-from corral.builder.python import find_interpreter, installed_interpreters, python_request
-from corral.builder.slug import Slug, refuse_oversized, write_metadata
+from corral.builder.python import (
+    Interpreter,
+    PythonRequest,
+    find_interpreter,
+    installed_interpreters,
+    python_request,
+    runnable_interpreters,
+)
+from corral.builder.slug import METADATA, Slug, refuse_oversized, write_metadata
 from corral.builder.source import copy_source, make_read_only, remove_tree
 from corral.builder.steps import (
     collectstatic,
@@ -77,6 +86,7 @@ def build(
     require_processes: bool = True,
     config: Mapping[str, str] = {},
     emit: Emit = print,
+    run_as: AppUser | None = None,
 ) -> Slug:
     """Build ``source`` into a slug and return it; a failed build leaves nothing behind.
 
@@ -85,7 +95,11 @@ def build(
     ``require_processes=False`` an app with no Procfile and nothing to infer still builds
     (for one-off commands), with no process types. ``config`` (the app's config vars)
     reaches the installers and framework steps; its values never reach the output.
+    ``run_as`` (isolation): every installer and step runs as the app's user, in a work
+    directory of its own, and the slug and environment are sealed before they are used.
     """
+    if run_as is not None and not snapshot:
+        raise ValueError("an isolated build always makes a snapshot")
     started = time.monotonic()
     log = BuildLog(emit, hidden=hidden_values(config))
     source = Path(source)
@@ -100,16 +114,20 @@ def build(
     if snapshot:
         _clear_abandoned(final.parent)
         work = final.parent / f".building-{slug_id}-{os.getpid()}"
+        if run_as is not None:
+            _prepare_isolated(settings, final.parent, run_as)
     try:
         if snapshot:
             detect(source)  # refuse empty or unknown sources before copying anything
             with log.step("Copying source into the slug"):
                 snap = copy_source(source, work, warn=log.warn)
                 log.retitle(f"Copied {snap.files} files into the slug")
+            if run_as is not None:
+                give(work, run_as)  # the build's to write while it runs, then sealed
             digest = snap.digest
         else:
             digest = ""
-        options = _Options(installer, procfile, snapshot, require_processes, config)
+        options = _Options(installer, procfile, snapshot, require_processes, config, run_as)
         slug = _build_in(work, settings, log, app, slug_id, options)
         slug = replace(
             slug,
@@ -119,9 +137,14 @@ def build(
             build_seconds=round(time.monotonic() - started, 3),
         )
         if snapshot:
+            if run_as is not None:
+                _seal_slug(work, run_as, log)
             refuse_oversized(work, slug.env_path, settings.slug_max_mb)
             write_metadata(slug, work)
-            make_read_only(work)
+            if run_as is None:
+                make_read_only(work)
+            else:
+                _seal_slug(work / METADATA.parent, run_as, log)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(work, final)
     except BaseException:
@@ -129,6 +152,26 @@ def build(
             remove_tree(work)
         raise
     return slug
+
+
+def _prepare_isolated(settings: Settings, slugs_dir: Path, run_as: AppUser) -> None:
+    """The app's slugs directory: its group may enter it, others not, nobody but root
+    writes; and the shared installer cache of unisolated builds is closed to app users."""
+    slugs_dir.mkdir(parents=True, exist_ok=True)
+    os.chown(slugs_dir, 0, run_as.gid)
+    slugs_dir.chmod(0o750)
+    if settings.cache_dir.is_dir():
+        settings.cache_dir.chmod(0o700)
+
+
+def _seal_slug(tree: Path, run_as: AppUser, log: BuildLog) -> None:
+    """Seal the slug (or its metadata directory) and clear the way for root's own writes:
+    a metadata path the app's code made a link (to ``/etc``, say) is removed, not followed."""
+    for dropped in seal(tree, run_as.uid, slug_modes(run_as.gid)):
+        log.warn(f"{dropped} was not the build's own file; it was left out of the slug.")
+    for path in (tree / METADATA, tree / METADATA.parent):
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            path.unlink()
 
 
 def _choose_installer(requested: str | None, options: dict) -> str:
@@ -142,6 +185,20 @@ def _choose_installer(requested: str | None, options: dict) -> str:
     return installer
 
 
+def _choose_python(
+    settings: Settings, request: PythonRequest, run_as: AppUser | None, log: BuildLog
+) -> Interpreter:
+    """The interpreter for ``request``; as ``run_as``, only one that user can run."""
+    found = installed_interpreters(settings.pyenv_root, uv_bin())
+    if run_as is None:
+        return find_interpreter(request, found)
+    usable, skipped = runnable_interpreters(found, run_as)
+    for why in dict.fromkeys(skipped.values()):
+        versions = ", ".join(str(i.version) for i, reason in skipped.items() if reason == why)
+        log.detail(f"Skipped Python {versions}: {why}")
+    return find_interpreter(request, usable, tuple(skipped))
+
+
 @dataclass(frozen=True)
 class _Options:
     """How one build was asked to run, as :func:`build` took it."""
@@ -151,26 +208,27 @@ class _Options:
     snapshot: bool
     require_processes: bool
     config: Mapping[str, str]
+    run_as: AppUser | None
 
 
 def _build_in(
     work: Path, settings: Settings, log: BuildLog, app: str, slug_id: str, options: _Options
 ) -> Slug:
     installer, procfile, config = options.installer, options.procfile, options.config
+    run_as = options.run_as
     with log.step("Detecting the app"):
         detection = detect(work)
         log.retitle(f"Detected Python app ({detection.manifest})")
     with log.step("Choosing Python"):
         request = python_request(work, detection.pyproject, settings.default_python)
-        interpreter = find_interpreter(
-            request, installed_interpreters(settings.pyenv_root, uv_bin())
-        )
+        interpreter = _choose_python(settings, request, run_as, log)
         log.retitle(f"Using Python {interpreter.version} (from {request.origin})")
+    uv = uv_bin() if run_as is None else runnable_copy(uv_bin(), run_as, settings.home / "tools")
     chosen = _choose_installer(installer, detection.corral_options)
     found = process_types(work, procfile, required=options.require_processes)  # before installs
     with log.step(f"Installing dependencies with {chosen}"):
         environment = ensure_environment(
-            settings, work, detection, interpreter, chosen, log, config
+            settings, work, detection, interpreter, chosen, log, config, run_as=run_as, uv=uv
         )
         if environment.reused:
             log.retitle(f"Using cached environment {environment.hash[:8]}")
@@ -178,12 +236,14 @@ def _build_in(
             log.retitle(f"Installed {len(environment.freeze)} packages with {chosen}")
     pythonpath: list[str] = []
     if options.snapshot:
-        base = installer_environ(settings, config)
+        base = installer_environ(settings, config, run_as, all_config=True)
         env = step_environ(base, config, environment, work)
-        pythonpath = install_project(work, detection, environment, chosen, env, log)
+        pythonpath = install_project(
+            work, detection, environment, chosen, env, log, uv=uv, run_as=run_as
+        )
         env = step_environ(base, config, environment, work)  # again: now with the project
-        collectstatic(work, environment, env, log)
-        post_compile(work, env, log)
+        collectstatic(work, environment, env, log, run_as)
+        post_compile(work, env, log, run_as)
     elif detection.installs_project:
         log.warn("The project itself is not installed for local runs; it runs from source.")
     names = ", ".join(found.commands) or "none"

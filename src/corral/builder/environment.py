@@ -5,34 +5,41 @@ and counts only once its completion marker exists; a build that died half-way le
 no marker, and the next build starts that environment over. Each reuse touches the
 marker: the pruner (:mod:`corral.deploy.disk`) leaves recently used environments alone.
 
-Installers see the app's config vars (``UV_INDEX_URL``, ``PIP_EXTRA_INDEX_URL`` for a
-private index); those that steer an installer (``UV_*``, ``PIP_*``) join the hash, as
+Installers see only the app's config vars that steer them (``UV_*``, ``PIP_*``: a
+private index's ``UV_INDEX_URL``); those join the hash (:mod:`corral.builder.inputs`), as
 digests only, so an environment is never shared by apps installing from other indexes.
+
+An isolated build (``run_as`` the app's user) installs with the app's own cache into a
+directory the user owns, then seals it (root's, no write bits) before the marker is
+written, so nothing the app runs later can change it.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import functools
 import json
 import os
-import re
+import signal
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from uv import find_uv_bin
 
+from corral.appusers import AppUser
 from corral.builder.detect import Detection
+from corral.builder.inputs import STEERING, dependency_inputs, environment_hash, installer_inputs
 from corral.builder.log import BuildLog
+from corral.builder.ownership import ENV_MODES, seal
 from corral.builder.python import Interpreter
 from corral.builder.source import remove_tree
 from corral.config import Settings
 from corral.errors import BuildError
 from corral.files import atomic_write, locked
 
-#: Bump when the layout of environments changes, so old ones are not reused.
-FORMAT = "1"
 MARKER = ".corral-complete"
 INSTALLERS = ("uv", "pip")
 
@@ -57,62 +64,26 @@ def uv_bin() -> str:
     return find_uv_bin()
 
 
-def _requirement_files(source: Path, name: str, seen: set[str]) -> Iterator[tuple[str, bytes]]:
-    """A requirements file and every file it pulls in with ``-r``/``-c``, recursively."""
-    path = (source / name).resolve()
-    if name in seen or not path.is_file() or not path.is_relative_to(source.resolve()):
-        return
-    seen.add(name)
-    content = path.read_bytes()
-    yield name, content
-    for line in content.decode("utf-8", errors="replace").splitlines():
-        match = re.match(r"^\s*(?:-r|-c|--requirement|--constraint)[\s=]+(\S+)", line)
-        if match:
-            included = os.path.normpath(os.path.join(os.path.dirname(name), match.group(1)))
-            yield from _requirement_files(source, included, seen)
+#: What of the platform's own environment an isolated build's commands see.
+_HOST_KEPT = ("PATH", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
+_HOST_PREFIXES = ("LC_", *STEERING, "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
+                       "https_proxy", "no_proxy")  # fmt: skip
 
 
-def dependency_inputs(source: Path, detection: Detection) -> dict[str, str]:
-    """The inputs that decide what an environment holds, as name → text to hash."""
-    inputs: dict[str, str] = {"manifest": detection.manifest}
-    project = detection.pyproject.get("project", {})
-    if detection.manifest in ("pyproject.toml", "uv.lock"):
-        inputs["pyproject"] = json.dumps(
-            {
-                "dependencies": project.get("dependencies", []),
-                "dynamic": project.get("dynamic", []),
-                "tool.uv": detection.pyproject.get("tool", {}).get("uv", {}),
-            },
-            sort_keys=True,
-        )
-    if detection.manifest == "uv.lock":
-        inputs["uv.lock"] = hashlib.sha256((source / "uv.lock").read_bytes()).hexdigest()
-    elif detection.manifest == "requirements.txt":
-        for name, content in _requirement_files(source, "requirements.txt", set()):
-            inputs[f"file:{name}"] = hashlib.sha256(content).hexdigest()
-    elif detection.manifest == "setup.py":
-        for name in ("setup.py", "setup.cfg"):
-            if (source / name).is_file():
-                inputs[f"file:{name}"] = hashlib.sha256((source / name).read_bytes()).hexdigest()
-    return inputs
+def _fixed_environ(settings: Settings, run_as: AppUser | None = None) -> dict[str, str]:
+    """What corral sets for installers whatever the app's config says.
 
-
-def environment_hash(python: Interpreter, installer: str, inputs: dict[str, str]) -> str:
-    """The key of an environment: same Python, installer and inputs → same environment."""
-    key = json.dumps(
-        {"format": FORMAT, "python": str(python.version), "installer": installer, **inputs},
-        sort_keys=True,
-    )
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _fixed_environ(settings: Settings) -> dict[str, str]:
-    """What corral sets for installers whatever the app's config says."""
+    An isolated build's cache is the app's own: a shared one would let one app's
+    ``setup.py`` plant a package another app's build then installs.
+    """
+    cache = settings.cache_dir if run_as is None else run_as.cache
+    isolated = {} if run_as is None else {"UV_LINK_MODE": "copy"}  # no links into its cache
     return {
-        "UV_CACHE_DIR": str(settings.cache_dir / "uv"),
+        **isolated,
+        "UV_CACHE_DIR": str(cache / "uv"),
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_NO_PROGRESS": "1",
-        "PIP_CACHE_DIR": str(settings.cache_dir / "pip"),
+        "PIP_CACHE_DIR": str(cache / "pip"),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_NO_INPUT": "1",
         "PIP_PROGRESS_BAR": "off",
@@ -120,23 +91,30 @@ def _fixed_environ(settings: Settings) -> dict[str, str]:
     }
 
 
-def installer_environ(settings: Settings, config: Mapping[str, str] = {}) -> dict[str, str]:
-    """Environment for installer processes: this host's, then the app's config vars, then
-    shared caches, no prompts and no downloads of Pythons."""
-    merged = {**os.environ, **config}
+def installer_environ(
+    settings: Settings,
+    config: Mapping[str, str] = {},
+    run_as: AppUser | None = None,
+    *,
+    all_config: bool = False,
+) -> dict[str, str]:
+    """Environment for installer processes: this host's, then the app's config vars that
+    steer installers (all of them with ``all_config``, for the steps after the install),
+    then the caches, no prompts and no downloads of Pythons.
+
+    Installers see no other config var: the environment they build may be shared, so what
+    they see must be in its hash (one app's ``LD_PRELOAD`` never shapes another's). As
+    ``run_as``, only a few of the host's variables pass, and the user's HOME and TMPDIR.
+    """
+    host = dict(os.environ)
+    if run_as is not None:
+        host = {k: v for k, v in host.items() if k in _HOST_KEPT or k.startswith(_HOST_PREFIXES)}
+    chosen = config if all_config else {k: v for k, v in config.items() if k.startswith(STEERING)}
+    merged = {**host, **chosen}
     env = {k: v for k, v in merged.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
-    env.update(_fixed_environ(settings))
+    env.update(run_as.environ() if run_as is not None else {})
+    env.update(_fixed_environ(settings, run_as))
     return env
-
-
-def installer_inputs(settings: Settings, config: Mapping[str, str]) -> dict[str, str]:
-    """The config vars that steer an installer, as name → digest of the value (never the value)."""
-    fixed = _fixed_environ(settings)
-    return {
-        f"config:{key}": hashlib.sha256(value.encode()).hexdigest()
-        for key, value in config.items()
-        if key.startswith(("UV_", "PIP_")) and key not in fixed
-    }
 
 
 @dataclass(frozen=True)
@@ -167,12 +145,14 @@ def run_streaming(
     log: BuildLog,
     what: str,
     diagnose: Diagnose | None = None,
+    run_as: AppUser | None = None,
 ) -> None:
     """Run ``command``, streaming its output as detail lines; fail the build if it fails.
 
     With ``diagnose``, a Python traceback in the output is held back until the command
     ends: when ``diagnose`` recognises it, its explanation comes first and only the
     traceback's tail (last frame and exception) follows; otherwise it is shown whole.
+    ``run_as``: as that user, in a session of its own, whatever it left running killed.
     """
     try:
         process = subprocess.Popen(
@@ -184,6 +164,7 @@ def run_streaming(
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
+            **_as_user(run_as),
         )
     except OSError as exc:
         raise BuildError(f"Could not start {command[0]} for {what} ({exc.strerror}).") from None
@@ -196,6 +177,9 @@ def run_streaming(
             else:
                 log.detail(line.rstrip())
     finally:
+        if run_as is not None:  # its leftovers must not write on once the tree is sealed
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         process.stdout.close()
         code = process.wait()
     diagnosis = diagnose(held) if diagnose is not None and held and code != 0 else None
@@ -207,6 +191,13 @@ def run_streaming(
         raise BuildError(diagnosis.message)
     if code != 0:
         raise BuildError(f"{what} failed (exit status {code}); see the output above.")
+
+
+def _as_user(run_as: AppUser | None) -> dict[str, Any]:
+    """``Popen`` arguments that run a command as ``run_as``, in a session of its own."""
+    if run_as is None:
+        return {}
+    return {**run_as.popen(), "start_new_session": True, "umask": 0o077}
 
 
 def lock_path(settings: Settings, env_hash: str) -> Path:
@@ -231,61 +222,61 @@ def _static_requirements(detection: Detection) -> list[str]:
     return list(project.get("dependencies", []))
 
 
-def _install(
-    path: Path,
-    source: Path,
-    detection: Detection,
-    python: Interpreter,
-    installer: str,
-    env: dict[str, str],
-    log: BuildLog,
-) -> None:
-    uv = uv_bin()
-    what = f"Installing dependencies with {installer}"
-    if installer == "pip":
+@dataclass(frozen=True)
+class _Install:
+    """How one environment is installed: with what, from where, as whom."""
+
+    source: Path
+    detection: Detection
+    python: Interpreter
+    installer: str
+    env: dict[str, str]
+    uv: str
+    run_as: AppUser | None
+
+
+def _install(path: Path, job: _Install, log: BuildLog) -> None:
+    detection, python, uv = job.detection, job.python, job.uv
+    run = functools.partial(run_streaming, env=job.env, log=log, run_as=job.run_as)
+    what = f"Installing dependencies with {job.installer}"
+    if job.installer == "pip":
         if detection.manifest not in ("requirements.txt", "pyproject.toml"):
             raise BuildError(
                 f"The pip installer cannot install from {detection.manifest}; use a "
                 "requirements.txt or pyproject.toml, or the default uv installer."
             )
-        run_streaming(
-            [str(python.executable), "-m", "venv", str(path)],
-            cwd=source,
-            env=env,
-            log=log,
-            what="Creating the virtualenv",
-        )
+        venv = [str(python.executable), "-m", "venv", str(path)]
+        run(venv, cwd=job.source, what="Creating the virtualenv")
         pip = [str(path / "bin" / "python"), "-m", "pip", "install"]
         if detection.manifest == "requirements.txt":
-            run_streaming([*pip, "-r", "requirements.txt"], cwd=source, env=env, log=log, what=what)
+            run([*pip, "-r", "requirements.txt"], cwd=job.source, what=what)
         elif requirements := _static_requirements(detection):
-            run_streaming([*pip, *requirements], cwd=source, env=env, log=log, what=what)
+            run([*pip, *requirements], cwd=job.source, what=what)
         return
-    run_streaming(
-        [uv, "venv", "--quiet", "--no-config", "--python", str(python.executable), str(path)],
-        cwd=path.parent,
-        env=env,
-        log=log,
-        what="Creating the virtualenv",
-    )
+    venv = [uv, "venv", "--quiet", "--no-config", "--python", str(python.executable), str(path)]
+    run(venv, cwd=path.parent, what="Creating the virtualenv")
     target = ["--python", str(path / "bin" / "python")]
     if detection.manifest == "uv.lock":
-        sync_env = {**env, "UV_PROJECT_ENVIRONMENT": str(path)}
+        sync_env = {**job.env, "UV_PROJECT_ENVIRONMENT": str(path)}
         command = [uv, "sync", "--locked", "--no-install-project", "--no-dev", *target]
-        run_streaming(command, cwd=source, env=sync_env, log=log, what=what)
+        run(command, cwd=job.source, what=what, env=sync_env)
     else:
-        command = [uv, "pip", "install", *target, "-r", detection.manifest]
-        run_streaming(command, cwd=source, env=env, log=log, what=what)
+        run([uv, "pip", "install", *target, "-r", detection.manifest], cwd=job.source, what=what)
 
 
-def freeze(env_python: Path, env: dict[str, str]) -> list[str]:
-    """What is installed in an environment, as ``pip freeze`` lists it."""
+def freeze(
+    env_python: Path, env: dict[str, str], *, uv: str | None = None, run_as: AppUser | None = None
+) -> list[str]:
+    """What is installed in an environment, as ``pip freeze`` lists it (as ``run_as``: the
+    environment's interpreter is the builder's until it is sealed)."""
     out = subprocess.run(
-        [uv_bin(), "pip", "freeze", "--python", str(env_python)],
+        [uv or uv_bin(), "pip", "freeze", "--python", str(env_python)],
+        cwd=env_python.parent.parent,  # the caller's may be one its user cannot enter
         capture_output=True,
         text=True,
         env=env,
         check=False,
+        **_as_user(run_as),
     )
     if out.returncode != 0:
         raise BuildError(f"Could not list the installed packages: {out.stderr.strip()}")
@@ -300,12 +291,26 @@ def ensure_environment(
     installer: str,
     log: BuildLog,
     config: Mapping[str, str] = {},
+    *,
+    run_as: AppUser | None = None,
+    uv: str | None = None,
 ) -> Environment:
-    """Reuse the environment for these inputs, or build it once even with builds racing."""
-    inputs = {**dependency_inputs(source, detection), **installer_inputs(settings, config)}
+    """Reuse the environment for these inputs, or build it once even with builds racing.
+
+    As ``run_as``, the environment is built in a directory of that user's, then sealed
+    (root's, read-only) before it counts; it is that app's alone (its user is in the
+    hash): what the app's own code left in its cache or HOME can shape only its own.
+    """
+    fixed = _fixed_environ(settings, run_as)
+    inputs = {**dependency_inputs(source, detection), **installer_inputs(config, fixed)}
+    if run_as is not None:
+        inputs["builder"] = run_as.name
     env_hash = environment_hash(python, installer, inputs)
     path = settings.envs_dir / env_hash
-    env = installer_environ(settings, config)
+    env = installer_environ(settings, config, run_as)
+    if run_as is not None:
+        settings.envs_dir.mkdir(parents=True, exist_ok=True)
+        settings.envs_dir.chmod(0o711)  # enterable, not listable, writable by root only
     # Under the lock even to reuse: the pruner removes an unused environment only holding
     # it, and only one untouched for a while, so a build about to use one keeps it.
     with locked(lock_path(settings, env_hash)):
@@ -316,11 +321,18 @@ def ensure_environment(
         if path.exists():
             log.detail(f"Discarding environment {env_hash[:8]} left half-built by an earlier build")
             remove_tree(path)
+        job = _Install(source, detection, python, installer, env, uv or uv_bin(), run_as)
         try:
-            _install(path, source, detection, python, installer, env, log)
-            frozen = freeze(path / "bin" / "python", env)
+            if run_as is not None:
+                path.mkdir(mode=0o700)
+                os.chown(path, run_as.uid, run_as.gid)
+            _install(path, job, log)
+            frozen = freeze(path / "bin" / "python", env, uv=job.uv, run_as=run_as)
+            if run_as is not None:
+                for dropped in seal(path, run_as.uid, ENV_MODES):
+                    log.warn(f"{dropped} was not the build's own file; it was left out.")
             marker = {"freeze": frozen, "python": str(python.version)}
-            atomic_write(path / MARKER, json.dumps(marker), mode=0o600)
+            atomic_write(path / MARKER, json.dumps(marker), mode=0o600 if run_as is None else 0o444)
         except BaseException:
             remove_tree(path)
             raise

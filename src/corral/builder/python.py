@@ -17,6 +17,8 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from corral.appusers import AppUser
+from corral.builder.ownership import blocked_for
 from corral.errors import BuildError, PythonNotFound
 
 _VERSION_FILE_LINE = re.compile(r"^(?:python-?|cpython-?)?(\d+(?:\.\d+){0,2})$")
@@ -163,11 +165,34 @@ def installed_interpreters(pyenv_root: Path, uv: str) -> tuple[Interpreter, ...]
     return tuple(sorted(by_version.values(), reverse=True))
 
 
-def find_interpreter(request: PythonRequest, interpreters: tuple[Interpreter, ...]) -> Interpreter:
-    """The newest installed interpreter satisfying ``request``, or a clear refusal."""
+def runnable_interpreters(
+    interpreters: tuple[Interpreter, ...], user: AppUser
+) -> tuple[tuple[Interpreter, ...], dict[Interpreter, str]]:
+    """Those of ``interpreters`` that ``user`` can run, and why each other one is skipped."""
+    skipped = {i: why for i in interpreters if (why := blocked_for(i.executable, user))}
+    return tuple(i for i in interpreters if i not in skipped), skipped
+
+
+def find_interpreter(
+    request: PythonRequest,
+    interpreters: tuple[Interpreter, ...],
+    skipped: tuple[Interpreter, ...] = (),
+) -> Interpreter:
+    """The newest installed interpreter satisfying ``request``, or a clear refusal.
+
+    ``skipped``: interpreters installed where the app's user cannot run them.
+    """
     for interp in interpreters:
         if request.specifier.contains(interp.version):
             return interp
+    unusable = [i for i in skipped if request.specifier.contains(i.version)]
+    if unusable:
+        raise PythonNotFound(
+            f"Python {request.text} (from {request.origin}) is installed only where app "
+            f"users cannot run it ({unusable[0].executable}); install it where every user "
+            f"can read it, e.g. `UV_PYTHON_INSTALL_DIR=/opt/corral-python uv python install "
+            f"{unusable[0].version}`, and build again."
+        )
     available = ", ".join(str(i.version) for i in interpreters) or "none"
     raise PythonNotFound(
         f"Python {request.text} (from {request.origin}) is not installed on this host; "

@@ -111,6 +111,20 @@ def copy_source(
     return snapshot
 
 
+def tree_digest(root: Path) -> str:
+    """A digest of the tree under ``root`` as :func:`copy_source` would copy it (names,
+    contents, execute bits and links), without copying it."""
+    digest = hashlib.sha256()
+    for rel, entry in _walk(root, _ignore_spec(root)):
+        if entry.is_symlink():
+            digest.update(f"L {rel}\0{os.readlink(entry.path)}\0".encode())
+        elif entry.is_file(follow_symlinks=False):
+            content = hashlib.sha256(Path(entry.path).read_bytes()).hexdigest()
+            executable = "x" if entry.stat().st_mode & stat.S_IXUSR else "-"
+            digest.update(f"F {rel}\0{executable}{content}\0".encode())
+    return digest.hexdigest()
+
+
 def _copy_file(src: Path, dst: Path) -> str:
     """Copy one file (content and mode) and return its sha256."""
     file_hash = hashlib.sha256()
@@ -135,6 +149,9 @@ def make_read_only(root: Path) -> None:
 def remove_tree(root: Path) -> None:
     """Delete ``root`` even when :func:`make_read_only` has locked it."""
     if not root.exists() and not root.is_symlink():
+        return
+    if os.geteuid() == 0:  # root needs no write bits; chmod-ing a tree an app's code shaped
+        shutil.rmtree(root)  # could follow a link it swapped in, rmtree never does
         return
     for dirpath, _dirnames, _filenames in os.walk(root):
         os.chmod(dirpath, os.stat(dirpath).st_mode | stat.S_IWUSR | stat.S_IXUSR)

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from corral.appusers import AppUser
 from corral.builder.detect import Detection
 from corral.builder.environment import Diagnose, Diagnosis, Environment, run_streaming, uv_bin
 from corral.builder.log import BuildLog
@@ -42,6 +43,9 @@ def install_project(
     installer: str,
     env: dict[str, str],
     log: BuildLog,
+    *,
+    uv: str | None = None,
+    run_as: AppUser | None = None,
 ) -> list[str]:
     """Install the app's own package into the slug (not the shared environment).
 
@@ -55,9 +59,10 @@ def install_project(
         if installer == "pip":
             command = [str(environment.python), "-m", "pip", "install"]
         else:
-            command = [uv_bin(), "pip", "install", "--python", str(environment.python)]
+            command = [uv or uv_bin(), "pip", "install", "--python", str(environment.python)]
         command += ["--no-deps", "--target", str(target), "."]
-        run_streaming(command, cwd=slug_dir, env=env, log=log, what="Installing the project")
+        what = "Installing the project"
+        run_streaming(command, cwd=slug_dir, env=env, log=log, what=what, run_as=run_as)
     return [str(target)]
 
 
@@ -118,7 +123,11 @@ def _diagnose_collectstatic(slug_dir: Path, env: Mapping[str, str]) -> Diagnose:
 
 
 def collectstatic(
-    slug_dir: Path, environment: Environment, env: dict[str, str], log: BuildLog
+    slug_dir: Path,
+    environment: Environment,
+    env: dict[str, str],
+    log: BuildLog,
+    run_as: AppUser | None = None,
 ) -> None:
     """Django's ``collectstatic`` for Django projects; DISABLE_COLLECTSTATIC=1 skips it."""
     if not (slug_dir / "manage.py").is_file() or not _has_package(environment, "django"):
@@ -135,17 +144,21 @@ def collectstatic(
             log=log,
             what="collectstatic (set DISABLE_COLLECTSTATIC=1 to skip it)",
             diagnose=_diagnose_collectstatic(slug_dir, env),
+            run_as=run_as,
         )
 
 
-def post_compile(slug_dir: Path, env: dict[str, str], log: BuildLog) -> None:
+def post_compile(
+    slug_dir: Path, env: dict[str, str], log: BuildLog, run_as: AppUser | None = None
+) -> None:
     """Run the app's ``bin/post_compile`` hook when it has one."""
     hook = slug_dir / "bin" / "post_compile"
     if not hook.is_file():
         return
     with log.step("Running bin/post_compile"):
         command = [str(hook)] if os.access(hook, os.X_OK) else ["/bin/sh", str(hook)]
-        run_streaming(command, cwd=slug_dir, env=env, log=log, what="bin/post_compile")
+        what = "bin/post_compile"
+        run_streaming(command, cwd=slug_dir, env=env, log=log, what=what, run_as=run_as)
 
 
 def missing_programs(

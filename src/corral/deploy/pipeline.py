@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from corral.appusers import AppUsers
 from corral.builder import Slug, build
 from corral.builder.slug import megabytes
 from corral.config import Settings
@@ -220,7 +221,10 @@ class DeployPipeline:
 
         def work() -> None:
             try:
-                slug = build(source, self.settings, app=app, config=config, emit=lines.put)
+                run_as = AppUsers(self.settings).ensure(app) if self.settings.isolation else None
+                slug = build(
+                    source, self.settings, app=app, config=config, emit=lines.put, run_as=run_as
+                )
                 lines.put(slug)
             except UserError as exc:
                 for detail in exc.details:

@@ -101,9 +101,7 @@ class Group:
 
     def oom_kills(self) -> int:
         """How many processes the kernel's OOM killer has killed in the group."""
-        if self.version == 2:
-            return _counter(_read(self._memory_dir / "memory.events"), "oom_kill")
-        return _counter(_read(self._memory_dir / "memory.oom_control"), "oom_kill")
+        return _counter(_read(self.oom_file), "oom_kill")
 
     def kill(self, timeout: float = 10.0) -> None:
         """SIGKILL every process in the group until it is empty (bounded by ``timeout``)."""
@@ -126,6 +124,12 @@ class Group:
     @property
     def _memory_dir(self) -> Path:
         return self.dirs[0]
+
+    @property
+    def oom_file(self) -> Path:
+        """The file whose ``oom_kill`` line counts the OOM killer's kills in the group."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        return self._memory_dir / name
 
 
 class Hierarchy:

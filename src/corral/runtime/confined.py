@@ -22,7 +22,7 @@ from corral.appusers import AppUser, AppUsers
 from corral.config import Settings
 from corral.runtime.cgroups import Group, Limits, base_for_home, detect
 
-__all__ = ["Confinement", "release", "start"]
+__all__ = ["Confinement", "make_group", "release", "start"]
 
 # argv: the pipe to wait on, the pipe to close once the pty is the controlling terminal
 # ("-": no terminal), then the command.
@@ -69,7 +69,9 @@ class Confinement:
         return self.user.popen() if self.user else {}
 
 
-def _group(confinement: Confinement, name: str) -> Group | None:
+def make_group(confinement: Confinement, name: str) -> Group | None:
+    """A cgroup of its own for process ``name`` of the app, with the app's limits; None
+    where there are no kernel limits (or the group cannot be made: it runs without)."""
     if confinement.parent is None or confinement.limits is None:
         return None
     hierarchy, _ = detect()
@@ -95,7 +97,7 @@ def start(
     """Start ``argv`` as process ``name`` (``run.1234``) of the app, confined; ``python``
     (the app's own) runs the launcher. With ``tty_ready`` (the write end of a pipe) the
     launcher takes its stdin's terminal as its controlling terminal, then closes it."""
-    group = _group(confinement, name)
+    group = make_group(confinement, name)
     wait, go = os.pipe()
     ready = "-" if tty_ready is None else str(tty_ready)
     launcher = [str(python), "-I", "-S", "-c", _LAUNCHER, str(wait), ready, *argv]

@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from corral.runtime.cgroups import Limits
+from corral.runtime.cgroups import Group, Limits
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,48 @@ class DynoProcess:
 
     def memory(self) -> int:
         """Resident memory of the dyno's whole process tree, in bytes (0 when gone)."""
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0
-        total = 0
-        for proc in procs:
-            try:
-                total += proc.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
-        return total
+        return tree_memory([self.pid]).get(self.pid, 0)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a process tree uses: resident memory in bytes, CPU seconds since it started."""
+
+    rss: int
+    cpu: float
+
+
+def tree_memory(roots: Iterable[int]) -> dict[int, int]:
+    """Resident memory of each of ``roots``' whole process trees, in bytes."""
+    return {pid: usage.rss for pid, usage in tree_usage(roots).items()}
+
+
+def tree_usage(roots: Iterable[int]) -> dict[int, Usage]:
+    """What each of ``roots``' whole process trees uses, from a single scan of the process
+    table (one per call, however many roots: a scan per dyno costs milliseconds each, and
+    the supervisor samples every dyno). Roots that are gone are left out."""
+    wanted = set(roots)
+    if not wanted:
+        return {}
+    children: dict[int, list[int]] = {}
+    own: dict[int, Usage] = {}
+    for proc in psutil.process_iter(["ppid", "memory_info", "cpu_times"]):
+        info = proc.info
+        if info["memory_info"] is None or info["cpu_times"] is None:  # gone, or not ours
+            continue
+        times = info["cpu_times"]
+        own[proc.pid] = Usage(info["memory_info"].rss, times.user + times.system)
+        children.setdefault(info["ppid"], []).append(proc.pid)
+    totals = {}
+    for root in wanted & own.keys():
+        rss, cpu, stack = 0, 0.0, [root]
+        while stack:
+            pid = stack.pop()
+            if pid in own:
+                rss, cpu = rss + own[pid].rss, cpu + own[pid].cpu
+            stack.extend(children.get(pid, ()))
+        totals[root] = Usage(rss, cpu)
+    return totals
 
 
 def status_path(run_dir: Path, spec_app: str, dyno: str, pid: int) -> Path:
@@ -84,30 +114,29 @@ def status_path(run_dir: Path, spec_app: str, dyno: str, pid: int) -> Path:
     return run_dir / "dynos" / spec_app / f"{dyno}.{pid}.status"
 
 
-def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, subprocess.Popen]:
-    """Start ``spec`` under a shim in a session of its own; the caller must reap the Popen."""
+#: The shim, run as a file by the interpreter with neither site-packages nor corral on its
+#: path (``-I -S``): it needs neither, and every dyno has one (see its docstring).
+SHIM = str(Path(__file__).with_name("shim.py"))
+
+
+def start(
+    spec: DynoSpec, log_dir: Path, run_dir: Path, group: Group | None = None
+) -> tuple[DynoProcess, subprocess.Popen]:
+    """Start ``spec`` under a shim in a session of its own (in ``group``, the dyno's cgroup,
+    made by the caller with the spec's limits); the caller must reap the Popen."""
     (run_dir / "dynos" / spec.app).mkdir(parents=True, exist_ok=True)
     # The status file name needs the shim's pid, which is only known after the fork; the
     # shim is told a template and fills in its own pid.
     template = run_dir / "dynos" / spec.app / f"{spec.name}.{{pid}}.status"
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "corral.runtime.shim",
-            "--log",
-            str(log_dir),
-            "--dyno",
-            spec.name,
-            "--status",
-            str(template),
-            "--umask",
-            f"{spec.umask:03o}",
-            *_limit_args(spec),
-            "--",
-            "/bin/sh",
-            "-c",
-            spec.command,
+            sys.executable, "-I", "-S", SHIM,
+            "--log", str(log_dir),
+            "--dyno", spec.name,
+            "--status", str(template),
+            "--umask", f"{spec.umask:03o}",
+            *_confinement_args(spec, group),
+            "--", "/bin/sh", "-c", spec.command,
         ],
         cwd=spec.cwd,
         env=dict(spec.env),
@@ -116,24 +145,17 @@ def start(spec: DynoSpec, log_dir: Path, run_dir: Path) -> tuple[DynoProcess, su
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
-    )
+    )  # fmt: skip
     return DynoProcess(process.pid, psutil.Process(process.pid).create_time()), process
 
 
-def _limit_args(spec: DynoSpec) -> list[str]:
+def _confinement_args(spec: DynoSpec, group: Group | None) -> list[str]:
     args = ["--user", f"{spec.user[0]}:{spec.user[1]}"] if spec.user else []
-    if spec.cgroup is None or spec.limits is None:
+    if group is None or spec.limits is None:
         return args
-    limits = spec.limits
-    return [
-        *args,
-        "--cgroup",
-        spec.cgroup,
-        "--memory",
-        str(limits.memory),
-        "--pids",
-        str(limits.pids),
-    ]
+    for d in group.dirs:
+        args += ["--cgroup-dir", str(d)]
+    return [*args, "--oom-file", str(group.oom_file), "--memory", str(spec.limits.memory)]
 
 
 def oom_killed(run_dir: Path, app: str, dyno: str, pid: int) -> bool:

@@ -240,7 +240,12 @@ def start_detached(
         cgroup=confinement.parent, limits=confinement.limits,
         user=(user.uid, user.gid) if user else None,
     )  # fmt: skip
-    return dynos.start(dyno, log_dir, run_dir)
+    group = confined.make_group(confinement, spec.name)
+    try:
+        return dynos.start(dyno, log_dir, run_dir, group)
+    except BaseException:
+        confined.release(group)
+        raise
 
 
 def kill_session(pid: int) -> None:

@@ -113,6 +113,15 @@ class DynoSpecs:
         except FirewallError as error:
             self._log("corral", f"The firewall rules could not be updated: {error}")
 
+    def unguard(self) -> None:
+        """Remove the firewall's rules (a clean stop: no dyno is left to guard)."""
+        if self.firewall is not None:
+            try:
+                self.firewall.clear()
+            except FirewallError as error:
+                self._log("corral", f"The firewall rules could not be removed: {error}")
+            self._synced = None
+
     def forget(self, app: str, *, destroyed: bool) -> None:
         """Drop what is known of ``app``'s user (renamed); ``destroyed``: remove the user."""
         self._known.pop(app, None)

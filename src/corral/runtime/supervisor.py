@@ -25,7 +25,7 @@ from corral.router.table import RouteTable, save_route_table
 from corral.runtime import dyno as dynos
 from corral.runtime import oneoff, plan
 from corral.runtime.cgroups import Hierarchy, base_for_home
-from corral.runtime.firewall import Firewall, FirewallError
+from corral.runtime.firewall import Firewall
 from corral.runtime.logs import recent
 from corral.runtime.restart import RestartPolicy
 from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release, health_check
@@ -138,7 +138,7 @@ class Supervisor:
                 self.rollouts.pop(app).result()
             if app not in self.rollouts:
                 self._reconcile(app)
-        self._check_memory(apps)
+        await self._check_memory(apps)
         self._write_routes(apps)
 
     async def _remove_app(self, app: str) -> None:
@@ -350,9 +350,7 @@ class Supervisor:
         )
         await self.units.drained()  # dynos already on their way out
         self.units.remove_groups(base_for_home(self.settings.home))
-        if self.specs.firewall is not None:  # no dyno is left for the rules to guard
-            with contextlib.suppress(FirewallError):
-                self.specs.firewall.clear()
+        self.specs.unguard()  # no dyno is left for the firewall's rules to guard
         self.dynos.clear()
         self.rollouts.clear()
 
@@ -362,11 +360,11 @@ class Supervisor:
 
     # -- memory and routes ----------------------------------------------------------
 
-    def _check_memory(self, apps: dict[str, App]) -> None:
-        for name, running in self.dynos.items():
-            quota = self.specs.quota(apps.get(name))
-            for r in list(running.values()):
-                self.units.check_memory(r, quota)
+    async def _check_memory(self, apps: dict[str, App]) -> None:
+        quota, dynos_ = self.specs.quota, self.dynos.items()
+        await self.units.check_memory(
+            [(r, quota(apps.get(a))) for a, rs in dynos_ for r in rs.values()]
+        )
 
     def write_routes(self) -> None:
         """Write the route table now, from the store's apps and the units that are up."""

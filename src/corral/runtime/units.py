@@ -10,6 +10,7 @@ use; it knows nothing of formations, releases or routes.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime import dyno as dynos
 from corral.runtime import plan
 from corral.runtime.busy import StoreWrites
-from corral.runtime.cgroups import Hierarchy
+from corral.runtime.cgroups import Group, Hierarchy
 from corral.runtime.restart import RestartPolicy
 from corral.store import Store
 from corral.store.models import Dyno
@@ -31,6 +32,9 @@ __all__ = ["ROUTE_SETTLE", "Running", "Units"]
 #: Seconds between taking a web dyno out of the route table and stopping it: longer than
 #: the router's reload interval (0.2 s), so no request is routed to a closing dyno.
 ROUTE_SETTLE = 1.0
+#: Seconds between samples of the memory of units no cgroup holds: each sample scans
+#: every process on the host, so it runs off the loop, once for all units.
+MEMORY_INTERVAL = 2.0
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Units:
     ) -> None:
         self.settings = settings
         self.store = store
+        self._memory_due = 0.0
         self.grace = grace
         self.policy = policy
         #: Called before a serving web dyno is stopped, so the router stops sending to it.
@@ -103,8 +108,15 @@ class Units:
         """
         checked = spec.port is not None if health_checked is None else health_checked
         self.log(spec.app, spec.name, f"Starting process with command `{spec.command}`")
-        limited = self._prepare_group(spec)
-        process, popen = dynos.start(spec, self.settings.logs_dir(spec.app), self.settings.run_dir)
+        group = self._create_group(spec)
+        try:
+            process, popen = dynos.start(
+                spec, self.settings.logs_dir(spec.app), self.settings.run_dir, group
+            )
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
         row = Dyno(
             app=spec.app,
             name=spec.name,
@@ -121,17 +133,19 @@ class Units:
             self.save(row)
         if not checked:
             self.log(spec.app, spec.name, "State changed from starting to up")
-        return Running(row, process, popen, kernel_limited=limited)
+        return Running(row, process, popen, kernel_limited=group is not None)
 
-    def _prepare_group(self, spec: dynos.DynoSpec) -> bool:
-        if self.cgroups is None or spec.cgroup is None:
-            return False
+    def _create_group(self, spec: dynos.DynoSpec) -> Group | None:
+        """The dyno's own cgroup under its app's, with its limits (the shim removes it)."""
+        if self.cgroups is None or spec.cgroup is None or spec.limits is None:
+            return None
         try:
             self.cgroups.prepare(spec.cgroup)
-        except OSError as error:  # the shim says so in the dyno's log, and runs it anyway
-            self.log(spec.app, spec.name, f"Cannot prepare the app's cgroup: {error}")
-            return False
-        return True
+            path = f"{spec.cgroup}/{spec.name}.{secrets.token_hex(4)}"
+            return self.cgroups.create(path, spec.limits)
+        except OSError as error:  # said in the dyno's log; it runs all the same
+            self.log(spec.app, spec.name, f"Running without kernel limits: {error}")
+            return None
 
     def remove_groups(self, cgroup: str) -> None:
         """Remove the cgroups under ``cgroup`` that no process is in (an app's once its dynos
@@ -219,11 +233,25 @@ class Units:
         if up and r.row.state == "starting" and not r.exited():
             self.set_state(r, "up")
 
-    def check_memory(self, r: Running, quota: int) -> None:
-        """Warn (R14) once when a serving unit passes ``quota`` bytes; restart it (R15) far past."""
-        if r.process is None or r.row.state != "up" or r.kernel_limited:
+    def polled(self, r: Running) -> bool:
+        """Whether ``r``'s memory is the supervisor's to watch (no cgroup holds it)."""
+        return r.process is not None and r.row.state == "up" and not r.kernel_limited
+
+    async def check_memory(self, quotas: list[tuple[Running, int]]) -> None:
+        """Sample the units' memory in one scan, off the loop, every ``MEMORY_INTERVAL``,
+        and judge each by its quota."""
+        watched = [(r, quota) for r, quota in quotas if self.polled(r)]
+        if not watched or time.monotonic() < self._memory_due:
             return
-        used = r.process.memory()
+        self._memory_due = time.monotonic() + MEMORY_INTERVAL
+        roots = [r.process.pid for r, _ in watched if r.process is not None]
+        used = await asyncio.to_thread(dynos.tree_memory, roots)
+        for r, quota in watched:
+            if self.polled(r) and r.process is not None:  # still: the scan took a while
+                self._judge_memory(r, used.get(r.process.pid, 0), quota)
+
+    def _judge_memory(self, r: Running, used: int, quota: int) -> None:
+        """Warn (R14) once when a serving unit passes ``quota`` bytes; restart it (R15) far past."""
         verdict = plan.memory_verdict(used, quota, warned=r.memory_warned)
         if verdict == "restart":
             message = f"Error R15 (Memory quota vastly exceeded): {used >> 20}M, restarting"

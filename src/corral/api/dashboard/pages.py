@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from corral.api import context
 from corral.api.addons import addon_rows
 from corral.api.dashboard.blueprint import dashboard_blueprint
-from corral.api.formation import dyno_json
+from corral.api.formation import dynos_json
 from corral.api.objects import (
     app_json,
     build_json,
@@ -111,7 +111,7 @@ def _live_context(store: Store, app: str) -> dict[str, Any]:
     summary = store.app_summary(app)
     release = summary.release
     builds = store.builds(app)
-    dynos = [dyno_json(dyno) for dyno in store.dynos(app)]
+    dynos = dynos_json(store.dynos(app))
     return {
         "app": app_json(summary.app, context.settings()),
         "status": summary.status,

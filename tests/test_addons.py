@@ -73,12 +73,12 @@ def add():
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Server]:
-    """One platform (and so one PostgreSQL cluster) for the whole module, as root: the
-    cluster runs as the postgres user. Apps are not isolated from each other here (their
-    builds cannot run as their own users yet on main); the databases are, by PostgreSQL."""
+    """One platform (and so one PostgreSQL cluster) for the whole module, as root with
+    apps isolated: the cluster runs as the postgres user, each app and its one-offs
+    (``pg:psql``) as its own."""
     with (
         users_removed(unique_prefix()) as prefix,
-        isolated_server(prefix, isolation=False) as running,
+        isolated_server(prefix) as running,
     ):
         yield running
 
@@ -183,7 +183,7 @@ def test_the_cluster_is_adopted_across_a_restart_of_the_platform(
     pid = int(postmaster.read_text().split()[0])
     os.kill(platform.process.pid, signal.SIGKILL)
     platform.process.wait()
-    platform.process = start_server(platform.home, platform.port, platform.env)
+    platform.process = start_server(platform.home, platform.port, platform.env, isolation=True)
     ps = _ok(platform, "ps", "--platform")
     assert "postgresql" in ps
     assert int(postmaster.read_text().split()[0]) == pid  # the same server, adopted

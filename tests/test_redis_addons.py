@@ -58,10 +58,11 @@ def work():
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Server]:
-    """One platform for the module, as root: each Redis runs as Debian's redis user."""
+    """One platform for the module, as root with apps isolated: each Redis runs as
+    Debian's redis user, each app as its own."""
     with (
         users_removed(unique_prefix()) as prefix,
-        isolated_server(prefix, isolation=False) as running,
+        isolated_server(prefix) as running,
     ):
         yield running
 

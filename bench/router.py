@@ -1,9 +1,12 @@
 """Router benchmark: a gunicorn dyno served direct vs through the router, in the same run.
 
 Run: ``.venv/bin/python bench/router.py [--runs 5] [--connections 32] [--requests 20000]
-[--worker-class sync|gthread] [--close] [--body BYTES]``. It starts a hello-world WSGI app
+[--worker-class sync|gthread] [--close] [--body BYTES] [--https]``. It starts a hello-world WSGI app
 under ``gunicorn -w 2`` (gunicorn comes from corral's ``test`` extra), the router as its own process
 (``python -m corral.router``) in front of it, and each load run in a process of its own.
+With ``--https`` the router serves TLS too (a self-signed certificate for the app's host,
+chosen by SNI as ``corral server --https`` serves ACME ones) and the saturation phase
+has a third side, ``https``: its figure is HTTPS/HTTP throughput through the router.
 
 Two phases, direct and routed runs alternating in each, figures the medians of ``--runs``
 runs per side, so a busy machine slows both sides alike:
@@ -35,6 +38,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -58,14 +62,20 @@ def app(environ, start_response):
 class _Client:
     """One keep-alive client connection; it reconnects when the server closes."""
 
-    def __init__(self, port: int, request: bytes) -> None:
+    def __init__(self, port: int, request: bytes, tls: bool = False) -> None:
         self.port = port
         self.request = request
+        self.tls = _client_tls() if tls else None
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def connect(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.reader, self.writer = await asyncio.open_connection(
+            "127.0.0.1",
+            self.port,
+            ssl=self.tls,
+            server_hostname=_SECURE if self.tls else None,
+        )
 
     async def exchange(self) -> bool:
         """Send the request and read the whole response; True if it was a 200."""
@@ -113,7 +123,20 @@ def _summary(latencies: list[float], errors: int, elapsed: float, **extra: float
     }
 
 
-async def _saturate(port: int, request: bytes, connections: int, requests: int, seconds: float):
+#: The app served over HTTPS in the bench (the HTTP side's host has no certificate, so the
+#: router serves it instead of redirecting it to HTTPS).
+_SECURE = "secure.localhost"
+
+
+def _client_tls() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # our own test cert
+    return context
+
+
+async def _saturate(
+    port: int, request: bytes, connections: int, requests: int, seconds: float, tls: bool = False
+):
     """Closed loop: each connection sends its next request as soon as it has an answer."""
     budget = [requests]
     latencies: list[float] = []
@@ -122,7 +145,7 @@ async def _saturate(port: int, request: bytes, connections: int, requests: int, 
     stop_at = started + seconds
 
     async def connection() -> None:
-        client = _Client(port, request)
+        client = _Client(port, request, tls)
         while budget[0] > 0 and time.perf_counter() < stop_at:
             budget[0] -= 1
             sent = time.perf_counter()
@@ -188,11 +211,24 @@ def _loadgen(spec: dict) -> dict:
     if spec["rate"]:
         load = _pace(port, request, connections, spec["rate"], spec["requests"], spec["seconds"])
     else:
-        load = _saturate(port, request, connections, spec["requests"], spec["seconds"])
+        load = _saturate(
+            port, request, connections, spec["requests"], spec["seconds"], spec.get("tls", False)
+        )
     return asyncio.run(load)
 
 
 # -- orchestration --------------------------------------------------------------------------
+
+
+def _self_signed(root: Path, host: str) -> None:
+    """A self-signed certificate for ``host`` where the router's TLS looks (certs/live)."""
+    from corral.router.tls import CertEntry, CertLayout, save_index, self_signed
+
+    cert, key = self_signed([host], days=1)
+    layout = CertLayout(root)
+    layout.prepare()
+    layout.host_pem(host).write_bytes(key + cert)
+    save_index(layout, {host: CertEntry("bench")})
 
 
 def _free_port() -> int:
@@ -245,9 +281,11 @@ def _run_load(
     rate: float,
     close: bool,
     body: int = 0,
+    tls: bool = False,
 ) -> dict:
     """One load run in a fresh process (``rate`` 0: saturation, else paced at ``rate``/s)."""
-    spec = {"port": port, "host": "hello.localhost", "connections": connections}
+    host = _SECURE if tls else "hello.localhost"
+    spec = {"port": port, "host": host, "connections": connections, "tls": tls}
     spec |= {"requests": requests, "seconds": seconds, "rate": rate, "close": close, "body": body}
     command = [sys.executable, __file__, "--loadgen", json.dumps(spec)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
@@ -260,7 +298,8 @@ def _phase(name: str, targets: dict[str, int], runs: int, load) -> dict[str, lis
     """``runs`` runs per side, alternating which side goes first."""
     results: dict[str, list[dict]] = {side: [] for side in targets}
     for run in range(runs):
-        order = ("direct", "router") if run % 2 == 0 else ("router", "direct")
+        sides = list(targets)
+        order = sides[run % len(sides) :] + sides[: run % len(sides)]
         for side in order:
             result = load(targets[side])
             results[side].append(result)
@@ -279,7 +318,7 @@ def _median(results: dict[str, list[dict]], side: str, key: str) -> float:
 
 
 def _print_sides(results: dict[str, list[dict]]) -> None:
-    for side in ("direct", "router"):
+    for side in results:
         print(
             f"    {side:6}: {_median(results, side, 'rps'):6.0f} req/s  "
             f"p50 {_median(results, side, 'p50_ms'):6.2f} ms  "
@@ -303,6 +342,7 @@ def main() -> None:
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
     parser.add_argument("--close", action="store_true", help="a new connection per request")
     parser.add_argument("--body", type=int, default=0, help="POST bodies of BYTES (0: GET)")
+    parser.add_argument("--https", action="store_true", help="HTTPS through the router too")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
@@ -323,17 +363,24 @@ def main() -> None:
             gunicorn += ["--threads", "4"] if args.worker_class == "gthread" else []
             gunicorn += ["-b", f"127.0.0.1:{dyno_port}", "app:app"]
             processes.append(_start(gunicorn, root))
-            table = RouteTable(
-                "localhost",
-                {"hello": AppRoute("hello", (Backend("web.1", "127.0.0.1", dyno_port),))},
-            )
+            backends = (Backend("web.1", "127.0.0.1", dyno_port),)
+            apps = {"hello": AppRoute("hello", backends), "secure": AppRoute("secure", backends)}
+            table = RouteTable("localhost", apps)
             save_route_table(table, root / "routes.json")
             router = [sys.executable, "-m", "corral.router", "--table", str(root / "routes.json")]
             router += ["--bind", f"127.0.0.1:{router_port}"]
+            https_port = _free_port()
+            if args.https:
+                _self_signed(root / "certs", _SECURE)
+                router += ["--certs", str(root / "certs")]
+                router += ["--https-bind", f"127.0.0.1:{https_port}"]
             processes.append(_start(router, root))
             _wait_port(dyno_port, processes[0])
             _wait_port(router_port, processes[1])
             targets = {"direct": dyno_port, "router": router_port}
+            if args.https:
+                _wait_port(https_port, processes[1])
+                targets["https"] = https_port
             warm = (router_port, args.connections, 2000, args.seconds, 0, args.close, args.body)
             _run_load(*warm)
             saturation = _phase(
@@ -341,9 +388,11 @@ def main() -> None:
                 targets,
                 args.runs,
                 lambda port: _run_load(
-                    port, args.connections, args.requests, args.seconds, 0, args.close, args.body
+                    port, args.connections, args.requests, args.seconds, 0, args.close,
+                    args.body, port == https_port and args.https,
                 ),
-            )
+            )  # fmt: skip
+            targets.pop("https", None)  # paced: the router's latency over HTTP, as before
             rate = args.paced_load * _median(saturation, "direct", "rps")
             paced = _phase(
                 "paced",
@@ -379,6 +428,9 @@ def main() -> None:
     pairs = zip(saturation["direct"], saturation["router"], strict=True)
     spread = " ".join(f"{r['rps'] / d['rps']:.0%}" for d, r in pairs)
     print(f"    router/direct, run by run: {spread}")
+    if args.https:
+        tls = _median(saturation, "https", "rps") / _median(saturation, "router", "rps")
+        print(f"    https/http through the router: {tls:.0%} of the plain HTTP throughput")
     print(
         f"    latency router - direct: p50 {added(saturation, 'p50_ms'):+.2f} ms, "
         f"p99 {added(saturation, 'p99_ms'):+.2f} ms (queueing at saturation: follows throughput)"

@@ -33,6 +33,8 @@ FORBIDDEN = {
     "corral.deploy": ("corral.api", "corral.cli", "corral.server"),
     "corral.api": ("corral.cli", "corral.server"),
     "corral.server": ("corral.cli", "corral.api"),
+    "corral.certs": ("corral.api", "corral.cli", "corral.runtime", "corral.deploy",
+                     "corral.server", "corral.builder", "corral.local", "corral.streams"),
     "corral.local": ("corral.api", "corral.cli", "corral.server", "corral.store",
                      "corral.deploy", "corral.router"),
 }  # fmt: skip

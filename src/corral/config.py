@@ -25,6 +25,9 @@ DEFAULT_HOME = (
 KEEP_RELEASES = 10
 #: The largest slug a build may make, by default: Heroku's limit (500 MB).
 SLUG_MAX_MB = 500
+#: Where ``corral server --https`` gets certificates by default: Let's Encrypt's production
+#: ACME directory (``--acme-directory`` names another, e.g. a test server such as pebble).
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
 #: What apps' user names start with, and the uids they get, by default.
@@ -186,6 +189,11 @@ class Settings:
     def run_dir(self) -> Path:
         """Runtime state: dyno exit statuses, the route table, pid files."""
         return self.home / "run"
+
+    @property
+    def certs_dir(self) -> Path:
+        """Certificates, the ACME account key and challenge answers (root-only)."""
+        return self.home / "certs"
 
     @property
     def routes_path(self) -> Path:

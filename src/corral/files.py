@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write", "locked"]
+__all__ = ["atomic_write", "file_stamp", "locked"]
 
 
 @contextmanager
@@ -55,3 +55,13 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes whenever ``path`` is written or replaced (mtime, size, inode: the inode
+    changes on every :func:`atomic_write`, even within one mtime tick); None if missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -33,6 +33,7 @@ from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
 from corral.files import atomic_write
 from corral.homelock import lock_home
+from corral.https import HttpsOptions, certs_service, check_listen, router_flags
 from corral.runtime import confinement
 from corral.runtime.firewall import detect as detect_firewall
 from corral.runtime.logs import recent
@@ -62,6 +63,8 @@ class ServerOptions:
     max_body_mb: int = 512
     #: Connections one client address may hold open at the router (0: no cap).
     client_connections: int = 256
+    #: Serve HTTPS too, with certificates from ACME (None: plain HTTP only).
+    https: HttpsOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -158,10 +161,12 @@ class Platform:
                     "--max-body", str(self.options.max_body_mb),
                     "--client-connections", str(self.options.client_connections),
                     "--body-dir", str(self.settings.run_dir / "router-bodies"),
+                    *router_flags(self.options.https, self.settings.certs_dir),
                 ),
                 home,
                 env,
             ),
+            *certs_service(self.options.https, python, env, home),
         ]  # fmt: skip
 
     def _platform_hosts(self) -> list[str]:
@@ -197,6 +202,9 @@ class Platform:
     def _check_port(self, adopted: Running | None) -> None:
         # Before anything starts: the router this start would run must be able to listen,
         # and one adopted from the last run must be the one listening there.
+        https = self.options.https
+        if https is not None and adopted is None:
+            check_listen(https.host, https.port, "--https-bind")
         where = f"{self.options.host}:{self.settings.router_port}"
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -78,7 +78,12 @@ def _holds_lock(home: Path, pid: int) -> bool:
 
 
 def start_server(
-    home: Path, port: int, env: dict[str, str], *, isolation: bool = False
+    home: Path,
+    port: int,
+    env: dict[str, str],
+    *,
+    isolation: bool = False,
+    args: tuple[str, ...] = (),
 ) -> subprocess.Popen:
     """Start `corral server` on ``port`` and return it once it holds its home's lock, its
     API says it is healthy and its admin token is written (once the platform serves).
@@ -88,7 +93,7 @@ def start_server(
     process = subprocess.Popen(
         [sys.executable, "-m", "corral", "server", "--home", str(home),
          "--bind", f"127.0.0.1:{port}", "--boot-timeout", "20", "--grace", "5",
-         *([] if isolation else ["--no-isolation"])],
+         *([] if isolation else ["--no-isolation"]), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -123,14 +128,17 @@ def platform_pids(home: Path) -> set[int]:
 
 
 @contextmanager
-def running_server(tmp_path: Path, corral_home: Path) -> Iterator[Server]:
+def running_server(
+    tmp_path: Path, corral_home: Path, port: int | None = None, args: tuple[str, ...] = ()
+) -> Iterator[Server]:
     """A `corral server` with its own home under ``tmp_path`` (sharing the warm installer
-    cache of ``corral_home``); on exit, fails if stopping it left any process behind."""
+    cache of ``corral_home``), on ``port`` (a free one) with ``args`` besides; on exit, fails
+    if stopping it left any process behind."""
     home = tmp_path / "home"
     home.mkdir()
     (corral_home / "cache").mkdir(exist_ok=True)
     (home / "cache").symlink_to(corral_home / "cache", target_is_directory=True)
-    with _serving(home, tmp_path / "credentials.json", {}) as running:
+    with _serving(home, tmp_path / "credentials.json", {}, port=port, args=args) as running:
         yield running
 
 
@@ -153,13 +161,20 @@ def isolated_server(user_prefix: str, *, isolation: bool = True) -> Iterator[Ser
 
 @contextmanager
 def _serving(
-    home: Path, credentials: Path, extra: dict[str, str], *, isolation: bool = False
+    home: Path,
+    credentials: Path,
+    extra: dict[str, str],
+    *,
+    isolation: bool = False,
+    port: int | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[Server]:
-    port = free_port()
+    port = port or free_port()
     # The caller's environment on purpose: builds install from the network through it.
     env = {**os.environ, "CORRAL_CREDENTIALS": str(credentials), **extra}
     env.pop("CORRAL_HOME", None)
-    running = Server(home, port, start_server(home, port, env, isolation=isolation), env)
+    process = start_server(home, port, env, isolation=isolation, args=args)
+    running = Server(home, port, process, env)
     try:
         yield running
     finally:
@@ -184,12 +199,15 @@ def git(
     )  # fmt: skip
 
 
-def make_repo(tmp_path: Path, server: Server, app: str, version: str = "v1") -> Path:
-    """A git repo of a small Flask app answering "hello VERSION", with ``server`` as remote."""
+def make_repo(
+    tmp_path: Path, server: Server, app: str, version: str = "v1", source: str = APP
+) -> Path:
+    """A git repo of a small Flask app (``source``: by default one answering "hello
+    VERSION"), with ``server`` as remote."""
     repo = tmp_path / f"repo-{app}"
     repo.mkdir()
     (repo / "requirements.txt").write_text("flask\ngunicorn\n")
-    (repo / "app.py").write_text(APP.replace("{version}", version))
+    (repo / "app.py").write_text(source.replace("{version}", version))
     (repo / "Procfile").write_text("web: gunicorn app:app\n")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")

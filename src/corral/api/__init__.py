@@ -13,6 +13,7 @@ from corral import __version__
 from corral.api import auth, dashboard, errors
 from corral.api.addons import addons_blueprint
 from corral.api.apps import apps_blueprint
+from corral.api.certs import certs_blueprint
 from corral.api.config import config_blueprint
 from corral.api.context import StoreHandle
 from corral.api.deploys import deploys_blueprint
@@ -67,6 +68,7 @@ def create_app(
         releases_blueprint,
         formation_blueprint,
         domains_blueprint,
+        certs_blueprint,
         logs_blueprint,
         deploys_blueprint,
         oneoffs_blueprint,

@@ -13,7 +13,7 @@ from corral.builder.slug import load_slug
 from corral.config import Settings
 from corral.errors import UserError
 from corral.numbers import MAX_STORED_INT, whole_number
-from corral.store import App, Build, Domain, FormationEntry, Release, Token
+from corral.store import App, Build, Certificate, Domain, FormationEntry, Release, Token
 
 __all__ = [
     "PROCESS_TYPE",
@@ -132,6 +132,20 @@ def formation_json(entry: FormationEntry, release: Release | None) -> dict[str, 
     """A ``Formation`` entry, with the command the current release runs for the type."""
     command = release.process_types.get(entry.process_type, "") if release else ""
     return {"type": entry.process_type, "quantity": entry.quantity, "command": command}
+
+
+def cert_json(cert: Certificate) -> dict[str, Any]:
+    """A ``Certificate`` object."""
+    return {
+        "hostname": cert.hostname,
+        "app": cert.app,
+        "source": cert.source,
+        "state": cert.state,
+        "reason": cert.reason,
+        "issuer": cert.issuer,
+        "expires_at": iso(cert.not_after),
+        "next_attempt_at": iso(cert.next_attempt_at or None),
+    }
 
 
 def domain_json(domain: Domain) -> dict[str, Any]:

@@ -9,14 +9,25 @@ schemathesis against a real server). The git endpoint is not part of the JSON AP
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from corral import __version__
-from corral.addons.naming import SERVICES, VAR_MAX, VAR_PATTERN
+from corral.api.openapi_addons import ADDON_OPERATIONS, ADDON_SCHEMAS
+from corral.api.openapi_parts import (
+    APP_NAME,
+    INT,
+    MAYBE_TIME,
+    NO_NUL,
+    STR,
+    TIME,
+    Operation,
+    list_of,
+    object_of,
+    ref,
+)
 from corral.logfiles import MAX_LOG_LINES
 from corral.store.formation import MAX_QUANTITY, PHASES
 from corral.store.names import RESERVED_APP_NAMES, RESERVED_CONFIG_KEYS
@@ -35,19 +46,7 @@ __all__ = [
 
 openapi_blueprint = Blueprint("openapi", __name__)
 
-_STR = {"type": "string"}
-_INT = {"type": "integer"}
-_TIME = {"type": "string", "format": "date-time"}
-_MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
-_NO_NUL = "^[^\\x00]*$"  # no process takes a NUL in an argument or the environment
-
-#: What an app name may be (store/names.py): 2 to 30 of a-z, 0-9 and single hyphens.
-APP_NAME = {
-    "type": "string",
-    "minLength": 2,
-    "maxLength": 30,
-    "pattern": "^[a-z][a-z0-9]*(-[a-z0-9]+)*$",
-}
+_STR, _INT, _TIME, _MAYBE_TIME, _NO_NUL = STR, INT, TIME, MAYBE_TIME, NO_NUL
 #: A name a new (or renamed) app may take: not one the platform keeps for itself.
 NEW_APP_NAME = {**APP_NAME, "not": {"enum": sorted(RESERVED_APP_NAMES)}}
 _LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -76,19 +75,11 @@ _TARGET = {"type": ["string", "null"]}
 _PATH_PARAMETERS: dict[str, dict[str, Any]] = {"app": APP_NAME, "version": _VERSION}
 
 
-def _object(**properties: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(properties)}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _list(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
+_object, _ref, _list = object_of, ref, list_of
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
+    **ADDON_SCHEMAS,
     "Error": _object(id=_STR, message=_STR),
     "Token": _object(id=_STR, name=_STR, created_at=_TIME),
     "App": _object(
@@ -114,6 +105,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         failure_excerpt=_list(_STR),
     ),
     "Formation": _object(type=_STR, quantity=_INT, command=_STR),
+    "Certificate": _object(
+        hostname=_STR,
+        app=_STR,
+        source={"enum": ["acme", "user"]},
+        state={"enum": ["pending", "issued", "failed"]},
+        reason={"type": ["string", "null"]},
+        issuer={"type": ["string", "null"]},
+        expires_at=_MAYBE_TIME,
+        next_attempt_at=_MAYBE_TIME,
+    ),
     "Dyno": _object(
         app=_STR,
         name=_STR,
@@ -129,18 +130,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         cpu_percent={"type": ["number", "null"]},
     ),
     "Domain": _object(hostname=_STR, app=_STR),
-    "Addon": _object(
-        name=_STR,
-        app=_STR,
-        service=_STR,
-        plan=_STR,
-        server=_STR,
-        created_at=_TIME,
-        attachments=_list(_object(app=_STR, **{"as": _STR})),
-        backups=_INT,
-        schedule={"oneOf": [_object(at=_STR, keep=_INT), {"type": "null"}]},
-    ),
-    "Backup": _object(id=_STR, size=_INT, created_at=_TIME),
     "Build": _object(
         id=_STR,
         app=_STR,
@@ -166,35 +155,6 @@ _APP_DETAIL = {
         ),
     ]
 }
-
-
-_AS = {"type": ["string", "null"], "pattern": f"^{VAR_PATTERN}$", "maxLength": VAR_MAX}
-_MAYBE_RELEASE = {"oneOf": [_ref("Release"), {"type": "null"}]}
-_ADDON = "/api/v1/addons/{name}"
-_ADDON_DETAIL = {
-    "allOf": [
-        _ref("Addon"),
-        _object(version=_STR, size=_INT, connections=_INT),
-        # a database's tables, a Redis's keys and maxmemory
-        {"type": "object", "properties": {"tables": _INT, "keys": _INT, "maxmemory": _INT}},
-    ]
-}
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One method on one path: what it takes and what it answers."""
-
-    method: str
-    path: str
-    summary: str
-    response: dict[str, Any] | str | None = None  # a JSON schema, or a text media type
-    status: int = 200
-    #: a JSON schema, or the binary media types the body may have
-    body: dict[str, Any] | tuple[str, ...] | None = None
-    auth: bool = True
-    query: tuple[tuple[str, dict[str, Any]], ...] = ()
-    body_required: bool = True  # False: an empty body means the defaults
 
 
 _APP = "/api/v1/apps/{app}"
@@ -251,6 +211,22 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", f"{_APP}/domains", "Add a custom domain", _ref("Domain"), 201,
               _object(hostname=HOSTNAME)),
     Operation("delete", f"{_APP}/domains/{{hostname}}", "Remove a custom domain", None, 204),
+    Operation("get", f"{_APP}/certs", "Certificates of the app's hosts (HTTPS)",
+              _list(_ref("Certificate"))),
+    Operation("post", f"{_APP}/certs", "Install a certificate and key brought by the user",
+              _list(_ref("Certificate")), 201,
+              _object(certificate={"type": "string", "minLength": 1},
+                      key={"type": "string", "minLength": 1})),
+    Operation("delete", f"{_APP}/certs/{{hostname}}",
+              "Forget a host's certificate (ACME obtains a new one)", None, 204),
+    Operation("post", f"{_APP}/cert-refresh", "Obtain the app's certificates again now",
+              _object(hostnames=_list(_STR)), 202,
+              {"type": "object",
+               "properties": {"hostname": {**HOSTNAME, "type": ["string", "null"]}}},
+              body_required=False),
+    Operation("put", f"{_APP}/hsts", "Send Strict-Transport-Security on HTTPS, or stop",
+              _object(app=_STR, hsts={"type": "boolean"}),
+              body=_object(enabled={"type": "boolean"})),
     Operation("get", f"{_APP}/logs", "Recent log lines; tail=1 streams new ones", "text/plain",
               query=(("n", {**_INT, "minimum": 1, "maximum": MAX_LOG_LINES}), ("source", _STR),
                      ("dyno", _STR), ("tail", {"enum": ["0", "1", "true", "false", "yes", "no"]}))),
@@ -271,48 +247,7 @@ OPERATIONS: tuple[Operation, ...] = (
               _ref("Dyno"), 201, _object(command=_COMMAND)),
     Operation("delete", f"{_APP}/one-offs/{{name}}",
               "Stop a one-off dyno (SIGTERM, then SIGKILL)", _ref("Dyno"), 202),
-    Operation("get", f"{_APP}/addons", "List the add-ons attached to an app",
-              _list(_ref("Addon"))),
-    Operation("post", f"{_APP}/addons", "Create an add-on and attach it (a new release)",
-              _object(addon={"allOf": [_ref("Addon"), _object(**{"as": _STR})]},
-                      release=_MAYBE_RELEASE), 201,
-              {"type": "object", "required": ["service"], "properties": {
-                  "service": {"enum": sorted(SERVICES)}, "as": _AS,
-                  "plan": {"type": ["string", "null"]}, "server": {"type": ["string", "null"]}}}),
-    Operation("get", f"{_APP}/psql",
-              "psql on the app's database, attached: a WebSocket like .../run, its command "
-              "[\"psql\", ...], \"as\" the attachment (default DATABASE_URL)", None, 101),
-    Operation("get", f"{_APP}/redis-cli",
-              "redis-cli on the app's Redis, attached: a WebSocket like .../psql", None, 101),
-    Operation("get", _ADDON, "Show an add-on: attachments, version, size, connections",
-              _ADDON_DETAIL),
-    Operation("delete", _ADDON, "Destroy an add-on after a last backup (confirm=its app)",
-              _object(name=_STR, final_backup={"type": ["string", "null"]}, kept_days=_INT),
-              query=(("confirm", _STR),)),
-    Operation("post", f"{_ADDON}/attachments", "Attach an add-on to another app",
-              _object(app=_STR, release=_MAYBE_RELEASE, **{"as": _STR}),
-              body={"type": "object", "required": ["app"],
-                    "properties": {"app": APP_NAME, "as": _AS}}),
-    Operation("delete", f"{_ADDON}/attachments/{{app}}", "Detach an add-on from an app",
-              _object(release=_MAYBE_RELEASE)),
-    Operation("post", f"{_ADDON}/credentials",
-              "New login, a release per app attached; the old one revoked once they rolled",
-              _object(releases=_list(_MAYBE_RELEASE), revoked={"type": "boolean"},
-                      kept_because=_list(_STR))),
-    Operation("get", f"{_ADDON}/backups", "List an add-on's backups", _list(_ref("Backup"))),
-    Operation("post", f"{_ADDON}/backups", "Back an add-on up now (pg_dump)", _ref("Backup"),
-              201),
-    Operation("get", f"{_ADDON}/backups/{{backup}}", "Download a backup",
-              "application/octet-stream"),
-    Operation("put", f"{_ADDON}/schedule", "Back up daily at HH:MM (UTC), keeping the last N",
-              _object(at=_STR, keep=_INT),
-              body={"type": "object", "required": ["at"], "properties": {
-                  "at": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
-                  "keep": {"type": "integer", "minimum": 1, "maximum": 1000}}}),
-    Operation("delete", f"{_ADDON}/schedule", "Stop the scheduled backups", None, 204),
-    Operation("post", f"{_ADDON}/restore", "Restore a backup (default: the newest)",
-              _ref("Backup"), body={"type": "object", "properties": {"backup": _TARGET}},
-              body_required=False),
+    *ADDON_OPERATIONS,
 )  # fmt: skip
 
 _ERRORS = {

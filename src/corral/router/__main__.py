@@ -1,6 +1,7 @@
 """Run the embedded router as its own process.
 
-``python -m corral.router --table PATH --bind 127.0.0.1:8080 [--domain localhost]``
+``python -m corral.router --table PATH --bind 127.0.0.1:8080 [--domain localhost]``;
+with ``--certs DIR --https-bind :443`` it serves HTTPS too (see :mod:`corral.router.tls`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ import asyncio
 import gc
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from corral.logfiles import MAX_LOG_BYTES, LogFile, format_line, timestamp
+from corral.router.acme_challenge import Front
 from corral.router.admission import raise_file_limit
 from corral.router.context import Timeouts
 from corral.router.http1 import Limits
 from corral.router.proxy import Router
 from corral.router.table import TableFile
+from corral.router.tls import CertIndex, CertLayout
 
 __all__ = ["main", "run_router"]
 
@@ -89,12 +93,28 @@ class _AppLogs:
                 del self._files[name]
 
 
-async def _serve(router: Router, host: str, port: int) -> None:
+@dataclass(frozen=True)
+class HttpsOptions:
+    """HTTPS beside HTTP: where the certificates are and where to listen."""
+
+    certs: Path
+    bind: str
+    #: The port redirects name (default: the one bound).
+    public_port: int | None = None
+
+
+async def _serve(router: Router, host: str, port: int, https: Router | None = None,
+                 https_at: tuple[str, int] = ("", 0)) -> None:  # fmt: skip
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     bound = await router.start(host, port)
+    if https is not None and https.front is not None:
+        https_port = await https.start(*https_at, tls=https.front.certs.server_context())
+        assert router.front is not None
+        router.front.https_port = router.front.https_port or https_port
+        print(f"router listening on https://{https_at[0]}:{https_port}", file=sys.stderr)
     # What start-up made lives as long as the process: out of the collector's way, a full
     # collection (which pauses every request in flight) walks only what requests make.
     gc.freeze()
@@ -110,6 +130,8 @@ async def _serve(router: Router, host: str, port: int) -> None:
     )
     await stop.wait()
     await router.close()
+    if https is not None:
+        await https.close()
     flush = getattr(router.log, "flush", None)
     if flush is not None:
         flush()
@@ -125,6 +147,7 @@ def run_router(
     limits: Limits | None = None,
     logs: Path | None = None,
     body_dir: Path | None = None,
+    https: HttpsOptions | None = None,
 ) -> None:
     """Serve the route table at ``table_path`` on ``bind`` until SIGINT or SIGTERM.
 
@@ -137,19 +160,29 @@ def run_router(
     log = _AppLogs(Path(logs)) if logs else _StdoutLog()
     if body_dir is not None:
         body_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    router = Router(
-        TableFile(table_path, domain=domain),
-        log=log,
-        timeouts=timeouts,
-        limits=limits,
-        body_dir=None if body_dir is None else str(body_dir),
-    )
+    table = TableFile(table_path, domain=domain)
+    certs = None if https is None else CertIndex(CertLayout(https.certs))
+    options = {
+        "log": log,
+        "timeouts": timeouts,
+        "limits": limits,
+        "body_dir": None if body_dir is None else str(body_dir),
+    }
+    http_front = None if certs is None else Front(certs, tls=False, https_port=None)
+    if http_front is not None and https is not None:
+        http_front.https_port = https.public_port
+    router = Router(table, front=http_front, **options)  # type: ignore[arg-type]
+    tls_router, tls_at = None, ("", 0)
+    if certs is not None and https is not None:
+        tls_at = _parse_bind(https.bind)
+        tls_router = Router(table, proto="https", front=Front(certs, tls=True), **options)  # type: ignore[arg-type]
+    serving = _serve(router, host, port, tls_router, tls_at)
     try:  # libuv's event loop roughly doubles what one router process can carry
         import uvloop
     except ImportError:
-        asyncio.run(_serve(router, host, port))
+        asyncio.run(serving)
     else:
-        uvloop.run(_serve(router, host, port))
+        uvloop.run(serving)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--body-dir", type=Path, help="where large request bodies are spooled")
     parser.add_argument("--logs", type=Path, help="write each app's lines to LOGS/<app>/router.log")
+    parser.add_argument("--certs", type=Path, help="serve HTTPS with the certificates in CERTS")
+    parser.add_argument("--https-bind", default="0.0.0.0:443", help="HOST:PORT for HTTPS")
+    parser.add_argument("--https-port", type=int, help="the HTTPS port redirects name")
     args = parser.parse_args(argv)
     for flag, value in (("--max-body", args.max_body), ("--body-timeout", args.body_timeout)):
         if not value > 0:
@@ -192,6 +228,9 @@ def main(argv: list[str] | None = None) -> None:
         limits=limits,
         logs=args.logs,
         body_dir=args.body_dir,
+        https=None
+        if args.certs is None
+        else HttpsOptions(args.certs, args.https_bind, args.https_port),
     )
 
 

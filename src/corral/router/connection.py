@@ -11,6 +11,7 @@ import os
 import re
 
 from corral.redact import redact_url
+from corral.router.acme_challenge import Reply
 from corral.router.body import read_body
 from corral.router.channel import Channel
 from corral.router.client import ClientStream
@@ -139,6 +140,12 @@ class ClientConnection:
         head = exchange.head
         if head.method == b"CONNECT":
             return await self.fail(exchange, "method", reason="CONNECT")
+        front = self.ctx.front
+        if front is not None:
+            reply = front.answer(head)
+            if reply is not None:
+                return await self._reply(exchange, reply)
+            exchange.extra_head = front.extra_head(head.host)
         route = self.ctx.routes.lookup(head.host)
         if route is None:
             return await self.fail(exchange, "no_app", host=head.host)
@@ -167,6 +174,23 @@ class ClientConnection:
             await tunnel(self.client, outcome.upgraded)
             return False
         return outcome.keep_alive
+
+    async def _reply(self, exchange: Exchange, reply: Reply) -> bool:
+        """Write the router's own answer (a challenge, a redirect); True if the connection stays."""
+        route = self.ctx.routes.lookup(exchange.head.host)
+        exchange.app = route.app if route is not None else ""
+        exchange.status = reply.status
+        keep_alive = exchange.head.keep_alive and self.client.body_done
+        data = reply.encode(
+            request_id=exchange.request_id,
+            keep_alive=keep_alive,
+            head_only=exchange.head.method == b"HEAD",
+        )
+        exchange.sent += len(data)
+        self.writer.write(data)
+        self.log_exchange(exchange)
+        await self.writer.drain()
+        return keep_alive
 
     async def fail(self, exchange: Exchange, name: str, **values: str) -> bool:
         """Answer with the router's page for failure ``name``; True if the connection stays."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from corral.router.acme_challenge import Front
 from corral.router.admission import Admission
 from corral.router.http1 import Limits
 from corral.router.pool import BackendPool, RoundRobin
@@ -57,3 +58,5 @@ class RouterContext:
     admission: Admission
     #: Where request bodies too large for memory are spooled (None: the system's temp dir).
     body_dir: str | None
+    #: The answers that come before routing with HTTPS on (challenges, redirects), if any.
+    front: Front | None = None

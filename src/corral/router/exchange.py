@@ -21,6 +21,7 @@ class Exchange:
         "app",
         "connect",
         "dyno",
+        "extra_head",
         "failure",
         "head",
         "request_id",
@@ -42,3 +43,5 @@ class Exchange:
         self.status = 0
         #: Bytes written to the client for this request, head included.
         self.sent = 0
+        #: Header lines the router adds to the app's answer (HSTS over HTTPS).
+        self.extra_head = b""

@@ -306,6 +306,7 @@ async def _relay_response(
     else:  # an HTTP/1.0 client: the body ends when the connection does
         framing = b"Transfer-Encoding: %s\r\n" % response.codings if response.codings else b""
         keep_alive = False
+    framing += exchange.extra_head  # HSTS over HTTPS, when the app asked for it
     out = [
         response_head_bytes(
             response, request_id=exchange.request_id, framing=framing, keep_alive=keep_alive

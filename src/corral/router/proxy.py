@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import resource
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from corral.router.acme_challenge import Front
 from corral.router.admission import Admission, connection_budget
 from corral.router.channel import Channel
 from corral.router.connection import ClientConnection
@@ -57,6 +59,7 @@ class Router:
         forwarded_port: int | None = None,
         max_connections: int | None = None,
         body_dir: str | None = None,
+        front: Front | None = None,
     ) -> None:
         self.table_source = table_source
         #: Host header -> route in the current table, kept across client connections.
@@ -71,6 +74,8 @@ class Router:
         #: Client connections in all (default: what the file limit leaves room for).
         self.max_connections = max_connections
         self.body_dir = body_dir
+        #: With HTTPS on: challenges and redirects (HTTP), HSTS (TLS).
+        self.front = front
         #: Every read deadline and connect timeout, kept with one loop timer.
         self.deadlines = Deadlines()
         self.pool = BackendPool(deadlines=self.deadlines)
@@ -83,8 +88,10 @@ class Router:
         self._context: RouterContext | None = None
         self.admission: Admission | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Start listening; returns the bound port."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> int:
+        """Start listening (over TLS with ``tls``); returns the bound port."""
         loop = asyncio.get_running_loop()
         file_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.admission = Admission(
@@ -97,7 +104,13 @@ class Router:
         )
         self._watch_accept_errors(loop)
         self._server = await loop.create_server(
-            lambda: _ClientChannel(self, loop), host, port, backlog=1024, reuse_address=True
+            lambda: _ClientChannel(self, loop),
+            host,
+            port,
+            backlog=1024,
+            reuse_address=True,
+            ssl=tls,
+            ssl_handshake_timeout=None if tls is None else self.timeouts.header,
         )
         ports: set[int] = {sock.getsockname()[1] for sock in self._server.sockets}
         reached = self.forwarded_port or (ports.pop() if len(ports) == 1 else None)
@@ -115,6 +128,7 @@ class Router:
             listen_port=self.listen_port,
             admission=self.admission,
             body_dir=self.body_dir,
+            front=self.front,
         )
         return self._server.sockets[0].getsockname()[1]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from corral.files import atomic_write
+from corral.files import atomic_write, file_stamp
 
 __all__ = [
     "AppRoute",
@@ -210,13 +210,8 @@ class TableFile:
         return self._table
 
     def _refresh(self) -> None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return
-        # The inode changes on every os.replace, even within one mtime tick.
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if stamp == self._stamp:
+        stamp = file_stamp(self.path)
+        if stamp is None or stamp == self._stamp:
             return
         try:
             table = load_route_table(self.path)

@@ -18,6 +18,7 @@ from corral.config import Settings
 from corral.store.addons import AddonsMixin
 from corral.store.apps import AppsMixin
 from corral.store.builds import BuildsMixin
+from corral.store.certs import Certificate, CertsMixin, Issued
 from corral.store.dynos import DynosMixin
 from corral.store.errors import Conflict, Invalid, NotFound, StoreBusy
 from corral.store.formation import FormationMixin
@@ -51,12 +52,14 @@ __all__ = [
     "Attachment",
     "Build",
     "BuildStatus",
+    "Certificate",
     "Conflict",
     "Domain",
     "Dyno",
     "DynoState",
     "FormationEntry",
     "Invalid",
+    "Issued",
     "NotFound",
     "OneOff",
     "Release",
@@ -81,6 +84,7 @@ class Store(
     RenamesMixin,
     SlugsMixin,
     OverviewMixin,
+    CertsMixin,
     AddonsMixin,
 ):
     """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""

@@ -26,6 +26,7 @@ _APP_TABLES = (
     "dynos",
     "dyno_requests",
     "one_offs",
+    "certificates",
     "addons",
     "addon_attachments",
 )

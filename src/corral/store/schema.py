@@ -142,9 +142,31 @@ CREATE TABLE app_renames (
 );
 """
 
-# v7: add-ons (databases the platform runs for apps) and the apps they are attached to, as
+# v7: HTTPS. One row per host the certificate service serves (an app's default host and
+# its custom domains): where its certificate came from, how issuance went, when it expires,
+# and when to try again; ``apps.hsts`` asks the router to send Strict-Transport-Security.
+_V7 = """
+CREATE TABLE certificates (
+    hostname        TEXT PRIMARY KEY,
+    app             TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+    source          TEXT NOT NULL CHECK (source IN ('acme', 'user')),
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'issued', 'failed')),
+    reason          TEXT,
+    issuer          TEXT,
+    not_before      REAL,
+    not_after       REAL,
+    fingerprint     TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    updated_at      REAL NOT NULL
+);
+CREATE INDEX certificates_by_app ON certificates (app);
+ALTER TABLE apps ADD COLUMN hsts INTEGER NOT NULL DEFAULT 0;
+"""
+
+# v8: add-ons (databases the platform runs for apps) and the apps they are attached to, as
 # which config var. An app owning add-ons cannot be deleted before they are destroyed.
-_V7_ADDONS = """
+_V8_ADDONS = """
 CREATE TABLE addons (
     name       TEXT PRIMARY KEY,
     app        TEXT NOT NULL REFERENCES apps (name),
@@ -163,7 +185,7 @@ CREATE TABLE addon_attachments (
 """
 
 #: Ordered migrations; the database's ``user_version`` counts how many have been applied.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7_ADDONS]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8_ADDONS]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -14,6 +14,7 @@ from corral.api.formation import dynos_json
 from corral.api.objects import (
     app_json,
     build_json,
+    cert_json,
     domain_json,
     formation_json,
     iso,
@@ -89,6 +90,8 @@ def app_page(app: str) -> ResponseReturnValue:
         formation=[formation_json(entry, current) for entry in store.formation(app)],
         config_keys=sorted(store.config(app)),
         domains=[domain_json(domain) for domain in store.domains(app)],
+        # recorded only with `corral server --https` (or certs:add): no section otherwise
+        certs=[cert_json(cert) for cert in store.certificates(app)],
         addons=addon_rows(app),
         git_lines=git_lines(app),
         lines=[str(line) for line in lines],

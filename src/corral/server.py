@@ -26,8 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from corral.addons.cluster import Cluster
-from corral.addons.servers import service_specs
+from corral.addons.servers import runs_as_others, service_specs
 from corral.config import Settings
 from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
@@ -314,8 +313,8 @@ def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
     try:
         with lock_home(settings.home, settings.run_dir, settings.platform_url):
             platform = Platform(settings, options)
-            # PostgreSQL runs as a user of its own, who must pass through the home too
-            passable = platform.settings.isolation or Cluster(settings).initialised()
+            # PostgreSQL and Redis run as users of their own, who pass through the home too
+            passable = platform.settings.isolation or runs_as_others(settings)
             confinement.keep_private(settings.home, passable=passable)
             try:
                 asyncio.run(_main(platform, say, asked))

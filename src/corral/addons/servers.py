@@ -12,7 +12,7 @@ from corral.addons.cluster import Cluster
 from corral.config import Settings
 from corral.runtime.services import ServiceSpec
 
-__all__ = ["service_specs"]
+__all__ = ["runs_as_others", "service_specs"]
 
 
 def service_specs(settings: Settings) -> list[ServiceSpec]:
@@ -35,3 +35,9 @@ def _backups(settings: Settings) -> ServiceSpec:
         settings.addons_dir,
         {**env, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def runs_as_others(settings: Settings) -> bool:
+    """Whether an add-on server runs as a user of its own (postgres, redis), who must be
+    able to pass through the home to its files."""
+    return Cluster(settings).initialised() or bool(redis.service_specs(settings))

@@ -24,6 +24,7 @@ from corral.addons.naming import (
     validate_var,
 )
 from corral.addons.schedule import Schedule, due
+from corral.addons.servers import runs_as_others
 from corral.config import Settings
 from corral.errors import UserError
 from corral.store import Conflict, Store
@@ -133,3 +134,20 @@ def test_a_daily_backup_is_due_once_a_day_at_its_time(
 def test_a_schedule_says_what_is_wrong_with_it(at: str, keep: int) -> None:
     with pytest.raises(UserError, match=r"--at|--keep"):
         Schedule(at, keep)
+
+
+def test_the_home_stays_passable_while_an_addon_server_runs_as_its_own_user(
+    tmp_path: Path,
+) -> None:
+    settings = Settings.load(tmp_path / "home")
+    assert not runs_as_others(settings)
+    conf = settings.addons_dir / "redis-amber-40213" / "redis.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("port 1\n")
+    if (
+        os.geteuid() == 0
+        and not Path("/usr/bin/redis-server").exists()
+        and not os.environ.get("CI")
+    ):
+        pytest.skip("the redis user comes with Debian's redis-server package")
+    assert runs_as_others(settings)

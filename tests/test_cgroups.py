@@ -220,7 +220,7 @@ def test_a_fork_bomb_stays_in_its_dyno_and_another_app_keeps_serving(
         store = running.store
         _deploy(settings, store, tmp_path, "calm", "web: gunicorn app:app\n")
         wait_live(settings, store, "calm")
-        bomb = _deploy_with(settings, store, tmp_path, "bomb", "bomb", BOMB)
+        _deploy_with(settings, store, tmp_path, "bomb", "bomb", BOMB)
         app_group = f"{base_for_home(settings.home)}/bomb"
         found = wait_managed(lambda: list(HOST.group(app_group).dirs[0].glob("bomb.1.*")))
         group = HOST.group(f"{app_group}/{found[0].name}")

@@ -16,9 +16,9 @@ import httpx
 import psutil
 import pytest
 
-from corral.addons.cluster import Cluster, find_programs
+from corral.addons.cluster import Cluster
 from corral.config import Settings
-from corral.errors import UserError
+from support.addons import needs_postgresql
 from support.cli import corral
 from support.dashboard import csrf_of
 from support.isolation import needs_root, unique_prefix, users_removed
@@ -26,22 +26,7 @@ from support.server import Server, git, isolated_server, start_server
 from support.terminal import Terminal
 from support.wait import wait_until
 
-
-def _postgresql_missing() -> bool:
-    try:
-        find_programs(Settings.load("/nonexistent"))
-    except UserError:
-        return True
-    return False
-
-
-pytestmark = [
-    needs_root,
-    pytest.mark.skipif(
-        _postgresql_missing() and not os.environ.get("CI"),
-        reason="PostgreSQL is not installed (apt-get install postgresql)",
-    ),
-]
+pytestmark = [needs_root, needs_postgresql]
 
 APP = """import os
 import psycopg

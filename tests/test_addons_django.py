@@ -14,30 +14,13 @@ import httpx
 import psutil
 import pytest
 
-from corral.addons.cluster import find_programs
-from corral.config import Settings
-from corral.errors import UserError
+from support.addons import needs_postgresql
 from support.cli import corral
 from support.isolation import needs_root, unique_prefix, users_removed
 from support.server import Server, git, isolated_server, start_server
 from support.wait import wait_until
 
-
-def _postgresql_missing() -> bool:
-    try:
-        find_programs(Settings.load("/nonexistent"))
-    except UserError:
-        return True
-    return False
-
-
-pytestmark = [
-    needs_root,
-    pytest.mark.skipif(
-        _postgresql_missing() and not os.environ.get("CI"),
-        reason="PostgreSQL is not installed (apt-get install postgresql)",
-    ),
-]
+pytestmark = [needs_root, needs_postgresql]
 
 FILES = {
     "requirements.txt": "django>=5,<6\ndj-database-url\npsycopg[binary]\ngunicorn\n",

@@ -71,15 +71,23 @@ def test_no_app_detected(tmp_path: Path, home: Path) -> None:
     assert_nothing_built(home, "plain")
 
 
-@pytest.mark.parametrize(
-    ("lockfile", "advice"),
-    [("Pipfile.lock", "pipenv requirements"), ("poetry.lock", "poetry export")],
-)
-def test_pipenv_and_poetry_are_refused_with_the_alternative(
-    tmp_path: Path, home: Path, lockfile: str, advice: str
-) -> None:
-    app = make_app(tmp_path / "other", {lockfile: "{}", "app.py": FLASK})
-    assert_refused(run_corral("build", str(app), home=home), advice)
+def test_a_pipfile_without_its_lock_says_how_to_make_one(tmp_path: Path, home: Path) -> None:
+    app = make_app(tmp_path / "unlocked", {"Pipfile": '[packages]\nflask = "*"\n', "app.py": FLASK})
+    assert_refused(run_corral("build", str(app), home=home), "no Pipfile.lock", "`pipenv lock`")
+    assert_nothing_built(home, "unlocked")
+
+
+def test_lock_files_of_two_tools_are_refused_naming_both(tmp_path: Path, home: Path) -> None:
+    files = {"poetry.lock": "", "Pipfile.lock": "{}", "pyproject.toml": "[tool.poetry]\n"}
+    app = make_app(tmp_path / "both", {**files, "app.py": FLASK})
+    result = run_corral("build", str(app), home=home)
+    assert_refused(result, "poetry.lock (Poetry) and Pipfile.lock (Pipenv)", "delete the ones")
+    assert_nothing_built(home, "both")
+
+
+def test_a_poetry_lock_without_its_pyproject_is_refused(tmp_path: Path, home: Path) -> None:
+    app = make_app(tmp_path / "alone", {"poetry.lock": "", "app.py": FLASK})
+    assert_refused(run_corral("build", str(app), home=home), "poetry.lock needs a pyproject.toml")
 
 
 def test_unknown_python_version_lists_installed(tmp_path: Path, home: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from corral.appusers import AppUser
 from corral.builder import build
 from corral.builder.detect import detect
 from corral.builder.inputs import dependency_inputs, local_reference
+from corral.builder.locks import pylock_without_project
 from corral.builder.ownership import blocked_for, runnable_copy
 from corral.config import Settings
 from corral.errors import BuildError
@@ -75,6 +77,58 @@ def test_a_local_path_requirement_keys_the_environment_by_the_code_it_installs(t
     assert editable != inputs_of(app("editable2", "-e .\n", "print(2)\n"))
     plain = inputs_of(app("plain", "six\n", "print(1)\n"))
     assert plain == inputs_of(app("plain2", "six\n", "print(2)\n"))  # code alone: same env
+
+
+def test_each_lock_keys_the_environment_with_what_makes_it_stale(tmp_path: Path):
+    poetry = {
+        "pyproject.toml": '[project]\nname = "p"\nversion = "1"\ndependencies = ["six"]\n',
+        "poetry.lock": "# lock 1\n",
+    }
+    first = inputs_of(write(tmp_path / "p1", poetry))
+    assert first["manifest"] == "poetry.lock"
+    bumped = {**poetry, "pyproject.toml": poetry["pyproject.toml"].replace('"1"', '"2"')}
+    assert inputs_of(write(tmp_path / "p2", bumped)) == first  # the version: same lock
+    relocked = {**poetry, "poetry.lock": "# lock 2\n"}
+    assert inputs_of(write(tmp_path / "p3", relocked)) != first
+    added = {**poetry, "pyproject.toml": poetry["pyproject.toml"].replace('"six"', '"six", "a"')}
+    assert inputs_of(write(tmp_path / "p4", added)) != first  # a stale lock never reuses
+    pipenv = {"Pipfile": "[packages]\n", "Pipfile.lock": "{}"}
+    one = inputs_of(write(tmp_path / "e1", pipenv))
+    assert (
+        inputs_of(write(tmp_path / "e2", {**pipenv, "Pipfile": "[packages]\nsix = '*'\n"})) != one
+    )
+    pylock = {"pylock.toml": 'lock-version = "1.0"\n'}
+    two = inputs_of(write(tmp_path / "l1", pylock))
+    assert two["manifest"] == "pylock.toml"
+    assert inputs_of(write(tmp_path / "l2", {"pylock.toml": "lock-version = '1.0'\n"})) != two
+
+
+def test_a_pylock_is_installed_without_the_project_and_with_absolute_local_paths(tmp_path: Path):
+    lock = """
+        lock-version = "1.0"
+        created-by = "uv"
+
+        [[packages]]
+        name = "six"
+        version = "1.17.0"
+        wheels = [{ url = "https://example.org/six.whl", hashes = { sha256 = "ab" } }]
+
+        [[packages]]
+        name = "app"
+        directory = { path = ".", editable = true }
+
+        [[packages]]
+        name = "lib"
+        directory = { path = "libs/lib" }
+
+        [tool.uv]
+        x = 1
+    """
+    source = write(tmp_path / "app", {"pylock.toml": lock})
+    kept = tomllib.loads(pylock_without_project(source))
+    assert [p["name"] for p in kept["packages"]] == ["six", "lib"]
+    assert kept["packages"][1]["directory"]["path"] == str(source.resolve() / "libs" / "lib")
+    assert kept["tool"] == {"uv": {"x": 1}}
 
 
 def test_local_references_are_read_off_requirement_lines():

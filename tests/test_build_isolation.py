@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from corral.appusers import AppUser, AppUsers
-from corral.builder import Slug, build
+from corral.builder import Slug, _choose_python, build
+from corral.builder.log import BuildLog
+from corral.builder.python import python_request
+from corral.builder.tools import ensure_tool
 from corral.config import Settings
 from corral.errors import BuildError, PythonNotFound
 from support.isolation import needs_root, unique_prefix, users_removed
@@ -235,3 +238,47 @@ def test_links_a_build_plants_never_make_root_write_or_chmod_outside_the_slug(is
     assert victims.stat().st_mode & 0o777 == 0o700
     assert json.loads((slug.path / ".corral" / "slug.json").read_text())["app"] == "alpha"
     assert (slug.path / "linked.conf").is_symlink()  # kept as a link, the target untouched
+
+
+def test_a_poetry_app_builds_as_its_user_with_a_tool_it_cannot_change(iso: Settings):
+    source = small_app(Path(tempfile.mkdtemp(dir=iso.home)))
+    (source / "requirements.txt").unlink()
+    (source / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "1"\nrequires-python = ">=3.9"\n'
+        'dependencies = ["six"]\n[tool.poetry]\npackage-mode = false\n'
+    )
+    user = AppUsers(iso).ensure("poet")
+    python = _choose_python(
+        iso, python_request(source, {}, iso.default_python), user, BuildLog(print)
+    )
+    poetry = ensure_tool(iso, "poetry", python, BuildLog(print))
+    env = {**os.environ, "POETRY_CACHE_DIR": str(iso.home / "test-poetry-cache")}
+    subprocess.run([str(poetry), "lock"], cwd=source, env=env, check=True, capture_output=True)
+    slug, user, output = isolated_build(iso, "poet", source)
+    assert "Detected Python app (poetry.lock)" in output
+    assert run_web_as(slug, user).startswith("six 1.")
+    assert_sealed(poetry.parent.parent, 0, others=0o5)
+    assert not (iso.cache_dir / "poetry").exists()  # the app's own cache, if any, not a shared one
+
+
+def test_npm_runs_as_the_app_user_with_its_own_cache(iso: Settings):
+    source = small_app(Path(tempfile.mkdtemp(dir=iso.home)))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(source.parent),
+        "npm_config_cache": str(source.parent / "npm"),
+    }
+    build_script = "scripts.build=id -u > built-by-npm.txt"
+    for args in (["init", "-y"], ["install", "is-number@7"], ["pkg", "set", build_script]):
+        subprocess.run(["npm", *args], cwd=source, env=env, check=True, capture_output=True)
+    shutil.rmtree(source / "node_modules")
+    slug, user, output = isolated_build(iso, "noder", source)
+    assert "Installing Node.js packages with npm ci" in output
+    assert int((slug.path / "built-by-npm.txt").read_text()) == user.uid
+    assert_sealed(slug.path, user.gid, others=0)
+    cached = user.cache / "node" / "node_modules"
+    assert (
+        cached.stat().st_uid == user.uid and (user.cache / "node" / "npm").stat().st_uid == user.uid
+    )
+    again, _, output = isolated_build(iso, "noder", source)
+    assert "Using cached node_modules" in output and not (again.path / "node_modules").exists()

@@ -17,14 +17,17 @@ SRC = Path(corral.__file__).parent
 #: package -> the corral packages it must never import.
 FORBIDDEN = {
     "corral.store": ("corral.api", "corral.cli", "corral.runtime", "corral.router",
-                     "corral.deploy", "corral.server", "corral.local"),
+                     "corral.deploy", "corral.server", "corral.local", "corral.addons"),
+    # add-ons provision databases for the API and declare their servers to the supervisor
+    "corral.addons": ("corral.api", "corral.cli", "corral.server", "corral.router",
+                      "corral.deploy", "corral.local", "corral.streams"),
     "corral.router": ("corral.api", "corral.cli", "corral.runtime", "corral.store",
                       "corral.deploy", "corral.server", "corral.builder", "corral.local",
                       "corral.streams"),
     "corral.streams": ("corral.api", "corral.cli", "corral.deploy", "corral.server",
                        "corral.router", "corral.builder", "corral.local"),
     "corral.runtime": ("corral.api", "corral.cli", "corral.deploy", "corral.server",
-                       "corral.local"),
+                       "corral.local", "corral.addons"),
     "corral.builder": ("corral.api", "corral.cli", "corral.runtime", "corral.router",
                        "corral.deploy", "corral.server", "corral.store"),
     "corral.deploy": ("corral.api", "corral.cli", "corral.server"),

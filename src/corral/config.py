@@ -91,6 +91,12 @@ class Settings:
     user_prefix: str = USER_PREFIX
     #: The uids (and gids) apps' users get (``$CORRAL_UIDS``, ``LOW-HIGH``).
     uid_range: tuple[int, int] = UID_RANGE
+    #: Where PostgreSQL's programs (initdb, postgres, psql, pg_dump) are
+    #: (``$CORRAL_POSTGRESQL_BIN``); None: the newest ``/usr/lib/postgresql/*/bin``.
+    postgresql_bin: Path | None = None
+    #: The admin URL of a PostgreSQL server new database add-ons go to instead of the
+    #: platform's own cluster (``$CORRAL_POSTGRESQL_SERVER``; ``addons:create --server``).
+    postgresql_server: str | None = None
 
     @classmethod
     def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
@@ -122,6 +128,10 @@ class Settings:
             kernel_limits=env.get("CORRAL_KERNEL_LIMITS") == "1",
             user_prefix=env.get("CORRAL_USER_PREFIX") or USER_PREFIX,
             uid_range=_uid_range(env.get("CORRAL_UIDS") or f"{UID_RANGE[0]}-{UID_RANGE[1]}"),
+            postgresql_bin=Path(env["CORRAL_POSTGRESQL_BIN"])
+            if env.get("CORRAL_POSTGRESQL_BIN")
+            else None,
+            postgresql_server=env.get("CORRAL_POSTGRESQL_SERVER") or None,
         )
 
     @property
@@ -169,6 +179,11 @@ class Settings:
     def users_dir(self) -> Path:
         """Apps' users' private directories: ``HOME``, ``TMPDIR`` and installer cache."""
         return self.home / "users"
+
+    @property
+    def addons_dir(self) -> Path:
+        """Add-on servers' data (the PostgreSQL cluster) and each add-on's backups."""
+        return self.home / "addons"
 
     @property
     def run_dir(self) -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from corral.addons.servers import runs_as_others, service_specs
 from corral.config import Settings
 from corral.credentials import Credentials, credentials_path
 from corral.errors import UserError
@@ -106,6 +107,8 @@ class Platform:
             cgroups=cgroups,
             firewall=firewall,
         )
+        # the add-on servers (PostgreSQL, Redis), from when an add-on has made them
+        self.supervisor.services.follow(lambda: service_specs(settings))
         #: The services this start started (not adopted): what a failed start stops.
         self.started: list[str] = []
         self.new_token: AdminToken | None = None
@@ -328,7 +331,9 @@ def run_server(settings: Settings, options: ServerOptions, say=print) -> None:
     try:
         with lock_home(settings.home, settings.run_dir, settings.platform_url):
             platform = Platform(settings, options)
-            confinement.keep_private(settings.home, passable=platform.settings.isolation)
+            # PostgreSQL and Redis run as users of their own, who pass through the home too
+            passable = platform.settings.isolation or runs_as_others(settings)
+            confinement.keep_private(settings.home, passable=passable)
             try:
                 asyncio.run(_main(platform, say, asked))
             except OSError as exc:

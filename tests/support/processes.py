@@ -17,7 +17,7 @@ import psutil
 
 from corral.builder.slug import Slug
 from corral.runtime.environ import process_environ
-from support.wait import wait_until
+from support.wait import wait_for_http, wait_until
 
 #: Ports handed out in this session: the kernel may offer a port again as soon as its probe
 #: socket closes, before the process it was meant for binds it.
@@ -134,3 +134,11 @@ def running_process(slug: Slug, name: str = "web") -> Iterator[tuple[int, subpro
             yield port, process
         finally:
             _stop_and_close(process)
+
+
+def served_text(slug: Slug) -> str:
+    """Start ``slug``'s web process as a dyno would and return the body of its 200 on /."""
+    with running_process(slug) as (port, process):
+        response = wait_for_http(f"http://127.0.0.1:{port}/", process=process)
+        assert response.status_code == 200, response.text[:500]
+        return response.text

@@ -160,15 +160,17 @@ def running_server(
 
 
 @contextmanager
-def isolated_server(user_prefix: str) -> Iterator[Server]:
-    """A `corral server` as root with apps isolated, its apps' users named ``user_prefix``
-    + app. Its home is under /tmp (pytest's own temporary directories are closed to other
-    users, whom the apps' users are), removed afterwards."""
+def isolated_server(user_prefix: str, *, isolation: bool = True) -> Iterator[Server]:
+    """A `corral server` as root with apps isolated (unless ``isolation`` is off), its apps'
+    users named ``user_prefix`` + app. Its home is under /tmp (pytest's own temporary
+    directories are closed to other users, whom the apps' users are, and PostgreSQL's),
+    removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="corral-isolated-", dir="/tmp"))
     try:
         root.chmod(0o711)
         extra = {"CORRAL_USER_PREFIX": user_prefix}
-        with _serving(root / "home", root / "credentials.json", extra, isolation=True) as running:
+        credentials = root / "credentials.json"
+        with _serving(root / "home", credentials, extra, isolation=isolation) as running:
             yield running
     finally:
         shutil.rmtree(root, ignore_errors=True)

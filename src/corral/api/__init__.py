@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from corral import __version__
 from corral.api import auth, dashboard, errors
+from corral.api.addons import addons_blueprint
 from corral.api.apps import apps_blueprint
 from corral.api.certs import certs_blueprint
 from corral.api.config import config_blueprint
@@ -71,6 +72,7 @@ def create_app(
         logs_blueprint,
         deploys_blueprint,
         oneoffs_blueprint,
+        addons_blueprint,
     ):
         app.register_blueprint(blueprint, url_prefix=API_PREFIX)
     dashboard.install(app)

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from corral.addons.provision import destroy_app_addons
 from corral.api import context
 from corral.api.errors import BadRequest
 from corral.api.formation import dynos_json
@@ -105,6 +106,8 @@ def destroy_app(app: str) -> None:
             f"{app} is being deployed ({pending[0].name} is in progress); "
             "delete it when the deploy has finished."
         )
+    # its databases go first (a last backup of each kept), then the app
+    destroy_app_addons(store, context.settings(), app)
     store.delete_app(app)
     deadline = time.monotonic() + current_app.config["CORRAL_DELETE_WAIT"]
     while store.dynos(app) and time.monotonic() < deadline:

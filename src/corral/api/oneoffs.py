@@ -29,7 +29,7 @@ from corral.runtime import oneoff
 from corral.runtime.confined import Confinement
 from corral.store import Conflict, NotFound, OneOff, Release, Store
 
-__all__ = ["oneoffs_blueprint", "release_to_run"]
+__all__ = ["one_off", "oneoffs_blueprint", "release_to_run", "serve_attached", "start_parameters"]
 
 oneoffs_blueprint = Blueprint("oneoffs", __name__)
 
@@ -48,7 +48,8 @@ def release_to_run(store: Store, app: str) -> Release:
     return release
 
 
-def _start_parameters(req: Request) -> dict[str, Any]:
+def start_parameters(req: Request) -> dict[str, Any]:
+    """The JSON start header of an attached session (``command``, ``tty``, size, ...)."""
     try:
         start = json.loads(req.headers.get(wire.START_HEADER, ""))
     except ValueError:
@@ -91,12 +92,24 @@ def _record(
 def attach_run(app: str) -> ResponseReturnValue:
     """``corral run``: a one-off attached over a WebSocket (see :mod:`corral.wire`)."""
     store = context.store()
-    start = _start_parameters(request)
-    command = command_field(start.get("command"))
+    start = start_parameters(request)
+    spec = one_off(store, app, command_field(start.get("command")), start)
+    return serve_attached(store, app, spec, start)
+
+
+def one_off(store: Store, app: str, command: list[str], start: dict[str, Any]) -> oneoff.OneOffSpec:
+    """The one-off of ``command`` an attached session of ``app`` runs (its ``TERM`` the
+    start header's)."""
     term = start.get("term")
-    spec = _spec(
+    return _spec(
         store, app, command, term if isinstance(term, str) and _TERM.fullmatch(term) else None
     )
+
+
+def serve_attached(
+    store: Store, app: str, spec: oneoff.OneOffSpec, start: dict[str, Any]
+) -> ResponseReturnValue:
+    """Take the request's connection over and run ``spec`` on it, in a thread of its own."""
     sock = attach.upgrade_socket(request.environ)
     if sock is None:
         raise Unavailable(

@@ -9,13 +9,25 @@ schemathesis against a real server). The git endpoint is not part of the JSON AP
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from corral import __version__
+from corral.api.openapi_addons import ADDON_OPERATIONS, ADDON_SCHEMAS
+from corral.api.openapi_parts import (
+    APP_NAME,
+    INT,
+    MAYBE_TIME,
+    NO_NUL,
+    STR,
+    TIME,
+    Operation,
+    list_of,
+    object_of,
+    ref,
+)
 from corral.logfiles import MAX_LOG_LINES
 from corral.store.formation import MAX_QUANTITY, PHASES
 from corral.store.names import RESERVED_APP_NAMES, RESERVED_CONFIG_KEYS
@@ -34,19 +46,7 @@ __all__ = [
 
 openapi_blueprint = Blueprint("openapi", __name__)
 
-_STR = {"type": "string"}
-_INT = {"type": "integer"}
-_TIME = {"type": "string", "format": "date-time"}
-_MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
-_NO_NUL = "^[^\\x00]*$"  # no process takes a NUL in an argument or the environment
-
-#: What an app name may be (store/names.py): 2 to 30 of a-z, 0-9 and single hyphens.
-APP_NAME = {
-    "type": "string",
-    "minLength": 2,
-    "maxLength": 30,
-    "pattern": "^[a-z][a-z0-9]*(-[a-z0-9]+)*$",
-}
+_STR, _INT, _TIME, _MAYBE_TIME, _NO_NUL = STR, INT, TIME, MAYBE_TIME, NO_NUL
 #: A name a new (or renamed) app may take: not one the platform keeps for itself.
 NEW_APP_NAME = {**APP_NAME, "not": {"enum": sorted(RESERVED_APP_NAMES)}}
 _LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -75,19 +75,11 @@ _TARGET = {"type": ["string", "null"]}
 _PATH_PARAMETERS: dict[str, dict[str, Any]] = {"app": APP_NAME, "version": _VERSION}
 
 
-def _object(**properties: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(properties)}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _list(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
+_object, _ref, _list = object_of, ref, list_of
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
+    **ADDON_SCHEMAS,
     "Error": _object(id=_STR, message=_STR),
     "Token": _object(id=_STR, name=_STR, created_at=_TIME),
     "App": _object(
@@ -163,22 +155,6 @@ _APP_DETAIL = {
         ),
     ]
 }
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One method on one path: what it takes and what it answers."""
-
-    method: str
-    path: str
-    summary: str
-    response: dict[str, Any] | str | None = None  # a JSON schema, or a text media type
-    status: int = 200
-    #: a JSON schema, or the binary media types the body may have
-    body: dict[str, Any] | tuple[str, ...] | None = None
-    auth: bool = True
-    query: tuple[tuple[str, dict[str, Any]], ...] = ()
-    body_required: bool = True  # False: an empty body means the defaults
 
 
 _APP = "/api/v1/apps/{app}"
@@ -271,6 +247,7 @@ OPERATIONS: tuple[Operation, ...] = (
               _ref("Dyno"), 201, _object(command=_COMMAND)),
     Operation("delete", f"{_APP}/one-offs/{{name}}",
               "Stop a one-off dyno (SIGTERM, then SIGKILL)", _ref("Dyno"), 202),
+    *ADDON_OPERATIONS,
 )  # fmt: skip
 
 _ERRORS = {

@@ -19,6 +19,7 @@ from corral.appusers import AppUser
 from corral.builder.detect import detect
 from corral.builder.environment import INSTALLERS, ensure_environment, installer_environ, uv_bin
 from corral.builder.log import BuildLog, Emit, hidden_values
+from corral.builder.node import node_assets, node_for
 from corral.builder.ownership import give, runnable_copy, seal, slug_modes
 from corral.builder.procfile import process_types
 from corral.builder.python import (
@@ -26,6 +27,7 @@ from corral.builder.python import (
     PythonRequest,
     find_interpreter,
     installed_interpreters,
+    newer_patch,
     python_request,
     runnable_interpreters,
 )
@@ -33,9 +35,9 @@ from corral.builder.slug import METADATA, Slug, refuse_oversized, write_metadata
 from corral.builder.source import copy_source, make_read_only, remove_tree
 from corral.builder.steps import (
     collectstatic,
+    compile_hook,
     install_project,
     missing_programs,
-    post_compile,
     step_environ,
 )
 from corral.config import Settings
@@ -190,13 +192,32 @@ def _choose_python(
 ) -> Interpreter:
     """The interpreter for ``request``; as ``run_as``, only one that user can run."""
     found = installed_interpreters(settings.pyenv_root, uv_bin())
-    if run_as is None:
-        return find_interpreter(request, found)
-    usable, skipped = runnable_interpreters(found, run_as)
+    usable, skipped = found, dict[Interpreter, str]()
+    if run_as is not None:
+        usable, skipped = runnable_interpreters(found, run_as)
     for why in dict.fromkeys(skipped.values()):
         versions = ", ".join(str(i.version) for i, reason in skipped.items() if reason == why)
         log.detail(f"Skipped Python {versions}: {why}")
-    return find_interpreter(request, usable, tuple(skipped))
+    chosen = find_interpreter(request, usable, tuple(skipped))
+    if (newer := newer_patch(chosen, usable)) is not None:
+        minor = ".".join(map(str, chosen.version.release[:2]))
+        log.warn(
+            f"Python {chosen.version} (from {request.origin}) is older than {newer.version}, "
+            f"the newest {minor} on this host; ask for {minor} to get its latest fixes."
+        )
+    return chosen
+
+
+def _node_cache(settings: Settings, app: str, run_as: AppUser | None) -> Path:
+    """Where an app's npm cache and cached ``node_modules`` live: the app's own."""
+    return (run_as.cache if run_as is not None else settings.cache_dir / "apps" / app) / "node"
+
+
+def _keeps_node_modules(options: dict) -> bool:
+    keep = options.get("keep-node-modules", False)
+    if not isinstance(keep, bool):
+        raise BuildError("keep-node-modules in [tool.corral] must be true or false.")
+    return keep
 
 
 @dataclass(frozen=True)
@@ -216,6 +237,10 @@ def _build_in(
 ) -> Slug:
     installer, procfile, config = options.installer, options.procfile, options.config
     run_as = options.run_as
+    if options.snapshot:  # before anything is read: the hook may write requirements.txt
+        hook_env = {**installer_environ(settings, config, run_as, all_config=True),
+                    "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        compile_hook("pre_compile", work, hook_env, log, run_as)
     with log.step("Detecting the app"):
         detection = detect(work)
         log.retitle(f"Detected Python app ({detection.manifest})")
@@ -223,6 +248,7 @@ def _build_in(
         request = python_request(work, detection.pyproject, settings.default_python)
         interpreter = _choose_python(settings, request, run_as, log)
         log.retitle(f"Using Python {interpreter.version} (from {request.origin})")
+    node = node_for(work) if options.snapshot else None  # engines.node: before installing
     uv = uv_bin() if run_as is None else runnable_copy(uv_bin(), run_as, settings.home / "tools")
     chosen = _choose_installer(installer, detection.corral_options)
     found = process_types(work, procfile, required=options.require_processes)  # before installs
@@ -242,8 +268,12 @@ def _build_in(
             work, detection, environment, chosen, env, log, uv=uv, run_as=run_as
         )
         env = step_environ(base, config, environment, work)  # again: now with the project
+        if node is not None:
+            keep = _keeps_node_modules(detection.corral_options)
+            cache = _node_cache(settings, app, run_as)
+            node_assets(work, node, env, log, cache=cache, keep=keep, run_as=run_as)
         collectstatic(work, environment, env, log, run_as)
-        post_compile(work, env, log, run_as)
+        compile_hook("post_compile", work, env, log, run_as)
     elif detection.installs_project:
         log.warn("The project itself is not installed for local runs; it runs from source.")
     names = ", ".join(found.commands) or "none"

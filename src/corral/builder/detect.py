@@ -9,8 +9,20 @@ from typing import Any
 
 from corral.errors import BuildError
 
+#: Lock files, one per tool; an app may have only one of them.
+LOCKS = {
+    "uv.lock": "uv",
+    "poetry.lock": "Poetry",
+    "Pipfile.lock": "Pipenv",
+    "pylock.toml": "pylock",
+}
 #: Files that make a directory a Python app, in the order corral prefers them.
-MANIFESTS = ("uv.lock", "requirements.txt", "pyproject.toml", "setup.py")
+MANIFESTS = (*LOCKS, "requirements.txt", "pyproject.toml", "setup.py")
+#: Lock files that need a pyproject.toml with a table of their tool's beside them.
+_NEEDS_PYPROJECT = {
+    "uv.lock": "a [project] table",
+    "poetry.lock": "a [project] or [tool.poetry] table",
+}
 
 
 @dataclass(frozen=True)
@@ -25,8 +37,11 @@ class Detection:
     @property
     def installs_project(self) -> bool:
         """Whether the app is itself a package to install (a build backend or setup.py)."""
-        if self.manifest == "requirements.txt":
+        if self.manifest in ("requirements.txt", "Pipfile.lock"):
             return False
+        if self.manifest == "poetry.lock":
+            poetry = self.pyproject.get("tool", {}).get("poetry", {})
+            return "build-system" in self.pyproject and poetry.get("package-mode", True)
         return "build-system" in self.pyproject or self.manifest == "setup.py"
 
     @property
@@ -55,25 +70,36 @@ def detect(source: Path) -> Detection:
     if not any(source.iterdir()):
         raise BuildError(f"{source} is empty; put an app there (try `corral new`) and build again.")
     pyproject = read_pyproject(source)
+    locks = [name for name in LOCKS if (source / name).is_file()]
+    if len(locks) > 1:
+        named = " and ".join(f"{name} ({LOCKS[name]})" for name in locks)
+        raise BuildError(
+            f"Found {named}: lock files of more than one tool, so which versions to install "
+            "is ambiguous; delete the ones you no longer use and build again."
+        )
+    if not locks and (source / "Pipfile").is_file():
+        raise BuildError(
+            "Found a Pipfile but no Pipfile.lock; run `pipenv lock`, commit Pipfile.lock "
+            "and build again."
+        )
     for manifest in MANIFESTS:
         if not (source / manifest).is_file():
             continue
         if manifest == "pyproject.toml" and "project" not in pyproject:
             continue
-        if manifest == "uv.lock" and "project" not in pyproject:
-            raise BuildError("uv.lock needs a pyproject.toml with a [project] table beside it.")
+        if manifest in _NEEDS_PYPROJECT and not _has_tables(pyproject, manifest):
+            raise BuildError(
+                f"{manifest} needs a pyproject.toml with {_NEEDS_PYPROJECT[manifest]} beside it."
+            )
         return Detection(manifest, pyproject)
-    if (source / "Pipfile.lock").is_file() or (source / "Pipfile").is_file():
-        raise BuildError(
-            "Pipenv apps are not supported; export a requirements.txt "
-            "(`pipenv requirements > requirements.txt`) and build again."
-        )
-    if (source / "poetry.lock").is_file():
-        raise BuildError(
-            "Poetry lock files are not supported; export a requirements.txt "
-            "(`poetry export -o requirements.txt`) or declare PEP 621 [project] dependencies."
-        )
     raise BuildError(
         f"No Python app detected in {source}; add a requirements.txt, a pyproject.toml "
-        "with a [project] table, a uv.lock or a setup.py."
+        "with a [project] table, a lock file (uv.lock, poetry.lock, Pipfile.lock, "
+        "pylock.toml) or a setup.py."
     )
+
+
+def _has_tables(pyproject: dict[str, Any], manifest: str) -> bool:
+    if manifest == "poetry.lock" and "poetry" in pyproject.get("tool", {}):
+        return True
+    return "project" in pyproject

@@ -96,12 +96,18 @@ def dependency_inputs(source: Path, detection: Detection) -> dict[str, str]:
         for spec in uv_tool.get("sources", {}).values():
             if isinstance(spec, dict) and isinstance(spec.get("path"), str):
                 references.append((".", spec["path"]))
-    if detection.manifest == "uv.lock":
-        lock = (source / "uv.lock").read_bytes()
-        inputs["uv.lock"] = hashlib.sha256(lock).hexdigest()
+    if detection.manifest in ("uv.lock", "pylock.toml"):
+        lock = (source / detection.manifest).read_bytes()
+        inputs[detection.manifest] = hashlib.sha256(lock).hexdigest()
         for ref in _LOCK_PATH.findall(lock.decode("utf-8", errors="replace")):
             if os.path.normpath(ref) != ".":  # the project itself is not installed there
                 references.append((".", ref))
+    elif detection.manifest == "poetry.lock":
+        inputs["poetry.lock"] = hashlib.sha256((source / "poetry.lock").read_bytes()).hexdigest()
+        inputs["pyproject"] = json.dumps(_poetry_relevant(detection.pyproject), sort_keys=True)
+    elif detection.manifest == "Pipfile.lock":
+        for name in ("Pipfile", "Pipfile.lock"):
+            inputs[f"file:{name}"] = hashlib.sha256((source / name).read_bytes()).hexdigest()
     elif detection.manifest == "requirements.txt":
         for name, content in _requirement_files(source, "requirements.txt", set()):
             inputs[f"file:{name}"] = hashlib.sha256(content).hexdigest()
@@ -114,6 +120,19 @@ def dependency_inputs(source: Path, detection: Detection) -> dict[str, str]:
                 inputs[f"file:{name}"] = hashlib.sha256((source / name).read_bytes()).hexdigest()
     inputs.update(_local_inputs(source, references))
     return inputs
+
+
+def _poetry_relevant(pyproject: dict) -> dict[str, object]:
+    """What of ``pyproject.toml`` Poetry's lock depends on (the keys of its content hash):
+    a lock out of date with these fails the build, so they must not reuse an environment."""
+    project, poetry = pyproject.get("project", {}), pyproject.get("tool", {}).get("poetry", {})
+    return {
+        "project": {k: project.get(k) for k in ("requires-python", "dependencies",
+                                                   "optional-dependencies")},
+        "tool.poetry": {k: poetry.get(k) for k in ("dependencies", "dev-dependencies", "group",
+                                                      "source", "extras")},
+        "dependency-groups": pyproject.get("dependency-groups"),
+    }  # fmt: skip
 
 
 def installer_inputs(config: Mapping[str, str], fixed: Mapping[str, str]) -> dict[str, str]:

@@ -199,3 +199,10 @@ def find_interpreter(
         f"installed versions: {available}. Ask for one of those or install it "
         "(e.g. `uv python install` or pyenv)."
     )
+
+
+def newer_patch(chosen: Interpreter, interpreters: tuple[Interpreter, ...]) -> Interpreter | None:
+    """The newest of ``interpreters`` of ``chosen``'s minor version when it is newer."""
+    same = [i for i in interpreters if i.version.release[:2] == chosen.version.release[:2]]
+    newest = max(same, default=chosen)
+    return newest if newest.version > chosen.version else None

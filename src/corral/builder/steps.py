@@ -148,16 +148,16 @@ def collectstatic(
         )
 
 
-def post_compile(
-    slug_dir: Path, env: dict[str, str], log: BuildLog, run_as: AppUser | None = None
+def compile_hook(
+    name: str, slug_dir: Path, env: dict[str, str], log: BuildLog, run_as: AppUser | None = None
 ) -> None:
-    """Run the app's ``bin/post_compile`` hook when it has one."""
-    hook = slug_dir / "bin" / "post_compile"
+    """Run the app's ``bin/<name>`` hook (``pre_compile``, ``post_compile``) when it has one."""
+    hook = slug_dir / "bin" / name
     if not hook.is_file():
         return
-    with log.step("Running bin/post_compile"):
+    with log.step(f"Running bin/{name}"):
         command = [str(hook)] if os.access(hook, os.X_OK) else ["/bin/sh", str(hook)]
-        what = "bin/post_compile"
+        what = f"bin/{name}"
         run_streaming(command, cwd=slug_dir, env=env, log=log, what=what, run_as=run_as)
 
 

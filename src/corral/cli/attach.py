@@ -46,6 +46,10 @@ class Session:
     app: str
     command: tuple[str, ...]
     tty: bool
+    #: The app's WebSocket route (``run``; ``psql`` for ``pg:psql``) and what else its
+    #: start header says.
+    route: str = "run"
+    extra: tuple[tuple[str, object], ...] = ()
 
 
 def _connect(api: ApiClient, session: Session) -> wire.Peer:
@@ -55,10 +59,11 @@ def _connect(api: ApiClient, session: Session) -> wire.Peer:
     host = url.hostname or "localhost"
     port = url.port or (443 if secure else 80)
     start: dict[str, object] = {"command": list(session.command), "tty": session.tty}
+    start.update(session.extra)
     if session.tty:
         size = _terminal_size()
         start.update(rows=size.lines, cols=size.columns, term=os.environ.get("TERM", "xterm"))
-    path = app_path(session.app, "run")
+    path = app_path(session.app, session.route)
     try:
         sock = socket.create_connection((host, port), timeout=10)
         if secure:

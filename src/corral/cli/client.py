@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import click
@@ -44,6 +44,11 @@ def app_path(app: str, *rest: str) -> str:
     """The API path of ``app`` (and a sub-resource), with every part URL-quoted."""
     parts = [quote(part, safe="") for part in (app, *rest)]
     return "/api/v1/apps/" + "/".join(parts)
+
+
+def addon_path(addon: str, *rest: str) -> str:
+    """The API path of add-on ``addon`` (and a sub-resource), every part URL-quoted."""
+    return "/api/v1/addons/" + "/".join(quote(part, safe="") for part in (addon, *rest))
 
 
 class ApiError(UserError):
@@ -172,6 +177,21 @@ class ApiClient:
                 f"The connection to {self.server} broke off ({_transport_reason(exc)}); "
                 "run the command again."
             ) from None
+
+    def download(self, path: str, target: BinaryIO) -> int:
+        """GET ``path`` into ``target`` as it arrives; the bytes written."""
+        written = 0
+        timeout = httpx.Timeout(30.0, connect=10.0, read=None, write=None)
+        try:
+            with self._http.stream("GET", path, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    self._check(response)
+                for chunk in response.iter_bytes():
+                    written += target.write(chunk)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        return written
 
 
 # What the API commands share when printing: kept here so common.py stays untouched.

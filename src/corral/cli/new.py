@@ -1,4 +1,4 @@
-"""``corral new``: scaffold a Flask + gunicorn + Bootstrap app, ready for ``git push``."""
+"""``corral new``: scaffold a Flask, Django or FastAPI app, ready for ``git push``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from corral.cli.common import err_console
 from corral.config import Settings
 from corral.errors import UserError
-from corral.scaffold import create_project, validate_name, validate_python
+from corral.scaffold import TEMPLATES, create_project, validate_name, validate_python
 
 
 def _usable(python: str) -> bool:
@@ -52,8 +52,20 @@ def require_installed(python: str, settings: Settings) -> None:
     show_default=True,
     help="Create a git repository on branch main with a first commit.",
 )
-def new(name: str, python: str | None, git: bool) -> None:
-    """Create NAME/: a Flask app with templates, Bootstrap, tests and a Procfile."""
+@click.option(
+    "--template",
+    type=click.Choice(list(TEMPLATES)),
+    default="flask",
+    show_default=True,
+    help="The kind of app: Flask (with Bootstrap), Django or FastAPI.",
+)
+@click.option(
+    "--frontend",
+    is_flag=True,
+    help="Add a package.json whose npm build bundles assets/ with esbuild for the page.",
+)
+def new(name: str, python: str | None, git: bool, template: str, frontend: bool) -> None:
+    """Create NAME/: an app with its tests, a Procfile and what corral builds it from."""
     # Checked as typed: Path("../x").name alone would look fine.
     validate_name(name)
     settings = Settings.load()
@@ -61,13 +73,17 @@ def new(name: str, python: str | None, git: bool) -> None:
         require_installed(validate_python(python), settings)
     python = python or settings.default_python
     git_found = shutil.which("git") is not None
-    create_project(Path(name), python=python, git=git and git_found)
+    create_project(
+        Path(name), python=python, git=git and git_found, template=template, frontend=frontend
+    )
 
     # The name is validated (letters, digits, '-', '_'), so it is safe as rich markup.
     console = Console(highlight=False)
     repository = " in a git repository on branch main" if git and git_found else ""
+    kind = {"flask": "Flask", "django": "Django", "fastapi": "FastAPI"}[template]
+    extra = " with an npm front end" if frontend else ""
     console.print(
-        f"[green]Created[/] [bold]{name}/[/]: a Flask app for Python {python}{repository}."
+        f"[green]Created[/] [bold]{name}/[/]: a {kind} app{extra} for Python {python}{repository}."
     )
     if git and not git_found:
         err_console.print("[yellow]warning:[/] git was not found, so no repository was created.")
@@ -75,6 +91,10 @@ def new(name: str, python: str | None, git: bool) -> None:
     console.print("Next steps:")
     console.print(f"  cd {name}")
     console.print("  cp .env.example .env      [dim]# optional: local settings[/]")
+    if template == "django":
+        console.print("  corral local:run python manage.py migrate   [dim]# the local database[/]")
+    if frontend:
+        console.print("  npm install && npm run build   [dim]# the front end, for corral local[/]")
     console.print("  corral local              [dim]# run it as it will run when deployed[/]")
     console.print("  corral local:run pytest   [dim]# run its tests[/]")
     console.print(f"  corral apps:create {name} && git push corral main   [dim]# deploy it[/]")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from corral.errors import UserError
 from corral.runtime import dyno as dynos
 from corral.runtime.plan import due_for_restart
 from corral.runtime.units import Running, Units
@@ -61,6 +62,8 @@ class ServiceSpec:
     listens: bool = False
     #: Run before each start (the API fails the builds that died with its last run).
     before_start: Callable[[], object] | None = None
+    #: The uid and gid it runs as (PostgreSQL refuses root), or None: the platform's.
+    user: tuple[int, int] | None = None
 
     def dyno_spec(self, port: int | None) -> dynos.DynoSpec:
         """The unit to start, with ``port`` put in place of ``{port}``."""
@@ -68,8 +71,9 @@ class ServiceSpec:
         command = "exec " + shlex.join(words)
         # the platform's own files (store, slugs, logs) stay private to its user
         return dynos.DynoSpec(
-            PLATFORM_APP, self.name, command, self.cwd, self.env, port, umask=0o077
-        )
+            PLATFORM_APP, self.name, command, self.cwd, self.env, port, umask=0o077,
+            user=self.user,
+        )  # fmt: skip
 
 
 class Services:
@@ -80,9 +84,35 @@ class Services:
         self.specs = {spec.name: spec for spec in specs}
         self.boot_timeout = boot_timeout
         self.running: dict[str, Running] = {}
+        #: Where more services are declared, and the names each declared last.
+        self._sources: dict[Callable[[], Iterable[ServiceSpec]], set[str]] = {}
+
+    def follow(self, source: Callable[[], Iterable[ServiceSpec]]) -> None:
+        """Also keep running the services ``source`` declares, asked again at each tick
+        (add-on servers, which exist once an add-on made them); one it no longer declares
+        is stopped. A source that fails keeps what it declared last."""
+        self._sources[source] = set()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        for source, before in self._sources.items():
+            try:
+                declared = {spec.name: spec for spec in source()}
+            except (OSError, ValueError, KeyError, UserError) as exc:
+                self.units.log(PLATFORM_APP, "supervisor", f"Cannot list add-on servers ({exc})")
+                continue
+            for name in before - declared.keys():
+                self.specs.pop(name, None)
+                gone = self.running.pop(name, None)
+                if gone is not None:
+                    self.units.drain(gone)
+            for name, spec in declared.items():
+                self.specs.setdefault(name, spec)
+            self._sources[source] = set(declared)
 
     def adopt(self, rows: Iterable[Dyno], legacy_state: Path | None = None) -> None:
         """Take over the services a previous run left (rows of app ``corral``)."""
+        self._refresh()
         rows = list(rows)
         if legacy_state is not None and legacy_state.exists():
             rows += self._legacy_rows(legacy_state)
@@ -140,6 +170,7 @@ class Services:
         """Start what is missing, notice what exited, restart what is due; returns starts."""
         started = []
         now = time.time()
+        self._refresh()
         for name, spec in self.specs.items():
             r = self.running.get(name)
             if r is None:

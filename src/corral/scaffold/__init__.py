@@ -1,6 +1,8 @@
-"""Scaffolding for ``corral new``: a Flask + gunicorn + Bootstrap app, ready for ``git push``.
+"""Scaffolding for ``corral new``: a Flask, Django or FastAPI app, ready for ``git push``.
 
-The app's files live in ``template/`` as real files. They contain Jinja syntax of their own,
+Each template's files live in ``templates/<name>/`` as real files; ``--frontend`` adds
+those of ``templates/frontend/`` (a ``package.json`` whose build bundles ``assets/`` with
+esbuild into a file the page loads). They contain Jinja syntax of their own,
 so the few variables are filled in by replacing ``__MARKER__`` strings, not by a template
 engine. Dotfiles are stored as ``dot-NAME`` so they cannot act on corral's own tree.
 """
@@ -12,14 +14,36 @@ import re
 import secrets
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from corral.errors import UserError
 
-__all__ = ["TEMPLATE_DIR", "create_project", "validate_name", "validate_python"]
+__all__ = ["TEMPLATES", "TEMPLATES_DIR", "create_project", "validate_name", "validate_python"]
 
-#: The files of a new project.
-TEMPLATE_DIR = Path(__file__).parent / "template"
+#: The files of new projects, one directory per template.
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class Template:
+    """One starter: where ``--frontend``'s bundle goes and the tag its page loads it with."""
+
+    bundle: str
+    script: str
+
+
+TEMPLATES = {
+    "flask": Template(
+        "static/bundle.js",
+        "  <script src=\"{{ url_for('static', filename='bundle.js') }}\"></script>",
+    ),
+    "django": Template("static/bundle.js", "  <script src=\"{% static 'bundle.js' %}\"></script>"),
+    "fastapi": Template(
+        "app/static/bundle.js",
+        "  <script src=\"{{ url_for('static', path='bundle.js') }}\"></script>",
+    ),
+}
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _PYTHON = re.compile(r"3\.(\d{1,2})(\.\d{1,2})?")
@@ -64,8 +88,11 @@ def validate_python(version: str) -> str:
     return version
 
 
-def create_project(target: Path, *, python: str, git: bool) -> None:
-    """Create the project directory ``target`` and, if ``git``, a repository with one commit.
+def create_project(
+    target: Path, *, python: str, git: bool, template: str = "flask", frontend: bool = False
+) -> None:
+    """Create the project directory ``target`` from ``template`` (with ``frontend``, its npm
+    build too) and, if ``git``, a repository with one commit.
 
     All or nothing: the files are written (and committed) in a hidden sibling directory that
     is renamed to ``target`` at the end, so a refusal or a failure leaves nothing behind.
@@ -73,6 +100,7 @@ def create_project(target: Path, *, python: str, git: bool) -> None:
     target = Path(target)
     validate_name(target.name)
     validate_python(python)
+    chosen = TEMPLATES[template]
     _check_target(target)
     staging = target.parent / f".{target.name}.corral-new-{secrets.token_hex(4)}"
     try:
@@ -82,8 +110,21 @@ def create_project(target: Path, *, python: str, git: bool) -> None:
             f"cannot create {target} ({error.strerror}); "
             "run corral new in a directory you can write to."
         ) from error
+    script = f"{chosen.script}\n" if frontend else ""
+    replacements = {
+        "__PROJECT_NAME__": target.name,
+        "__PYTHON_VERSION__": python,
+        "__NPM_NAME__": target.name.lower().replace("_", "-"),
+        "__BUNDLE_PATH__": chosen.bundle,
+        "__FRONTEND_SCRIPT__\n": script,
+    }
     try:
-        _copy_template(staging, {"__PROJECT_NAME__": target.name, "__PYTHON_VERSION__": python})
+        _copy_template(TEMPLATES_DIR / template, staging, replacements)
+        if frontend:
+            _copy_template(TEMPLATES_DIR / "frontend", staging, replacements)
+            with (staging / ".gitignore").open("a", encoding="utf-8") as ignore:
+                ignore.write(f"\n# The front end: installed and built by every deploy\n"
+                             f"node_modules/\n{chosen.bundle}\n{chosen.bundle}.map\n")  # fmt: skip
         if git:
             _first_commit(staging)
         _move_into_place(staging, target)
@@ -115,9 +156,9 @@ def _is_template_file(relative: Path) -> bool:
     )
 
 
-def _copy_template(destination: Path, replacements: dict[str, str]) -> None:
-    for source in sorted(TEMPLATE_DIR.rglob("*")):
-        relative = source.relative_to(TEMPLATE_DIR)
+def _copy_template(template: Path, destination: Path, replacements: dict[str, str]) -> None:
+    for source in sorted(template.rglob("*")):
+        relative = source.relative_to(template)
         if source.is_dir() or not _is_template_file(relative):
             continue
         output = destination.joinpath(*(_output_name(part) for part in relative.parts))

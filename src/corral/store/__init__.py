@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Self
 
 from corral.config import Settings
+from corral.store.addons import AddonsMixin
 from corral.store.apps import AppsMixin
 from corral.store.builds import BuildsMixin
 from corral.store.certs import Certificate, CertsMixin, Issued
@@ -22,7 +23,9 @@ from corral.store.dynos import DynosMixin
 from corral.store.errors import Conflict, Invalid, NotFound, StoreBusy
 from corral.store.formation import FormationMixin
 from corral.store.models import (
+    Addon,
     App,
+    Attachment,
     Build,
     BuildStatus,
     Domain,
@@ -43,8 +46,10 @@ from corral.store.tokens import TokensMixin
 
 __all__ = [
     "DB_FILENAME",
+    "Addon",
     "App",
     "AppSummary",
+    "Attachment",
     "Build",
     "BuildStatus",
     "Certificate",
@@ -80,6 +85,7 @@ class Store(
     SlugsMixin,
     OverviewMixin,
     CertsMixin,
+    AddonsMixin,
 ):
     """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""
 

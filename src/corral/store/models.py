@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
+    "Addon",
     "App",
+    "Attachment",
     "Build",
     "BuildStatus",
     "Domain",
@@ -134,3 +136,27 @@ class Token:
     id: str
     name: str
     created_at: float
+
+
+@dataclass(frozen=True)
+class Addon:
+    """An add-on: a database of the platform's (or a given server's) owned by one app."""
+
+    name: str
+    app: str
+    service: str
+    plan: str
+    #: The connection URL, password included: the store is the platform's user's only.
+    url: str
+    created_at: float
+    #: The admin URL of the server it is on (``--server``); None: the platform's cluster.
+    server: str | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An add-on attached to an app as the config var ``var``."""
+
+    addon: str
+    app: str
+    var: str

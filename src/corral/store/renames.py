@@ -27,6 +27,8 @@ _APP_TABLES = (
     "dyno_requests",
     "one_offs",
     "certificates",
+    "addons",
+    "addon_attachments",
 )
 
 

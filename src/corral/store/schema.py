@@ -164,8 +164,28 @@ CREATE INDEX certificates_by_app ON certificates (app);
 ALTER TABLE apps ADD COLUMN hsts INTEGER NOT NULL DEFAULT 0;
 """
 
+# v8: add-ons (databases the platform runs for apps) and the apps they are attached to, as
+# which config var. An app owning add-ons cannot be deleted before they are destroyed.
+_V8_ADDONS = """
+CREATE TABLE addons (
+    name       TEXT PRIMARY KEY,
+    app        TEXT NOT NULL REFERENCES apps (name),
+    service    TEXT NOT NULL,
+    plan       TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    server     TEXT  -- the admin URL of a server given with --server; NULL: the platform's
+);
+CREATE TABLE addon_attachments (
+    addon TEXT NOT NULL REFERENCES addons (name) ON DELETE CASCADE,
+    app   TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+    var   TEXT NOT NULL,
+    PRIMARY KEY (app, var)
+);
+"""
+
 #: Ordered migrations; the database's ``user_version`` counts how many have been applied.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8_ADDONS]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

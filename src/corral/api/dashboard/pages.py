@@ -8,6 +8,7 @@ from flask import abort, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
 from corral.api import context
+from corral.api.addons import addon_rows
 from corral.api.dashboard.blueprint import dashboard_blueprint
 from corral.api.formation import dynos_json
 from corral.api.objects import (
@@ -75,7 +76,8 @@ def _builds_by_slug(builds: list[Build]) -> dict[str, dict[str, Any]]:
 
 @dashboard_blueprint.get("/apps/<app>")
 def app_page(app: str) -> ResponseReturnValue:
-    """One app: dynos and scaling, releases and rollback, config, domains, live logs."""
+    """One app: dynos and scaling, releases and rollback, config, domains, add-ons, live
+    logs."""
     store = context.store()
     live = _live_context(store, app)  # first: it refuses an unknown app before any file is read
     source, dyno = _log_filters()
@@ -90,6 +92,7 @@ def app_page(app: str) -> ResponseReturnValue:
         domains=[domain_json(domain) for domain in store.domains(app)],
         # recorded only with `corral server --https` (or certs:add): no section otherwise
         certs=[cert_json(cert) for cert in store.certificates(app)],
+        addons=addon_rows(app),
         git_lines=git_lines(app),
         lines=[str(line) for line in lines],
         since=lines[-1].timestamp if lines else "",

@@ -211,6 +211,14 @@ class NginxRouter:
             [self.nginx, "-e", "stderr", "-p", str(self.options.prefix), "-c", str(self.conf)],
             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )  # fmt: skip
+        # a SIGHUP before nginx has set its handlers would end it: wait for its workers,
+        # which it starts only after (at most 10 s; a master that exits is seen by run())
+        deadline = time.monotonic() + 10
+        while self.master.poll() is None and time.monotonic() < deadline:
+            workers = self._workers().values()
+            if sum(cmd.endswith("worker process") for cmd in workers) >= self.options.workers:
+                break
+            time.sleep(0.005)
 
     def follow(self) -> None:
         """Apply the table (and the certificates) if they changed since the last look."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,9 @@ import time
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from deploy import free_port, git
 
 APP = """import os
 import psycopg
@@ -52,19 +54,6 @@ FILL = (
     "INSERT INTO filler SELECT g, (SELECT string_agg(md5((g * 13 + k)::text), '') "
     "FROM generate_series(1, 12) AS k) FROM generate_series({first}, {last}) AS g;"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args],
-        cwd=repo, check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
 
 
 class Bench:

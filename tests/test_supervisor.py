@@ -171,6 +171,8 @@ def test_config_change_rolls_dynos_onto_the_new_release(settings, running, tmp_p
     store.create_app("greet")
     deploy(settings, store, tmp_path, "greet", "web: gunicorn app:app\n")
     wait_managed(lambda: backends(settings, "greet"))
+    # routed before its verdict is in the store: a config change waits for the verdict
+    wait_managed(lambda: not store.pending_releases("greet"), message="the deploy's verdict")
     [old] = store.dynos("greet")
     release = store.set_config("greet", {"GREETING": "howdy"})
     wait_managed(

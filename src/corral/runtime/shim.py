@@ -95,6 +95,16 @@ def _group_pids(dirs: list[str]) -> set[int]:
 
 def _end_group(dirs: list[str]) -> None:
     """SIGKILL what is left in the group (boundedly), then remove its directories."""
+    _kill_group(dirs)
+    for d in dirs:
+        try:  # noqa: SIM105 - contextlib is one import more for every dyno's shim
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
+def _kill_group(dirs: list[str]) -> None:
+    """SIGKILL every process in the group until it is empty (boundedly)."""
     for _ in range(1000):
         pids = _group_pids(dirs)
         if not pids:
@@ -105,11 +115,6 @@ def _end_group(dirs: list[str]) -> None:
             except ProcessLookupError:
                 pass
         select.select([], [], [], 0.01)
-    for d in dirs:
-        try:  # noqa: SIM105 - as above
-            os.rmdir(d)
-        except OSError:
-            pass
 
 
 def _child(
@@ -205,7 +210,7 @@ def run(
             # would just replace); Heroku's R15 stops the whole dyno, and so does this.
             said = True
             _r15(log, memory)
-            _end_group(dirs)
+            _kill_group(dirs)  # the group stays until the end: its counters are read then
     if pending:
         log.line("app", pending.decode("utf-8", "replace"))
     os.close(read_end)
@@ -215,7 +220,7 @@ def run(
             break
         except InterruptedError:
             continue
-    oom_killed = bool(oom_file) and _oom_kills(oom_file) > 0
+    oom_killed = said or (bool(oom_file) and _oom_kills(oom_file) > 0)
     if oom_killed and not said:  # one process, killed before the shim looked
         _r15(log, memory)
     if dirs:

@@ -1,13 +1,20 @@
 """Deploy benchmark: git push to serving, first deploy and code-only redeploys, and zero
 downtime under load.
 
-Run: ``.venv/bin/python bench/deploy.py [--runs 5] [--redeploys 20]``. It starts a real
+Run: ``.venv/bin/python bench/deploy.py [--runs 5] [--redeploys 20] [--quick]``. It starts a real
 ``corral server`` on a free loopback port in a temporary home and pushes a Flask +
 gunicorn app with real git. Times run from the start of ``git push`` until the router
 serves the new code (medians over ``--runs``; first deploys each use a new app, so
 they include building a new environment from a warm cache). Then it keeps a request
 loop running through the router during ``--redeploys`` code-only redeploys and counts
 failed requests (the target is 0).
+
+Each code-only redeploy is also broken down (medians, seconds from the start of ``git
+push``): the first ``remote:`` line the pusher sees; the release recorded (its
+``created_at`` in the store); the verdict committed (the supervisor's ``Release vN is
+live`` log line, written right after it); the verdict relayed (the pusher sees
+``-----> Released``); ``git push`` returned; the new code served through the router.
+``--quick`` measures only that breakdown (no first deploys, no load, no second server).
 
 As root the server isolates apps (each its own user, a cgroup per dyno where the host has
 cgroups, firewall rules where it has nftables); the bench then also times code-only
@@ -22,12 +29,15 @@ import argparse
 import os
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -53,6 +63,29 @@ def git(repo: Path, *args: str) -> None:
         ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args],
         cwd=repo, check=True, capture_output=True, timeout=600,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Seconds from the start of ``git push`` to each stage of one deploy."""
+
+    first_remote_line: float
+    release_recorded: float
+    verdict_committed: float
+    verdict_relayed: float
+    push_returned: float
+    served: float
+
+
+def print_breakdown(runs: list[Breakdown]) -> None:
+    """The median of each stage over ``runs``, and the step from the stage before."""
+    print(f"  code-only redeploy, breakdown (median of {len(runs)}; s from push start)")
+    before = 0.0
+    for field in fields(Breakdown):
+        value = statistics.median(getattr(run, field.name) for run in runs)
+        label = field.name.replace("_", " ")
+        print(f"    {label:<22} {value:6.3f}   (+{value - before:.3f})")
+        before = value
 
 
 class Bench:
@@ -125,6 +158,68 @@ class Bench:
             time.sleep(0.01)
         return time.perf_counter() - started
 
+    def push_timed(self, repo: Path, marker: str) -> Breakdown:
+        """Commit ``marker`` and push it, timing each stage of the deploy (see the docstring)."""
+        (repo / "app.py").write_text(APP.format(marker=marker))
+        git(repo, "commit", "-qam", marker)
+        served: list[float] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set() and not self.serves(repo.name, marker):
+                if time.perf_counter() - started > 120:
+                    return
+                time.sleep(0.005)
+            served.append(time.perf_counter())
+
+        wall, started = time.time(), time.perf_counter()
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        push = subprocess.Popen(
+            ["git", "push", "--progress", "corral", "main"], cwd=repo,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        seen: dict[str, float] = {}
+        assert push.stderr is not None
+        for line in push.stderr:
+            now = time.perf_counter() - started
+            if line.startswith("remote:"):
+                seen.setdefault("remote", now)
+                if "-----> Launching" in line:
+                    seen.setdefault("launching", now)
+                if "-----> Released" in line:
+                    seen.setdefault("relayed", now)
+        if push.wait() != 0:
+            raise SystemExit(f"git push of {marker} failed")
+        returned = time.perf_counter() - started
+        watcher.join(timeout=120)
+        done.set()
+        if not served:
+            raise SystemExit(f"{marker} was never served")
+        recorded, live = self._verdict_times(repo.name)
+        return Breakdown(
+            first_remote_line=seen["remote"],
+            release_recorded=recorded - wall,
+            verdict_committed=live - wall,
+            verdict_relayed=seen["relayed"],
+            push_returned=returned,
+            served=served[0] - started,
+        )
+
+    def _verdict_times(self, app: str) -> tuple[float, float]:
+        """(the newest release's ``created_at``, its ``is live`` line), as Unix times."""
+        home = self.root / "home"
+        with sqlite3.connect(f"file:{home / 'corral.db'}?mode=ro", uri=True) as conn:
+            version, created = conn.execute(
+                "SELECT version, created_at FROM releases WHERE app = ? ORDER BY version DESC",
+                (app,),
+            ).fetchone()
+        needle = f"Release v{version} is live"
+        for line in (home / "logs" / app / "corral.log").read_text().splitlines():
+            if line.endswith(needle):
+                return created, datetime.fromisoformat(line.split(" ", 1)[0]).timestamp()
+        raise SystemExit(f"no '{needle}' line in {app}'s log")
+
     def close(self) -> None:
         os.kill(self.server.pid, signal.SIGTERM)
         self.server.wait(timeout=120)
@@ -134,7 +229,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--redeploys", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="only the redeploy breakdown")
     args = parser.parse_args()
+    if args.quick:
+        _quick(args.runs)
+        return
     with tempfile.TemporaryDirectory(prefix="corral-bench-deploy-") as tmp:
         bench = Bench(Path(tmp))
         try:
@@ -146,7 +245,8 @@ def main() -> None:
             ]
             repo = bench.new_app("redeploy")
             bench.push_until_served(repo, "r0")
-            redeploy = [bench.push_until_served(repo, f"r{i + 1}") for i in range(args.runs)]
+            timed = [bench.push_timed(repo, f"r{i + 1}") for i in range(args.runs)]
+            redeploy = [run.served for run in timed]
 
             results: list[object] = []
             stop = threading.Event()
@@ -180,6 +280,7 @@ def main() -> None:
         f"  code-only redeploy                   median {statistics.median(redeploy):5.2f} s"
         f"   (range {min(redeploy):.2f}-{max(redeploy):.2f})"
     )
+    print_breakdown(timed)
     loaded = statistics.median(under_load)
     print(f"  {args.redeploys} redeploys under load       median {loaded:5.2f} s")
     print(f"  requests during them                 {len(results)} sent, {len(failed)} failed")
@@ -190,6 +291,22 @@ def main() -> None:
             f"  code-only redeploy, isolation off    median {off:5.2f} s"
             f"   (isolated/not ratio {on / off:.2f})"
         )
+
+
+def _quick(runs: int) -> None:
+    """Only the code-only redeploy breakdown, on one server."""
+    with tempfile.TemporaryDirectory(prefix="corral-bench-deploy-") as tmp:
+        bench = Bench(Path(tmp))
+        try:
+            repo = bench.new_app("redeploy")
+            bench.push_until_served(repo, "r0")
+            timed = [bench.push_timed(repo, f"r{i + 1}") for i in range(runs)]
+        finally:
+            bench.close()
+            _remove_users()
+    load = os.getloadavg()
+    print(f"corral deploy benchmark, code-only redeploys (load average {load[0]:.2f})")
+    print_breakdown(timed)
 
 
 #: The names of the apps' users this bench makes: its own, so it removes only those.

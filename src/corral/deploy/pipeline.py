@@ -27,6 +27,7 @@ from corral.config import Settings
 from corral.deploy.changes import Changes
 from corral.deploy.disk import prune
 from corral.deploy.protocol import EXIT_PREFIX, STATUS_PREFIX
+from corral.deploy.routed import wait_until_routed
 from corral.deploy.tarball import extract
 from corral.errors import UserError
 from corral.exitcodes import shell_status
@@ -286,6 +287,7 @@ class DeployPipeline:
         deadline = time.monotonic() + self.rollout_timeout
         logs = self.settings.logs_dir(app)  # made by the build's first line
         progress = Tail(logs, source="corral")
+        serving_before = self.store.current_release(app) is not None
         with Changes(self.settings.home, logs, names=(DB_FILENAME, *_LOG_NAMES)) as changes:
             release = self.store.release(app, version)
             while True:
@@ -299,6 +301,8 @@ class DeployPipeline:
                 release = self.store.release(app, version)
         running = self.store.dynos(app) if release.status == "succeeded" else []
         released = _released_line(release, self.settings.app_url(app), running)
+        if not serving_before and released.endswith(" is live"):
+            wait_until_routed(self.settings, app)  # "live" only once the router says so too
         first = self.store.current_release(app) is None
         yield from _verdict_lines(release, released, first=first)
 

@@ -1,7 +1,8 @@
 """Deploy benchmark: git push to serving, first deploy and code-only redeploys, and zero
 downtime under load.
 
-Run: ``.venv/bin/python bench/deploy.py [--runs 5] [--redeploys 20] [--quick]``. It starts a real
+Run: ``.venv/bin/python bench/deploy.py [--runs 5] [--redeploys 20] [--quick [--against
+SRC]]``. It starts a real
 ``corral server`` on a free loopback port in a temporary home and pushes a Flask +
 gunicorn app with real git. Times run from the start of ``git push`` until the router
 serves the new code (medians over ``--runs``; first deploys each use a new app, so
@@ -14,7 +15,10 @@ push``): the first ``remote:`` line the pusher sees; the release recorded (its
 ``created_at`` in the store); the verdict committed (the supervisor's ``Release vN is
 live`` log line, written right after it); the verdict relayed (the pusher sees
 ``-----> Released``); ``git push`` returned; the new code served through the router.
-``--quick`` measures only that breakdown (no first deploys, no load, no second server).
+``--quick`` measures only that breakdown (no first deploys, no load, no second server);
+``--quick --against OTHER/src`` also measures another tree's code (a baseline, e.g. ``git
+archive main | tar -x -C /tmp/base``), alternating two servers of each, and prints both
+with the ratio of push -> served.
 
 As root the server isolates apps (each its own user, a cgroup per dyno where the host has
 cgroups, firewall rules where it has nftables); the bench then also times code-only
@@ -91,12 +95,15 @@ def print_breakdown(runs: list[Breakdown]) -> None:
 class Bench:
     """A `corral server` in a temporary home, and helpers to push to it."""
 
-    def __init__(self, root: Path, *flags: str) -> None:
+    def __init__(self, root: Path, *flags: str, source: Path | None = None) -> None:
+        """``source``: run the server (and all it starts) from that ``src`` directory."""
         self.root = root
         self.port = free_port()
         root.chmod(0o711)  # apps' users pass through to their slugs
         env = {**os.environ, "CORRAL_CREDENTIALS": str(root / "credentials.json")}
         env["CORRAL_USER_PREFIX"] = USER_PREFIX
+        if source is not None:
+            env["PYTHONPATH"] = str(source)
         self.server = subprocess.Popen(
             [sys.executable, "-m", "corral", "server", "--home", str(root / "home"),
              "--bind", f"127.0.0.1:{self.port}", "--grace", "5", *flags],
@@ -230,9 +237,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--redeploys", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="only the redeploy breakdown")
+    parser.add_argument(
+        "--against", type=Path, help="with --quick: also a baseline tree's src dir, alternating"
+    )
     args = parser.parse_args()
     if args.quick:
-        _quick(args.runs)
+        _quick(args.runs, args.against)
         return
     with tempfile.TemporaryDirectory(prefix="corral-bench-deploy-") as tmp:
         bench = Bench(Path(tmp))
@@ -293,20 +303,41 @@ def main() -> None:
         )
 
 
-def _quick(runs: int) -> None:
-    """Only the code-only redeploy breakdown, on one server."""
+def _redeploys_timed(runs: int, source: Path | None = None) -> list[Breakdown]:
+    """``runs`` code-only redeploys on a new server (run from ``source`` if given)."""
     with tempfile.TemporaryDirectory(prefix="corral-bench-deploy-") as tmp:
-        bench = Bench(Path(tmp))
+        bench = Bench(Path(tmp), source=source)
         try:
             repo = bench.new_app("redeploy")
             bench.push_until_served(repo, "r0")
-            timed = [bench.push_timed(repo, f"r{i + 1}") for i in range(runs)]
+            return [bench.push_timed(repo, f"r{i + 1}") for i in range(runs)]
         finally:
             bench.close()
             _remove_users()
-    load = os.getloadavg()
-    print(f"corral deploy benchmark, code-only redeploys (load average {load[0]:.2f})")
+
+
+def _quick(runs: int, against: Path | None) -> None:
+    """Only the code-only redeploy breakdown; with ``against``, that code's too, alternating."""
+    if against is not None and not (against / "corral" / "__init__.py").is_file():
+        raise SystemExit(f"{against} holds no corral package; give the src directory of a tree.")
+    load = [os.getloadavg()[0]]
+    timed, baseline = list[Breakdown](), list[Breakdown]()
+    for _ in range(2 if against is not None else 1):
+        if against is not None:
+            baseline += _redeploys_timed(runs, against)
+        timed += _redeploys_timed(runs)
+        load.append(os.getloadavg()[0])
+    span = f"{min(load):.2f}-{max(load):.2f}"
+    print(f"corral deploy benchmark, code-only redeploys (load average {span})")
+    if against is not None:
+        print(f"  baseline: {against}")
+        print_breakdown(baseline)
+        print("  this tree:")
     print_breakdown(timed)
+    if against is not None:
+        before = statistics.median(run.served for run in baseline)
+        after = statistics.median(run.served for run in timed)
+        print(f"  push -> served: {after:.3f} s vs {before:.3f} s (ratio {after / before:.2f})")
 
 
 #: The names of the apps' users this bench makes: its own, so it removes only those.

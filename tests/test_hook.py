@@ -144,3 +144,17 @@ def test_a_deploy_that_ends_without_a_verdict_rejects_the_push_saying_so(tmp_pat
     assert push.returncode != 0
     assert "ended without a verdict" in err and "Traceback" not in err
     assert repo.deployed() is None
+
+
+def test_pushed_without_the_api_the_hook_deploys_in_its_own_process(tmp_path: Path) -> None:
+    repo = _Repo(tmp_path)  # its home's store has no app "hello": the pipeline says so
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "CORRAL_"))}
+    env["CORRAL_HOME"] = str(repo.settings.home)
+    push = subprocess.run(
+        ["git", "push", str(repo.bare), "main"], cwd=repo.work, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert push.returncode != 0
+    assert "remote:  !     " in push.stderr and "hello" in push.stderr, push.stderr
+    assert "Push rejected" in push.stderr and "Traceback" not in push.stderr
+    assert repo.deployed() is None

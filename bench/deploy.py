@@ -81,15 +81,25 @@ class Breakdown:
     served: float
 
 
-def print_breakdown(runs: list[Breakdown]) -> None:
-    """The median of each stage over ``runs``, and the step from the stage before."""
+def print_breakdown(runs: list[Breakdown], baseline: list[Breakdown] | None = None) -> None:
+    """The median of each stage over ``runs`` and its step from the stage before; beside
+    them, with ``baseline``, the baseline's and the ratio of the steps."""
     print(f"  code-only redeploy, breakdown (median of {len(runs)}; s from push start)")
-    before = 0.0
+    if baseline:
+        print(f"    {'':<22} {'baseline':>16}   {'this tree':>16}   step ratio")
+    before = {"runs": 0.0, "baseline": 0.0}
     for field in fields(Breakdown):
-        value = statistics.median(getattr(run, field.name) for run in runs)
         label = field.name.replace("_", " ")
-        print(f"    {label:<22} {value:6.3f}   (+{value - before:.3f})")
-        before = value
+        columns, steps = [], []
+        for name, group in (("baseline", baseline), ("runs", runs)):
+            if not group:
+                continue
+            value = statistics.median(getattr(run, field.name) for run in group)
+            steps.append(value - before[name])
+            columns.append(f"{value:6.3f} (+{steps[-1]:6.3f})")
+            before[name] = value
+        ratio = f"   {steps[1] / steps[0]:6.2f}" if len(steps) == 2 and steps[0] > 0 else ""
+        print(f"    {label:<22} {'   '.join(columns)}{ratio}")
 
 
 class Bench:
@@ -331,9 +341,7 @@ def _quick(runs: int, against: Path | None) -> None:
     print(f"corral deploy benchmark, code-only redeploys (load average {span})")
     if against is not None:
         print(f"  baseline: {against}")
-        print_breakdown(baseline)
-        print("  this tree:")
-    print_breakdown(timed)
+    print_breakdown(timed, baseline)
     if against is not None:
         before = statistics.median(run.served for run in baseline)
         after = statistics.median(run.served for run in timed)

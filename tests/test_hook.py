@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from corral.config import Settings
-from corral.deploy.git import Deploy, ensure_repo, serve_hook
-from corral.deploy.hook import check_refs
+from corral.deploy.git import Deploy, HookRequest, ensure_repo, serve_hook
+from corral.deploy.hook import check_refs, handoff_request
 from corral.deploy.protocol import HANDOFF_ENV, STATUS_PREFIX
 
-OLD, NEW = "1" * 40, "2" * 40
+OLD, NEW = "1" * 40, "a" * 40
 
 
 def test_main_and_master_deploy() -> None:
@@ -158,3 +158,15 @@ def test_pushed_without_the_api_the_hook_deploys_in_its_own_process(tmp_path: Pa
     assert "remote:  !     " in push.stderr and "hello" in push.stderr, push.stderr
     assert "Push rejected" in push.stderr and "Traceback" not in push.stderr
     assert repo.deployed() is None
+
+
+def test_the_api_reads_the_hooks_request_and_nothing_else() -> None:
+    sent = handoff_request(
+        NEW, "/repo.git", {"GIT_DIR": ".", "GIT_QUARANTINE_PATH": "/q", "HOME": "/r"}
+    )
+    request = HookRequest.parse(sent)
+    assert request == HookRequest(
+        NEW, Path("/repo.git"), {"GIT_DIR": ".", "GIT_QUARANTINE_PATH": "/q"}
+    )
+    assert HookRequest.parse(b"\n") is None
+    assert HookRequest.parse(b"not-a-commit\0/repo.git\n") is None

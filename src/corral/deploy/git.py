@@ -126,7 +126,10 @@ class HookRequest:
     @classmethod
     def parse(cls, data: bytes) -> HookRequest | None:
         """The request in ``data`` (see :func:`corral.deploy.hook.handoff_request`)."""
-        commit, cwd, *pairs = data.rstrip(b"\n").decode("utf-8", "surrogateescape").split("\0")
+        fields = data.rstrip(b"\n").decode("utf-8", "surrogateescape").split("\0")
+        if len(fields) < 2:
+            return None
+        commit, cwd, *pairs = fields
         if not (len(commit) in (40, 64) and all(c in "0123456789abcdef" for c in commit)):
             return None
         environ = dict(pair.partition("=")[::2] for pair in pairs)
@@ -206,6 +209,10 @@ class BackendResponse:
                 stderr=subprocess.DEVNULL,
                 pass_fds=() if theirs is None else (theirs.fileno(),),
             )
+        except BaseException:
+            if self._handoff is not None:
+                self._handoff.close()
+            raise
         finally:
             if theirs is not None:
                 theirs.close()  # the backend and its children hold it now

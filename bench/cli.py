@@ -1,0 +1,111 @@
+"""CLI start-up benchmark: how long ``corral --version``, ``corral apps`` and ``corral ps``
+take, against ``python -c pass`` on the same interpreter, in the same run.
+
+Run: ``.venv/bin/python bench/cli.py [--runs 10] [--before SRC]``. It starts a real
+``corral server`` on a free loopback port in a temporary home (as bench/deploy.py does, with
+``--no-isolation``), deploys one Flask + gunicorn app with ``git push`` (so ``ps`` lists a
+dyno), then times each command as a user runs it: the ``corral`` console script of this
+environment, output into a pipe. The commands take turns in each round, so a busy machine
+slows all alike; figures are medians of ``--runs`` rounds, and each is also given as a
+ratio to ``python -c pass`` (targets: ``--version`` <= 40 ms, ``apps`` <= 80 ms where ``pass``
+is 10 ms, i.e. ratios 4 and 8).
+
+``--before SRC`` times the same commands from another source tree too (``src`` of a
+``git archive`` of an older commit, say), run by the same interpreter and environment
+through a copy of the console script, so before and after come from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from deploy import Bench
+
+#: What pip writes as the ``corral`` console script, run with ``--before``'s tree first.
+WRAPPER = """import re
+import sys
+from corral.cli import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def _time(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--before", type=Path, help="another corral source tree to time too")
+    args = parser.parse_args()
+    script = shutil.which("corral", path=str(Path(sys.executable).parent))
+    if script is None:
+        raise SystemExit("no corral console script beside this Python; pip install -e . first")
+    with tempfile.TemporaryDirectory(prefix="corral-bench-cli-") as tmp:
+        bench = Bench(Path(tmp), "--no-isolation")
+        try:
+            bench.push_until_served(bench.new_app("hello"), "hello")
+            env = {
+                key: value
+                for key, value in os.environ.items()
+                if not key.startswith("CORRAL_") and key not in ("FORCE_COLOR", "TTY_COMPATIBLE")
+            }
+            env |= {"CORRAL_SERVER": f"http://localhost:{bench.port}", "CORRAL_TOKEN": bench.token}
+            commands = {"--version": ["--version"], "apps": ["apps"], "ps": ["ps", "-a", "hello"]}
+            sides: dict[str, tuple[list[str], dict[str, str]]] = {
+                "python -c pass": ([sys.executable, "-c", "pass"], env)
+            }
+            for name, argv in commands.items():
+                sides[f"corral {name}"] = ([script, *argv], env)
+            if args.before:
+                wrapper = Path(tmp) / "corral-before"
+                wrapper.write_text(WRAPPER)
+                before = env | {"PYTHONPATH": str(args.before.resolve())}
+                for name, argv in commands.items():
+                    sides[f"before: corral {name}"] = (
+                        [sys.executable, str(wrapper), *argv],
+                        before,
+                    )
+            for argv, side_env in sides.values():  # warm the page cache and .pyc files
+                _time(argv, side_env)
+            times: dict[str, list[float]] = {name: [] for name in sides}
+            for _ in range(args.runs):
+                for name, (argv, side_env) in sides.items():
+                    times[name].append(_time(argv, side_env))
+        finally:
+            bench.close()
+    floor = statistics.median(times["python -c pass"])
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"corral CLI start-up, medians of {args.runs} rounds (load average {load})")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(
+            f"  {name:<28} {median * 1000:6.1f} ms   x{median / floor:4.1f} of python -c pass"
+            f"   (range {min(values) * 1000:.0f}-{max(values) * 1000:.0f})"
+        )
+    if args.before:
+        for name in commands:
+            now, then = (
+                statistics.median(times[f"{side}corral {name}"]) for side in ("", "before: ")
+            )
+            print(f"  corral {name:<21} now/before {now / then:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,10 +5,13 @@ Run: ``.venv/bin/python bench/cli.py [--runs 10] [--before SRC]``. It starts a r
 ``corral server`` on a free loopback port in a temporary home (as bench/deploy.py does, with
 ``--no-isolation``), deploys one Flask + gunicorn app with ``git push`` (so ``ps`` lists a
 dyno), then times each command as a user runs it: the ``corral`` console script of this
-environment, output into a pipe. The commands take turns in each round, so a busy machine
-slows all alike; figures are medians of ``--runs`` rounds, and each is also given as a
-ratio to ``python -c pass`` (targets: ``--version`` <= 40 ms, ``apps`` <= 80 ms where ``pass``
-is 10 ms, i.e. ratios 4 and 8).
+environment, output into a pipe, with .pyc files (``$PYTHONDONTWRITEBYTECODE`` is dropped
+and an untimed first run writes them, as ``pip install`` does). The commands take turns in
+each round, so a busy machine slows all alike; figures are medians of ``--runs`` rounds,
+each also given as a ratio to ``python -c pass`` (targets: ``--version`` <= 40 ms and
+``apps`` <= 80 ms where ``pass`` takes 10 ms, so ratios 4 and 8). The CPU time of each
+(user + system, medians) is printed beside it: on a shared machine it moves less than
+the wall clock does.
 
 ``--before SRC`` times the same commands from another source tree too (``src`` of a
 ``git archive`` of an older commit, say), run by the same interpreter and environment
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,13 +44,19 @@ if __name__ == '__main__':
 """
 
 
-def _time(argv: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _time(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of one run of ``argv``."""
+    cpu, started = _cpu(), time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.decode(errors='replace')}")
-    return elapsed
+    return elapsed, _cpu() - cpu
 
 
 def main() -> None:
@@ -64,7 +74,10 @@ def main() -> None:
             env = {
                 key: value
                 for key, value in os.environ.items()
-                if not key.startswith("CORRAL_") and key not in ("FORCE_COLOR", "TTY_COMPATIBLE")
+                if not key.startswith("CORRAL_")
+                # colour settings would make it a terminal; without .pyc files every run
+                # would compile corral's source, which an installed corral never does
+                and key not in ("FORCE_COLOR", "TTY_COMPATIBLE", "PYTHONDONTWRITEBYTECODE")
             }
             env |= {"CORRAL_SERVER": f"http://localhost:{bench.port}", "CORRAL_TOKEN": bench.token}
             commands = {"--version": ["--version"], "apps": ["apps"], "ps": ["ps", "-a", "hello"]}
@@ -85,19 +98,24 @@ def main() -> None:
             for argv, side_env in sides.values():  # warm the page cache and .pyc files
                 _time(argv, side_env)
             times: dict[str, list[float]] = {name: [] for name in sides}
+            cpu: dict[str, list[float]] = {name: [] for name in sides}
             for _ in range(args.runs):
                 for name, (argv, side_env) in sides.items():
-                    times[name].append(_time(argv, side_env))
+                    wall, used = _time(argv, side_env)
+                    times[name].append(wall)
+                    cpu[name].append(used)
         finally:
             bench.close()
     floor = statistics.median(times["python -c pass"])
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"corral CLI start-up, medians of {args.runs} rounds (load average {load})")
+    floor_cpu = statistics.median(cpu["python -c pass"])
     for name, values in times.items():
-        median = statistics.median(values)
+        median, used = statistics.median(values), statistics.median(cpu[name])
         print(
             f"  {name:<28} {median * 1000:6.1f} ms   x{median / floor:4.1f} of python -c pass"
-            f"   (range {min(values) * 1000:.0f}-{max(values) * 1000:.0f})"
+            f"   (range {min(values) * 1000:.0f}-{max(values) * 1000:.0f});"
+            f"   CPU {used * 1000:5.1f} ms, x{used / floor_cpu:4.1f}"
         )
     if args.before:
         for name in commands:

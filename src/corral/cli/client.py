@@ -87,7 +87,11 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _unreachable(self, exc: TransportError) -> UserError:
+    def _failed(self, exc: TransportError) -> UserError:
+        if not exc.connecting:
+            return UserError(
+                f"The connection to {self.server} broke off ({exc.reason}); run the command again."
+            )
         return UserError(
             f"Cannot reach the corral server at {self.server}; is `corral server` running? "
             f"({exc.reason})"
@@ -154,7 +158,7 @@ class ApiClient:
             response = self._send(method, path, timeout=timeout or self.timeout, **kwargs)
             response.read()
         except TransportError as exc:
-            raise self._unreachable(exc) from None
+            raise self._failed(exc) from None
         self._check(response)
         if response.status_code == 204 or not response.read():
             return None
@@ -186,20 +190,12 @@ class ApiClient:
         """Send a request whose answer is read as it arrives: no read timeout once connected."""
         try:
             response = self._send(method, path, timeout=None, **kwargs)
-        except TransportError as exc:
-            raise self._unreachable(exc) from None
-        if not response.is_success:
-            try:
+            if not response.is_success:
                 response.read()
-            except TransportError as exc:
-                raise self._broke_off(exc) from None
-            self._check(response)
+        except TransportError as exc:
+            raise self._failed(exc) from None
+        self._check(response)
         return response
-
-    def _broke_off(self, exc: TransportError) -> UserError:
-        return UserError(
-            f"The connection to {self.server} broke off ({exc.reason}); run the command again."
-        )
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[str]:
         """Send one request and yield the answer's text lines as they arrive (no read timeout)."""
@@ -207,7 +203,7 @@ class ApiClient:
         try:
             yield from response.iter_lines()
         except TransportError as exc:
-            raise self._broke_off(exc) from None
+            raise self._failed(exc) from None
         finally:
             response.close()
 
@@ -219,7 +215,7 @@ class ApiClient:
             for chunk in response.iter_bytes():
                 written += target.write(chunk)
         except TransportError as exc:
-            raise self._unreachable(exc) from None
+            raise self._failed(exc) from None
         finally:
             response.close()
         return written

@@ -11,7 +11,8 @@ each round, so a busy machine slows all alike; figures are medians of ``--runs``
 each also given as a ratio to ``python -c pass`` (targets: ``--version`` <= 40 ms and
 ``apps`` <= 80 ms where ``pass`` takes 10 ms, so ratios 4 and 8). The CPU time of each
 (user + system, medians) is printed beside it: on a shared machine it moves less than
-the wall clock does.
+the wall clock does. With ``curl`` installed, the request ``corral apps`` makes is timed from
+curl too: the server's share of the figure.
 
 ``--before SRC`` times the same commands from another source tree too (``src`` of a
 ``git archive`` of an older commit, say), run by the same interpreter and environment
@@ -86,6 +87,16 @@ def main() -> None:
             }
             for name, argv in commands.items():
                 sides[f"corral {name}"] = ([script, *argv], env)
+            curl = shutil.which("curl")
+            if curl:  # the server's own share of `corral apps`: the same request, from C
+                header = Path(tmp) / "authorization"  # not on a command line others can read
+                header.write_text(f"Authorization: Bearer {bench.token}\n")
+                header.chmod(0o600)
+                url = f"http://localhost:{bench.port}/api/v1/apps"
+                sides["curl /api/v1/apps"] = (
+                    [curl, "-sfo", "/dev/null", "-H", f"@{header}", url],
+                    env,
+                )
             if args.before:
                 wrapper = Path(tmp) / "corral-before"
                 wrapper.write_text(WRAPPER)

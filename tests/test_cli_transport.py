@@ -107,6 +107,16 @@ def test_an_answer_cut_short_is_one_sentence():
     )
 
 
+def test_a_malformed_chunk_size_is_one_sentence_not_a_loop():
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n"
+    with canned(answer) as (url, _), pytest.raises(UserError) as broke:
+        list(client(url).stream("GET", "/api/v1/apps/a/logs"))
+    assert str(broke.value) == (
+        f"The connection to {url} broke off (the server sent a malformed chunk); "
+        "run the command again."
+    )
+
+
 def test_an_error_answer_without_json_names_the_status_and_path():
     answer = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad"
     with canned(answer) as (url, _), pytest.raises(UserError) as refused:

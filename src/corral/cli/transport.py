@@ -167,7 +167,8 @@ class _Reader:
                 headers[name.strip().lower()] = value.strip()
             else:
                 raise TransportError("the server sent too many headers", connecting=False)
-            if not 100 <= int(code) < 200:  # 1xx answers are interim: the real one follows
+            # 1xx answers (100 Continue, 103 Early Hints) are interim: the real one follows
+            if not 100 <= int(code) < 200 or int(code) == 101:
                 return int(code), reason.strip(), headers
 
     def body(self, method: str, status: int, headers: Mapping[str, str]) -> Iterator[bytes]:
@@ -193,12 +194,9 @@ class _Reader:
     def _chunked(self) -> Iterator[bytes]:
         while True:
             size_text = self.line().split(b";")[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise TransportError(
-                    "the server sent a malformed chunk", connecting=False
-                ) from None
+            if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
+                raise TransportError("the server sent a malformed chunk", connecting=False)
+            size = int(size_text, 16)
             if size == 0:
                 while self.line().strip():  # trailers, unused
                     pass

@@ -165,6 +165,8 @@ def test_https_checks_the_certificate_and_trusts_what_ssl_cert_file_names(
 ):
     url, cert = https_server
     env = cli_env(tmp_path, server=url)
+    for key in ("SSL_CERT_FILE", "SSL_CERT_DIR"):  # certifi's bundle, then, as httpx had
+        env.pop(key, None)
     untrusted = corral("apps", env=env)
     assert untrusted.returncode == 1
     assert untrusted.stderr.startswith(f"error: Cannot reach the corral server at {url}; ")

@@ -4,9 +4,10 @@ Why not httpx or ``http.client``: importing httpx took longer than the rest of `
 together, and ``http.client`` pulls in the ``email`` package (~20 ms) to parse headers. The API
 is the user's own server, spoken to in a handful of request shapes, so this is small: a request
 with a length-delimited body, an answer framed by ``Content-Length``, chunked encoding or the
-connection's end, read as it arrives. TLS uses the system's trust store (``ssl``'s default
-context, ``$SSL_CERT_FILE``/``$SSL_CERT_DIR`` honoured) and checks the host name. Proxies from the
-environment are not used: the CLI connects to the server it was given.
+connection's end, read as it arrives. TLS checks the certificate and host name against the
+CAs httpx trusted: ``$SSL_CERT_FILE`` or ``$SSL_CERT_DIR`` when set, else certifi's bundle (the
+system's store if certifi is missing). Proxies from the environment are not used: the CLI
+connects to the server it was given.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import os
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["Response", "TransportError", "send"]
 
@@ -212,6 +216,20 @@ class _Reader:
         self.sock.close()
 
 
+def _tls_context() -> ssl.SSLContext:
+    import ssl  # only for https: it is a good part of the import time this saves
+
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def _connect(server: str, *, timeout: float | None, connect_timeout: float) -> socket.socket:
     url = urlsplit(server)
     secure = url.scheme == "https"
@@ -221,10 +239,8 @@ def _connect(server: str, *, timeout: float | None, connect_timeout: float) -> s
             (host, url.port or (443 if secure else 80)), connect_timeout
         )
         if secure:
-            import ssl  # only for https: it is a good part of the import time this saves
-
             try:
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+                sock = _tls_context().wrap_socket(sock, server_hostname=host)
             except BaseException:
                 sock.close()
                 raise

@@ -75,6 +75,7 @@ def test_chunked_stream_yields_lines_split_across_chunks_whole():
     request = received[0].decode()
     assert request.startswith("GET /api/v1/apps/x/logs?tail=1 HTTP/1.1\r\n")
     assert f"Authorization: Bearer {TOKEN}\r\n" in request
+    assert "User-Agent: corral/0.1.0\r\n" in request
 
 
 def test_content_length_and_close_delimited_answers_are_read_whole():

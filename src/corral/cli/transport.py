@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 
+from corral import __version__
+
 if TYPE_CHECKING:
     import ssl
 
@@ -29,6 +31,8 @@ __all__ = ["Response", "TransportError", "send"]
 #: The longest status or header line, and the most header lines, taken from a server.
 _MAX_LINE = 65536
 _MAX_HEADERS = 200
+#: Who is asking, in the server's access log.
+_USER_AGENT = f"corral/{__version__}"
 #: How much one read asks for; a streamed answer is handed on as soon as any of it arrives.
 _CHUNK = 65536
 
@@ -277,7 +281,8 @@ def send(
     if params:
         target += "?" + urlencode([(key, _query_value(value)) for key, value in params.items()])
     lines = [f"{method} {target} HTTP/1.1", f"Host: {url.netloc.rpartition('@')[2]}"]
-    fields = {"Accept": "*/*", "Accept-Encoding": "identity", "Connection": "close", **headers}
+    fields = {"User-Agent": _USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"}
+    fields |= {"Connection": "close", **headers}
     if body is not None:
         fields["Content-Length"] = str(_body_length(body))
     for name, value in fields.items():

@@ -6,6 +6,9 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+import corral.router.table as table_module
 from corral.router.forward import BACKEND_CLOSED, CLOSE, KEEP, REFUSED, TIMED_OUT
 from corral.router.pages import FAILURES, logfmt, render_page
 from corral.router.pool import RoundRobin
@@ -70,6 +73,35 @@ def test_table_file_reloads_when_the_file_changes(tmp_path: Path) -> None:
     assert source().apps == {}  # no file yet: an empty table, not an error
     save_route_table(_table(), path)
     assert source().lookup("hello.corral.test") is not None
+    save_route_table(RouteTable(domain="corral.test"), path)
+    assert source().lookup("hello.corral.test") is None
+
+
+def test_table_file_sees_a_replaced_table_at_the_next_call(tmp_path: Path) -> None:
+    # No interval by default: a deploy's cutover is routed by the very next request.
+    path = tmp_path / "routes.json"
+    source = TableFile(path)
+    for n in range(20):
+        backends = (Backend("web.1", "127.0.0.1", 5000 + n),)
+        save_route_table(RouteTable("corral.test", {"hello": AppRoute("hello", backends)}), path)
+        route = source().lookup("hello.corral.test")
+        assert route is not None and route.backends == backends
+
+
+def test_table_file_parses_a_broken_file_once_and_its_fix_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "routes.json"
+    save_route_table(_table(), path)
+    source = TableFile(path)
+    assert source().lookup("hello.corral.test") is not None
+    path.write_text("{not json")
+    reads = []
+    real_load = table_module.load_route_table
+    monkeypatch.setattr(table_module, "load_route_table", lambda p: reads.append(p) or real_load(p))
+    for _ in range(50):  # one read of the broken file, not one per request
+        assert source().lookup("hello.corral.test") is not None
+    assert len(reads) == 1
     save_route_table(RouteTable(domain="corral.test"), path)
     assert source().lookup("hello.corral.test") is None
 

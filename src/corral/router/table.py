@@ -185,37 +185,46 @@ def save_route_table(table: RouteTable, path: str | os.PathLike[str]) -> None:
 
 
 class TableFile:
-    """A table source that re-reads the file when it changes, checking at most every 0.2 s.
+    """A table source that re-reads the file as soon as it changes.
 
-    A missing or unreadable file keeps the last good table (an empty one at first), so a
-    writer's hiccup never takes the router down. ``domain``, when given, overrides the file's.
+    Every call checks the file's stamp (one ``stat``, ~2 µs), so the first request after
+    the supervisor replaces the table is routed by the new one, and an idle router does
+    nothing at all; ``interval`` > 0 checks at most that often instead. A missing or
+    unreadable file keeps the last good table (an empty one at first), so a writer's
+    hiccup never takes the router down; a broken one is parsed once, not at every request.
+    ``domain``, when given, overrides the file's.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, domain: str | None = None, interval: float = 0.2
+        self, path: str | os.PathLike[str], *, domain: str | None = None, interval: float = 0.0
     ) -> None:
         self.path = Path(path)
         self._domain = domain
         self._interval = interval
         self._checked = float("-inf")
+        #: The stamp of the file last read, whether it parsed or not.
         self._stamp: tuple[int, int, int] | None = None
         self._table = RouteTable(domain=domain or "localhost")
 
     def __call__(self) -> RouteTable:
-        """The current table; a cheap ``stat`` at most every ``interval`` seconds."""
-        now = time.monotonic()
-        if now - self._checked >= self._interval:
+        """The current table, after a cheap ``stat`` (at most every ``interval`` seconds)."""
+        if self._interval:
+            now = time.monotonic()
+            if now - self._checked < self._interval:
+                return self._table
             self._checked = now
-            self._refresh()
+        stamp = file_stamp(self.path)
+        if stamp is not None and stamp != self._stamp:
+            self._refresh(stamp)
         return self._table
 
-    def _refresh(self) -> None:
-        stamp = file_stamp(self.path)
-        if stamp is None or stamp == self._stamp:
-            return
+    def _refresh(self, stamp: tuple[int, int, int]) -> None:
         try:
             table = load_route_table(self.path)
-        except (OSError, ValueError, KeyError, TypeError):
+        except OSError:  # unreadable (its mode, say): tried again at the next call
+            return
+        except (ValueError, KeyError, TypeError):
+            self._stamp = stamp  # broken: not parsed again at every request, only once changed
             return
         self._stamp = stamp
         self._table = replace(table, domain=self._domain) if self._domain else table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -104,6 +105,36 @@ def test_table_file_parses_a_broken_file_once_and_its_fix_at_once(
     assert len(reads) == 1
     save_route_table(RouteTable(domain="corral.test"), path)
     assert source().lookup("hello.corral.test") is None
+
+
+def test_a_watched_table_file_is_looked_at_only_after_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "routes.json"
+    save_route_table(RouteTable(domain="corral.test"), path)
+    source = TableFile(path)
+    stats = []
+    real_stamp = table_module.file_stamp
+    monkeypatch.setattr(table_module, "file_stamp", lambda p: stats.append(p) or real_stamp(p))
+    loop = asyncio.new_event_loop()
+    try:
+        assert source.watch(loop), "inotify is there on Linux"
+        for _ in range(50):  # requests while nothing changes: no system call at all
+            assert source().apps == {}
+        assert len(stats) == 1
+        for n in range(5):
+            backends = (Backend("web.1", "127.0.0.1", 5000 + n),)
+            apps = {"hello": AppRoute("hello", backends)}
+            save_route_table(RouteTable("corral.test", apps), path)
+            loop.run_until_complete(asyncio.sleep(0))  # the router's loop hears of it
+            route = source().lookup("hello.corral.test")
+            assert route is not None and route.backends == backends
+        assert len(stats) <= 1 + 5
+    finally:
+        source.close()
+        loop.close()
+    save_route_table(RouteTable(domain="corral.test"), path)
+    assert source().apps == {}  # unwatched again: looked at on every call
 
 
 def test_table_file_checks_at_most_every_interval(tmp_path: Path) -> None:

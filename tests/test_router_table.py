@@ -22,6 +22,7 @@ from corral.router.table import (
     load_route_table,
     save_route_table,
 )
+from support.wait import wait_until
 
 WEB1 = Backend("web.1", "127.0.0.1", 5001)
 WEB2 = Backend("web.2", "127.0.0.1", 5002)
@@ -242,3 +243,25 @@ def test_router_log_files_rotate_by_size(tmp_path) -> None:
     assert rotated.exists() and rotated.stat().st_size >= 500
     current = tmp_path / "hello" / "router.log"  # absent right after a rotation
     assert not current.exists() or current.stat().st_size < 500
+
+
+def test_router_log_stamps_are_the_logs_timestamps() -> None:
+    from datetime import datetime
+
+    from corral.logfiles import parse_line, timestamp
+    from corral.router.applogs import Stamps
+
+    stamps = Stamps()
+    seconds = set()
+
+    def across_a_second() -> bool:
+        ours, theirs = stamps(), timestamp()
+        assert len(ours) == len(theirs) and ours[-6:] == "+00:00"
+        gap = datetime.fromisoformat(theirs) - datetime.fromisoformat(ours)
+        assert 0 <= gap.total_seconds() < 0.5
+        line = parse_line(f"{ours} router: at=info")
+        assert line is not None and line.timestamp == ours
+        seconds.add(ours[:19])
+        return len(seconds) == 2
+
+    wait_until(across_a_second, 3, interval=0.01)

@@ -3,10 +3,12 @@ nginx (``--router nginx``), in the same run.
 
 Run: ``.venv/bin/python bench/router.py [--runs 5] [--connections 32] [--requests 20000]
 [--worker-class sync|gthread] [--close] [--body BYTES] [--no-wrk] [--nginx-workers 1]
-[--https]``. It starts a hello-world WSGI app under ``gunicorn -w 2`` (gunicorn comes from
-corral's ``test`` extra), the embedded router as its own process (``python -m
-corral.router``) and the nginx router (``python -m corral.router.nginx``, when nginx is
-installed) in front of it, and each load run in a process of its own (``bench/load.py``).
+[--https] [--against OTHER/src]``. It starts a hello-world WSGI app under ``gunicorn -w
+2`` (gunicorn comes from corral's ``test`` extra), the embedded router as its own process
+(``python -m corral.router``) and the nginx router (``python -m corral.router.nginx``,
+when nginx is installed) in front of it, with ``--against`` also the embedded router of
+another source tree (side ``embedded@against``: a before/after in one run), and each
+load run in a process of its own (``bench/load.py``).
 With ``--https`` each router serves TLS too (a self-signed certificate for the app's
 host, chosen by SNI as ``corral server --https`` serves ACME ones) and the saturation
 phase has one more side per router, ``<router> https``: its figure is HTTPS/HTTP
@@ -202,6 +204,11 @@ def _routers(root: Path, dyno_port: int, args: argparse.Namespace) -> dict[str, 
     save_route_table(RouteTable("localhost", apps), root / "routes.json")
     table = ["--table", str(root / "routes.json"), "--logs", str(root / "logs")]
     routers = {"embedded": [sys.executable, "-m", "corral.router", *table]}
+    if args.against is not None:  # the embedded router of another source tree, same run
+        run = "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+        run += "runpy.run_module('corral.router', run_name='__main__')"
+        against = [sys.executable, "-c", run, str(args.against.resolve()), *table]
+        routers["embedded@against"] = against
     if find_nginx() is None:
         print("nginx is not installed (apt-get install nginx): measuring the embedded router")
     else:
@@ -269,6 +276,11 @@ def main() -> None:
     parser.add_argument("--body", type=int, default=0, help="POST bodies of BYTES (0: GET)")
     parser.add_argument("--nginx-workers", type=int, default=1, help="nginx worker processes")
     parser.add_argument("--https", action="store_true", help="HTTPS through the router too")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="also measure the embedded router of this src/ tree (e.g. a git archive of main)",
+    )
     parser.add_argument(
         "--wrk",
         action=argparse.BooleanOptionalAction,

@@ -23,6 +23,7 @@ which measures what a platform run by an ordinary user costs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -53,9 +54,12 @@ def _platform_processes(bench: Bench) -> dict[str, list[psutil.Process]]:
         and str(bench.root) in " ".join(p.info["cmdline"] or [])
     ]
     for shim in shims:
+        try:  # a shim of a dyno on its way out may be gone already
+            with_children = shim.children(recursive=True)
+            line = " ".join(shim.cmdline())
+        except psutil.Error:
+            continue
         parts["shims"].append(shim)
-        with_children = shim.children(recursive=True)
-        line = " ".join(shim.cmdline())
         part = "dynos"
         for name in ("api", "streams", "router"):
             if f"--dyno {name} " in line:
@@ -121,9 +125,11 @@ def measure(bench: Bench, apps: int, args: argparse.Namespace) -> None:
     time.sleep(3)  # the last deploy's old dynos drained
     parts = _platform_processes(bench)
     platform = [p for name, ps in parts.items() if name != "dynos" for p in ps]
-    before = _cpu_seconds(platform)
+    names = ("server", "api", "streams", "router", "shims")
+    before = {name: _cpu_seconds(parts[name]) for name in names}
     time.sleep(args.idle)
-    idle = (_cpu_seconds(platform) - before) / args.idle * 100
+    by_part = {name: (_cpu_seconds(parts[name]) - before[name]) / args.idle * 100 for name in names}
+    idle = sum(by_part.values())
     print(f"{apps} app(s), {len(parts['shims']) - 3} dyno(s):")
     for name in ("server", "api", "streams", "router", "shims"):
         rss, pss = _memory(parts[name])
@@ -138,6 +144,7 @@ def measure(bench: Bench, apps: int, args: argparse.Namespace) -> None:
     total_rss, total_pss = _memory(platform)
     print(f"  platform RSS {total_rss >> 20:5} MB  PSS {total_pss >> 20:5} MB")
     print(f"  platform idle CPU {idle:5.1f}% of a core over {args.idle:g} s")
+    print("    " + ", ".join(f"{name} {share:.1f}%" for name, share in by_part.items()))
     print(f"  corral apps {_cli_latency(bench, 'apps') * 1000:5.0f} ms   "
           f"corral ps {_cli_latency(bench, 'ps', '-a', 'app0') * 1000:5.0f} ms")  # fmt: skip
     rate = _throughput(bench, "app0", args.clients, args.seconds)
@@ -153,6 +160,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument(
         "--no-kernel-limits", action="store_true", help="as root: poll memory, as without root"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the platform running afterwards, to profile"
     )
     args = parser.parse_args()
     flags = ("--no-isolation",) if os.geteuid() == 0 else ()
@@ -170,6 +180,10 @@ def main() -> None:
             took = time.monotonic() - started
             print(f"deployed {args.apps - 1} more apps in {took:.0f} s")
             measure(bench, args.apps, args)
+            if args.keep:
+                print(f"kept running: server pid {bench.server.pid}; Ctrl-C ends it", flush=True)
+                with contextlib.suppress(KeyboardInterrupt):
+                    bench.server.wait()
         finally:
             bench.close()
 

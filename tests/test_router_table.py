@@ -138,6 +138,35 @@ def test_a_watched_table_file_is_looked_at_only_after_it_changes(
     assert source().apps == {}  # unwatched again: looked at on every call
 
 
+def test_a_watched_table_file_whose_directory_goes_away_is_still_followed(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    path = run / "routes.json"
+    save_route_table(_table(), path)
+    source = TableFile(path)
+    loop = asyncio.new_event_loop()
+    try:
+        assert source.watch(loop)
+        assert source().lookup("hello.corral.test") is not None
+        path.unlink()
+        run.rmdir()  # the watch ends with its directory: from then on each call looks
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert source().lookup("hello.corral.test") is not None  # missing: the last good one
+        run.mkdir()
+        save_route_table(RouteTable(domain="corral.test"), path)
+
+        def new_table_seen() -> bool:
+            loop.run_until_complete(asyncio.sleep(0.01))
+            return source().lookup("hello.corral.test") is None
+
+        wait_until(new_table_seen, 5, interval=0.01)
+    finally:
+        source.close()
+        loop.close()
+
+
 def test_table_file_checks_at_most_every_interval(tmp_path: Path) -> None:
     path = tmp_path / "routes.json"
     save_route_table(RouteTable(domain="corral.test"), path)

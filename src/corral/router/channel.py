@@ -174,10 +174,6 @@ class Channel(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         self.transport.write(data)  # type: ignore[union-attr]
 
-    def writelines(self, pieces: list[bytes]) -> None:
-        """Write ``pieces`` in order, without joining them first (uvloop: one ``writev``)."""
-        self.transport.writelines(pieces)  # type: ignore[union-attr]
-
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark."""
         if self._exc is not None:

@@ -319,10 +319,11 @@ async def _relay_response(
     loop = client.loop
     done = _take_body(parser, out, chunked)
     while True:
+        data = b"".join(out)
         if writer.is_closing():
             raise ClientGone("client closed during the response")
-        writer.writelines(out)  # head and body pieces in one writev, not copied into one
-        exchange.sent += sum(map(len, out))
+        writer.write(data)
+        exchange.sent += len(data)
         if done:
             break
         await writer.drain()

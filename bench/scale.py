@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -165,6 +166,7 @@ def main() -> None:
         "--keep", action="store_true", help="keep the platform running afterwards, to profile"
     )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill cleans up as Ctrl-C
     flags = ("--no-isolation",) if os.geteuid() == 0 else ()
     if args.no_kernel_limits:
         flags += ("--no-kernel-limits",)
@@ -183,7 +185,7 @@ def main() -> None:
             if args.keep:
                 print(f"kept running: server pid {bench.server.pid}; Ctrl-C ends it", flush=True)
                 with contextlib.suppress(KeyboardInterrupt):
-                    bench.server.wait()
+                    bench.server.wait()  # Ctrl-C or kill ends it, and the platform with it
         finally:
             bench.close()
 

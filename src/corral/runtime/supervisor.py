@@ -152,7 +152,10 @@ class Supervisor:
 
     def _take(self, take: Callable[[], list[Any]], changed: bool) -> list[Any]:
         """What ``take`` moves out of the store if anything was committed (busy: next tick)."""
-        taken = self.units.writes.attempt(take) if changed else []
+        if not changed:  # nothing to take; the writes the store refused before are made
+            self.units.writes.flush()
+            return []
+        taken = self.units.writes.attempt(take)
         if taken is None:
             self.view.forget()
         return taken or []
@@ -369,27 +372,22 @@ class Supervisor:
         """Stop the platform's own services, last of all in a clean shutdown."""
         await self.services.stop_all(grace)
 
-    # -- routes ----------------------------------------------------------
-
     def write_routes(self) -> None:
         """Write the route table now, from the store's apps and the units that are up."""
         self._write_routes({a.name: a for a in self.store.list_apps()}, self.store.domains())
 
     def _write_routes(self, apps: dict[str, App], domains: list[Domain]) -> None:
         api = self.services.running.get("api")
+        route = plan.PlatformRoute(
+            api.row if api else None, self.services.port("api"), self.platform_hosts,
+            self.services.port("streams", up=True),
+        )  # fmt: skip
         table = plan.route_table(
             self.settings.domain,
             {name: (app.maintenance, self.has_web.get(name, True)) for name, app in apps.items()},
             {name: [r.row for r in running.values()] for name, running in self.dynos.items()},
             {d.hostname: d.app for d in domains},
-            api=plan.PlatformRoute(
-                api.row if api else None,
-                self.services.port("api"),
-                self.platform_hosts,
-                self.services.port("streams", up=True),
-            )
-            if "api" in self.services.specs
-            else None,
+            api=route if "api" in self.services.specs else None,
         )
         if table != self._routes:
             self.settings.routes_path.parent.mkdir(parents=True, exist_ok=True)

@@ -223,5 +223,6 @@ class Services:
         await asyncio.gather(*(self.units.stop(r, grace) for r in chosen))
 
     async def stop_all(self, grace: float) -> None:
-        """Stop every service (a clean shutdown of the platform)."""
+        """Stop every service (a clean shutdown of the platform), and the shim zygote."""
         await self.stop(list(self.running), grace)
+        self.units.zygote.stop()

@@ -175,16 +175,25 @@ class Zygote:
             if not os.path.isdir(cwd):
                 conn.sendall(b"error no such directory\n")
                 return
+            ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
             pid = os.fork()
             if pid == 0:
-                self._become_shim(conn, argv, cwd, env)
+                os.close(ready_read)
+                self._become_shim(conn, argv, cwd, env, ready_write)
             self.children.add(pid)
+            os.close(ready_write)
+            try:  # answered once the shim leads its session, as Popen returns after exec
+                select.select([ready_read], [], [], _CLIENT_TIMEOUT)
+            finally:
+                os.close(ready_read)
             conn.sendall(f"{pid}\n".encode())
             conn.recv(1)  # until the client hangs up: it has looked the shim up by then
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return
 
-    def _become_shim(self, conn: socket.socket, argv: list, cwd: str, env: dict) -> None:
+    def _become_shim(
+        self, conn: socket.socket, argv: list, cwd: str, env: dict, ready: int
+    ) -> None:
         """In the forked child: leave the zygote's session and run as the dyno's shim."""
         code = 127
         try:
@@ -199,13 +208,19 @@ class Zygote:
             os.chdir(cwd)
             os.environ.clear()
             os.environ.update(env)
-            name = argv[argv.index("--dyno") + 1] if "--dyno" in argv else "?"
-            with open("/proc/self/comm", "w") as comm:  # how `ps` and bench/scale.py tell it
-                comm.write(f"shim {name}"[:15])
+            _show_as(argv)
+            os.close(ready)
             code = self.shim.main([str(arg) for arg in argv])
         except BaseException:  # the child must never return into the zygote's loop
             pass
         os._exit(code)
+
+
+def _show_as(argv: list[str]) -> None:
+    """Name the forked shim for ``ps`` (``shim web.1``): its command line is the zygote's."""
+    name = argv[argv.index("--dyno") + 1] if "--dyno" in argv else "?"
+    with open("/proc/self/comm", "w") as comm:
+        comm.write(f"shim {name}"[:15])
 
 
 def main(argv: list[str]) -> int:

@@ -19,6 +19,8 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
+
 from corral.runtime import zygote
 
 __all__ = ["Forked", "ZygoteKeeper", "fork_shim", "socket_path"]
@@ -65,8 +67,6 @@ def fork_shim(
 ) -> tuple[Forked, float] | None:
     """A shim forked by the home's zygote with ``argv`` (the shim's arguments), and its
     start time; None when no zygote answers (the caller execs a shim instead)."""
-    import psutil
-
     where = zygote.address(str(socket_path(run_dir)))
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:

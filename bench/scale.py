@@ -24,7 +24,9 @@ which measures what a platform run by an ordinary user costs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,21 +56,25 @@ def _platform_processes(bench: Bench) -> dict[str, list[psutil.Process]]:
     server = psutil.Process(bench.server.pid)
     parts["server"].append(server)
     for process in psutil.process_iter(["cmdline", "name"]):
-        line = " ".join(process.info["cmdline"] or [])
-        if str(bench.root) not in line:
-            continue
-        name = process.info["name"] or ""
-        if "runtime/zygote.py" in line and not name.startswith("shim "):
-            parts["zygote"].append(process)
-            continue
-        if "runtime/shim.py" not in line and not name.startswith("shim "):
+        try:  # a shim of a dyno on its way out may be gone already
+            line = " ".join(process.info["cmdline"] or [])
+            if str(bench.root) not in line:
+                continue
+            name = process.info["name"] or ""
+            if "runtime/zygote.py" in line and not name.startswith("shim "):
+                parts["zygote"].append(process)
+                continue
+            if "runtime/shim.py" not in line and not name.startswith("shim "):
+                continue
+            with_children = process.children(recursive=True)
+        except psutil.Error:
             continue
         parts["shims"].append(process)
         part = "dynos"
         for unit in ("api", "streams", "router"):
             if f"--dyno {unit} " in line or name == f"shim {unit}":
                 part = unit
-        parts[part].extend(process.children(recursive=True))
+        parts[part].extend(with_children)
     return parts
 
 
@@ -131,9 +137,11 @@ def measure(bench: Bench, apps: int, args: argparse.Namespace) -> None:
     time.sleep(3)  # the last deploy's old dynos drained
     parts = _platform_processes(bench)
     platform = [p for name, ps in parts.items() if name != "dynos" for p in ps]
-    before = _cpu_seconds(platform)
+    names = ("server", "api", "streams", "router", "shims", "zygote")
+    before = {name: _cpu_seconds(parts[name]) for name in names}
     time.sleep(args.idle)
-    idle = (_cpu_seconds(platform) - before) / args.idle * 100
+    by_part = {name: (_cpu_seconds(parts[name]) - before[name]) / args.idle * 100 for name in names}
+    idle = sum(by_part.values())
     print(f"{apps} app(s), {len(parts['shims']) - 3} dyno(s):")
     for name in ("server", "api", "streams", "router", "shims", "zygote"):
         rss, pss = _memory(parts[name])
@@ -149,6 +157,7 @@ def measure(bench: Bench, apps: int, args: argparse.Namespace) -> None:
     total_rss, total_pss = _memory(platform)
     print(f"  platform RSS {total_rss >> 20:5} MB  PSS {total_pss >> 20:5} MB")
     print(f"  platform idle CPU {idle:5.1f}% of a core over {args.idle:g} s")
+    print("    " + ", ".join(f"{name} {share:.1f}%" for name, share in by_part.items()))
     print(f"  corral apps {_cli_latency(bench, 'apps') * 1000:5.0f} ms   "
           f"corral ps {_cli_latency(bench, 'ps', '-a', 'app0') * 1000:5.0f} ms")  # fmt: skip
     rate = _throughput(bench, "app0", args.clients, args.seconds)
@@ -165,7 +174,11 @@ def main() -> None:
     parser.add_argument(
         "--no-kernel-limits", action="store_true", help="as root: poll memory, as without root"
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the platform running afterwards, to profile"
+    )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill cleans up as Ctrl-C
     flags = ("--no-isolation",) if os.geteuid() == 0 else ()
     if args.no_kernel_limits:
         flags += ("--no-kernel-limits",)
@@ -181,6 +194,10 @@ def main() -> None:
             took = time.monotonic() - started
             print(f"deployed {args.apps - 1} more apps in {took:.0f} s")
             measure(bench, args.apps, args)
+            if args.keep:
+                print(f"kept running: server pid {bench.server.pid}; Ctrl-C ends it", flush=True)
+                with contextlib.suppress(KeyboardInterrupt):
+                    bench.server.wait()  # Ctrl-C or kill ends it, and the platform with it
         finally:
             bench.close()
 

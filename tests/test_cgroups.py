@@ -126,6 +126,33 @@ def test_the_shim_runs_the_dyno_in_its_group_and_the_kernel_stops_it_at_the_limi
     assert not HOST.group(base_for_home(tmp_path)).exists()
 
 
+def test_the_kernel_tells_the_shim_of_an_oom_kill_so_an_idle_shim_never_polls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dyno whose master survives the OOM kill of one of its processes (a gunicorn worker)
+    is stopped as a whole on the kernel's word: the shim's polls are put an hour apart."""
+    from corral.runtime import shim
+
+    monkeypatch.setattr(shim, "_OOM_POLL", 3600.0)
+    monkeypatch.setattr(shim, "_OOM_SAFETY", 3600.0)
+    (tmp_path / "hog.py").write_text(HOG)
+    parent = f"{base_for_home(tmp_path)}/eventful"
+    assert HOST is not None
+    HOST.prepare(parent)
+    group = HOST.create(f"{parent}/web.1.test", Limits(memory=64 << 20))
+    dirs = [arg for d in group.dirs for arg in ("--cgroup-dir", str(d))]
+    # and says nothing once its process is killed (no "Killed" from sh) that could wake it
+    master = f"exec 2>/dev/null; {sys.executable} {tmp_path / 'hog.py'}; sleep 600"
+    argv = ["--log", str(tmp_path / "logs"), "--dyno", "web.1",
+            "--status", str(tmp_path / "status.{pid}"), *dirs, "--oom-file",
+            str(group.oom_file), "--memory", str(64 << 20), "--", "sh", "-c", master]  # fmt: skip
+    assert shim.main(argv) != 0  # not an hour: the kernel's event woke it
+    log = (tmp_path / "logs" / "web.1.log").read_text()
+    assert "Error R15 (Memory quota vastly exceeded)" in log
+    assert not group.exists()
+    HOST.remove_empty(base_for_home(tmp_path))
+
+
 @pytest.fixture
 def settings(warm_settings: Settings) -> Settings:
     return warm_settings

@@ -97,7 +97,7 @@ class Platform:
         )
         self.settings = settings
         self.options = options
-        self.store = Store.for_settings(settings, busy_timeout=SUPERVISOR_BUSY_TIMEOUT)
+        self.store = Store.for_settings(settings, busy_timeout=SUPERVISOR_BUSY_TIMEOUT, wake=False)
         self.supervisor = Supervisor(
             settings,
             self.store,

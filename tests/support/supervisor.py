@@ -33,8 +33,10 @@ class ManagerThread:
     def __init__(
         self, settings: Settings, options: SupervisorOptions, cgroups: Hierarchy | None = None
     ) -> None:
+        #: The test's own store: its writes wake the supervisor, as the API's do.
         self.store = Store.for_settings(settings)
-        self.manager = Supervisor(settings, self.store, options, cgroups=cgroups)
+        own = Store.for_settings(settings, wake=False)  # as `corral server` opens its own
+        self.manager = Supervisor(settings, own, options, cgroups=cgroups)
         self.loop = asyncio.new_event_loop()
         self.stop = asyncio.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)

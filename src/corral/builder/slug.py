@@ -7,11 +7,13 @@ everything it runs from: its own files and its environment's (:func:`refuse_over
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from corral.builder.source import remove_tree
 from corral.errors import BuildError, UserError
 
 METADATA = Path(".corral") / "slug.json"
@@ -108,3 +110,13 @@ def refuse_oversized(slug_dir: Path, env_path: Path, limit_mb: int) -> None:
             f"environment {megabytes(environment)}), over the {limit_mb} MB limit; leave large "
             "files out with .slugignore, or raise $CORRAL_SLUG_MAX_MB on the server."
         )
+
+
+def remove_renamed_slugs(old: Path, new: Path) -> None:
+    """After ``apps:rename``: remove from ``old`` (the slugs directory of the app's old name)
+    what ``new`` now holds, and ``old`` itself and its parent once empty."""
+    for slug in new.iterdir() if new.is_dir() else ():
+        remove_tree(old / slug.name)
+    for empty in (old, old.parent):
+        with contextlib.suppress(OSError):
+            empty.rmdir()

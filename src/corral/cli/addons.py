@@ -9,18 +9,9 @@ from typing import Any
 import click
 
 from corral.cli.attach import Session, run_attached
-from corral.cli.client import (
-    APP_OPTION,
-    JSON_OPTION,
-    ApiClient,
-    action,
-    addon_path,
-    app_path,
-    console,
-    echo_json,
-)
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, addon_path, app_path
 from corral.cli.git import resolve_app
-from corral.cli.output import human_size, print_fields, print_table
+from corral.cli.output import action, console, echo_json, human_size, print_fields, print_table
 from corral.cli.releases import NO_WAIT_OPTION, released
 from corral.errors import UserError
 
@@ -75,7 +66,7 @@ def show_info(app: str | None, which: str | None, kind: tuple[str, str], as_json
     if as_json:
         echo_json(info)
         return
-    console.print(f"=== {var}", style="bold", markup=False)
+    console.print(f"=== {var}", style="bold")
     print_fields(addon_facts(info))
 
 
@@ -98,7 +89,6 @@ def addons_list(app: str | None, as_json: bool) -> None:
     if not addons:
         console.print(
             f"{name} has no add-ons; create one with `corral addons:create postgresql`.",
-            markup=False,
         )
         return
     rows = [[a["name"], a["service"], a["app"], _attached(a)] for a in addons]
@@ -143,7 +133,7 @@ def addons_create(
             f"Connect with `corral pg:psql -a {name}`; back it up with "
             f"`corral pg:backups:capture -a {name}`."
         )
-    console.print(hint, markup=False)
+    console.print(hint)
 
 
 @click.command("addons:info")

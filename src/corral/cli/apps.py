@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import webbrowser
 
 import click
-from rich.text import Text
 
-from corral.cli.client import (
-    APP_OPTION,
-    JSON_OPTION,
-    ApiClient,
-    action,
-    ago,
-    app_path,
-    console,
-    echo_json,
-    git_url,
-)
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, ago, app_path, git_url
 from corral.cli.git import (
     DEFAULT_REMOTE,
     add_remote,
@@ -28,7 +16,15 @@ from corral.cli.git import (
     remove_remote,
     resolve_app,
 )
-from corral.cli.output import human_size, print_fields, print_table
+from corral.cli.output import (
+    Styled,
+    action,
+    console,
+    echo_json,
+    human_size,
+    print_fields,
+    print_table,
+)
 from corral.errors import UserError
 
 
@@ -46,14 +42,14 @@ def apps_list(as_json: bool) -> None:
         echo_json(apps)
         return
     if not apps:
-        console.print("No apps yet; create one with `corral apps:create NAME`.", markup=False)
+        console.print("No apps yet; create one with `corral apps:create NAME`.")
         return
     rows = [
         (
             app["name"],
             app.get("web_url") or "",
             _release_name(app.get("current_release")),
-            Text("on", style="yellow") if app.get("maintenance") else "off",
+            Styled("on", "yellow") if app.get("maintenance") else "off",
             ago(app.get("created_at")),
         )
         for app in apps
@@ -82,7 +78,7 @@ def apps_create(name: str | None, remote: str, no_remote: bool, as_json: bool) -
     if as_json:
         echo_json(app)
         return
-    console.print(f"{app.get('web_url', '')} | {repo}", markup=False)
+    console.print(f"{app.get('web_url', '')} | {repo}")
     if remote_set:
         console.print(f"Git remote {remote} added; deploy with `git push {remote} main`.")
 
@@ -111,7 +107,7 @@ def apps_info(app: str | None, as_json: bool) -> None:
         if disk
         else "-"
     )
-    console.print(f"=== {info['name']}", style="bold", markup=False)
+    console.print(f"=== {info['name']}", style="bold")
     print_fields(
         [
             ("Web URL", info.get("web_url") or ""),
@@ -151,7 +147,7 @@ def apps_destroy(name: str | None, app: str | None, confirm: str | None) -> None
         api.delete(app_path(target))
     if in_work_tree() and app_from_remote() == target:
         remove_remote(DEFAULT_REMOTE)  # it points at a repository that is gone
-        console.print(f"Removed git remote {DEFAULT_REMOTE}.", markup=False)
+        console.print(f"Removed git remote {DEFAULT_REMOTE}.")
 
 
 @click.command("apps:rename")
@@ -168,10 +164,10 @@ def apps_rename(names: tuple[str, ...], app: str | None) -> None:
     with ApiClient.load() as api:
         with action(f"Renaming {old} to {new}"):
             renamed = api.patch(app_path(old), json={"name": new})
-        console.print(f"{renamed.get('web_url', '')} | {git_url(api.server, new)}", markup=False)
+        console.print(f"{renamed.get('web_url', '')} | {git_url(api.server, new)}")
         if in_work_tree() and app_from_remote() == old:
             add_remote(api.server, new, DEFAULT_REMOTE)
-            console.print(f"Git remote {DEFAULT_REMOTE} updated.", markup=False)
+            console.print(f"Git remote {DEFAULT_REMOTE} updated.")
 
 
 @click.command("open")
@@ -183,6 +179,8 @@ def open_app(app: str | None) -> None:
         url = api.get(app_path(name)).get("web_url") or ""
     click.echo(url)
     if url and sys.stdout.isatty():
+        import webbrowser  # only here: it takes longer to import than most commands run
+
         with contextlib.suppress(webbrowser.Error):  # the printed URL is the fallback
             webbrowser.open(url)
 

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from types import FrameType
 from urllib.parse import urlsplit
 
-import httpx
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 
 from corral import wire
 from corral.cli.client import ApiClient, app_path
+from corral.cli.transport import Response
 from corral.errors import UserError
 
 __all__ = ["Session", "run_attached"]
@@ -103,11 +103,19 @@ def _connect(api: ApiClient, session: Session) -> wire.Peer:
     if refused is None:
         raise UserError("The server closed the connection before the command started.")
     # The same one-line errors as every other command's.
-    response = httpx.Response(
-        refused.status_code,
-        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in refused.headers],
-        content=body,
-        request=httpx.Request("GET", api.server + path),
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(refused.status_code).phrase
+    except ValueError:
+        phrase = ""
+    response = Response(
+        status_code=refused.status_code,
+        reason_phrase=phrase,
+        headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in refused.headers},
+        method="GET",
+        path=path,
+        _content=body,
     )
     api._check(response)
     raise UserError(f"The server answered {refused.status_code} instead of starting the command.")

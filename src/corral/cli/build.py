@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from corral.builder import Slug, build
-from corral.cli.common import err_console
 from corral.cli.config import parse_assignments
+from corral.cli.output import err_console
 from corral.config import Settings
 
 
@@ -67,7 +67,7 @@ def build_command(
     """Build SOURCE (default: .) into a slug, as a deploy would."""
     config = parse_assignments(assignments, example="corral build --env DISABLE_COLLECTSTATIC=1")
     settings = Settings.load(home)
-    out = err_console if as_json else Console(highlight=False, soft_wrap=True)
+    out = err_console.rich if as_json else Console(highlight=False, soft_wrap=True)
     slug = build(
         source,
         settings,

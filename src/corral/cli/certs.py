@@ -7,17 +7,9 @@ from pathlib import Path
 
 import click
 
-from corral.cli.client import (
-    APP_OPTION,
-    JSON_OPTION,
-    ApiClient,
-    action,
-    app_path,
-    console,
-    echo_json,
-)
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, app_path
 from corral.cli.git import resolve_app
-from corral.cli.output import print_table
+from corral.cli.output import action, console, echo_json, print_table
 from corral.errors import UserError
 
 
@@ -36,7 +28,7 @@ def certs_list(app: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(certs)
         return
-    console.print(f"=== {name} Certificates", style="bold", markup=False)
+    console.print(f"=== {name} Certificates", style="bold")
     rows = [
         (c["hostname"], c["issuer"] or "-", _day(c["expires_at"]), c["state"], c["reason"] or "")
         for c in certs
@@ -66,7 +58,7 @@ def certs_add(app: str | None, certificate: str, key: str) -> None:
         installed = api.post(app_path(name, "certs"), json=body) or []
     hosts = ", ".join(c["hostname"] for c in installed)
     console.print(f"Serving {hosts} with it (expires {_day(installed[0]['expires_at'])}).",
-                  markup=False)  # fmt: skip
+                  )  # fmt: skip
 
 
 @click.command("certs:remove")
@@ -88,7 +80,7 @@ def certs_refresh(app: str | None, hostname: str | None) -> None:
     body = {} if hostname is None else {"hostname": hostname}
     with ApiClient.load() as api, action(f"Asking for new certificates for {name}"):
         api.post(app_path(name, "cert-refresh"), json=body)
-    console.print(f"Follow it with `corral certs -a {name}`.", markup=False)
+    console.print(f"Follow it with `corral certs -a {name}`.")
 
 
 @click.command("certs:hsts")

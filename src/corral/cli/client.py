@@ -7,17 +7,15 @@ Every failure becomes one :class:`~corral.errors.UserError` sentence; the token 
 
 from __future__ import annotations
 
-import json
+import json as _json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import click
-import httpx
-from rich.console import Console
 
+from corral.cli.transport import Response, TransportError, send
 from corral.credentials import Credentials
 from corral.errors import UserError
 
@@ -26,11 +24,8 @@ __all__ = [
     "JSON_OPTION",
     "ApiClient",
     "ApiError",
-    "action",
     "ago",
     "app_path",
-    "console",
-    "echo_json",
     "git_url",
 ]
 
@@ -60,28 +55,23 @@ class ApiError(UserError):
         self.id = error_id
 
 
-def _transport_reason(exc: httpx.TransportError) -> str:
-    text = str(exc).lower()
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    if "refused" in text:
-        return "connection refused"
-    if "name or service" in text or "nodename" in text or "resolution" in text:
-        return "unknown host"
-    return str(exc) or type(exc).__name__
+#: Seconds to wait for a connection, and for each answer (a streamed one waits as long as it runs).
+CONNECT_TIMEOUT = 10.0
+TIMEOUT = 30.0
 
 
 class ApiClient:
-    """An httpx client for the corral API that presents the token and maps failures to one line."""
+    """A client for the corral API that presents the token and maps failures to one line."""
 
-    def __init__(self, credentials: Credentials, *, timeout: float = 30.0) -> None:
+    def __init__(self, credentials: Credentials, *, timeout: float = TIMEOUT) -> None:
+        if "\r" in credentials.token or "\n" in credentials.token:
+            raise UserError(
+                "The API token holds a line break; log in again with "
+                f"`corral login --server {credentials.server}`."
+            )
         self.credentials = credentials
         self.server = credentials.server
-        self._http = httpx.Client(
-            base_url=credentials.server,
-            headers={"Authorization": f"Bearer {credentials.token}"},
-            timeout=httpx.Timeout(timeout, connect=10.0),
-        )
+        self.timeout = timeout
 
     @classmethod
     def load(cls) -> ApiClient:
@@ -89,8 +79,7 @@ class ApiClient:
         return cls(Credentials.load())
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """Nothing to release: every request has its own connection, closed with its answer."""
 
     def __enter__(self) -> ApiClient:
         return self
@@ -98,13 +87,17 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _unreachable(self, exc: httpx.TransportError) -> UserError:
+    def _failed(self, exc: TransportError) -> UserError:
+        if not exc.connecting:
+            return UserError(
+                f"The connection to {self.server} broke off ({exc.reason}); run the command again."
+            )
         return UserError(
             f"Cannot reach the corral server at {self.server}; is `corral server` running? "
-            f"({_transport_reason(exc)})"
+            f"({exc.reason})"
         )
 
-    def _check(self, response: httpx.Response) -> None:
+    def _check(self, response: Response) -> None:
         if response.is_success:
             return
         if response.status_code == 401:
@@ -124,18 +117,50 @@ class ApiClient:
             )
         raise ApiError(
             f"The server answered {response.status_code} {response.reason_phrase} "
-            f"to {response.request.method} {response.request.url.path}.",
+            f"to {response.method} {response.path}.",
             status=response.status_code,
         )
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send one request; the answer's JSON (text for text/plain, None for 204)."""
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | BinaryIO | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None,
+    ) -> Response:
+        fields = {"Authorization": f"Bearer {self.credentials.token}", **(headers or {})}
+        if json is not None:
+            content = _json.dumps(json).encode()
+            fields.setdefault("Content-Type", "application/json")
+        return send(
+            self.server,
+            method,
+            path,
+            headers=fields,
+            params=params,
+            body=content,
+            timeout=timeout,
+            connect_timeout=CONNECT_TIMEOUT,
+        )
+
+    def request(
+        self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Send one request; the answer's JSON (text for text/plain, None for 204).
+
+        ``kwargs`` are ``json``, ``content``, ``headers`` and ``params``.
+        """
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
+            response = self._send(method, path, timeout=timeout or self.timeout, **kwargs)
+            response.read()
+        except TransportError as exc:
+            raise self._failed(exc) from None
         self._check(response)
-        if response.status_code == 204 or not response.content:
+        if response.status_code == 204 or not response.read():
             return None
         if response.headers.get("content-type", "").startswith("application/json"):
             return response.json()
@@ -161,66 +186,47 @@ class ApiClient:
         """DELETE ``path``."""
         return self.request("DELETE", path, **kwargs)
 
+    def _open(self, method: str, path: str, **kwargs: Any) -> Response:
+        """Send a request whose answer is read as it arrives: no read timeout once connected."""
+        try:
+            response = self._send(method, path, timeout=None, **kwargs)
+            if not response.is_success:
+                response.read()
+        except TransportError as exc:
+            raise self._failed(exc) from None
+        self._check(response)
+        return response
+
     def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[str]:
         """Send one request and yield the answer's text lines as they arrive (no read timeout)."""
-        kwargs.setdefault("timeout", httpx.Timeout(30.0, connect=10.0, read=None, write=None))
+        response = self._open(method, path, **kwargs)
         try:
-            with self._http.stream(method, path, **kwargs) as response:
-                if not response.is_success:
-                    response.read()
-                    self._check(response)
-                yield from response.iter_lines()
-        except httpx.TransportError as exc:
-            if isinstance(exc, httpx.ConnectError):
-                raise self._unreachable(exc) from None
-            raise UserError(
-                f"The connection to {self.server} broke off ({_transport_reason(exc)}); "
-                "run the command again."
-            ) from None
+            yield from response.iter_lines()
+        except TransportError as exc:
+            raise self._failed(exc) from None
+        finally:
+            response.close()
 
     def download(self, path: str, target: BinaryIO) -> int:
         """GET ``path`` into ``target`` as it arrives; the bytes written."""
         written = 0
-        timeout = httpx.Timeout(30.0, connect=10.0, read=None, write=None)
+        response = self._open("GET", path)
         try:
-            with self._http.stream("GET", path, timeout=timeout) as response:
-                if not response.is_success:
-                    response.read()
-                    self._check(response)
-                for chunk in response.iter_bytes():
-                    written += target.write(chunk)
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
+            for chunk in response.iter_bytes():
+                written += target.write(chunk)
+        except TransportError as exc:
+            raise self._failed(exc) from None
+        finally:
+            response.close()
         return written
 
 
-# What the API commands share when printing: kept here so common.py stays untouched.
-
-#: Normal command output; diagnostics go to ``common.err_console``.
-console = Console(highlight=False, soft_wrap=True)
+# Options the API commands share.
 
 APP_OPTION = click.option(
     "-a", "--app", help="App name (default: $CORRAL_APP or the corral git remote)."
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def echo_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout."""
-    click.echo(json.dumps(data, indent=2))
-
-
-@contextmanager
-def action(text: str) -> Iterator[list[str]]:
-    """Print ``text... `` then ``done`` (plus whatever the block appends) or ``!`` on failure."""
-    suffix: list[str] = []
-    console.print(f"{text}... ", end="", markup=False)
-    try:
-        yield suffix
-    except BaseException:
-        console.print("!", markup=False)
-        raise
-    console.print(", ".join(["done", *suffix]), markup=False)
 
 
 def ago(timestamp: str | None, now: datetime | None = None) -> str:

@@ -5,20 +5,18 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
-from rich.text import Text
 
+from corral.cli.output import Styled, err_console
 from corral.errors import UserError
 
-#: Diagnostics go to stderr so stdout stays clean for ``--json``.
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+__all__ = ["err_console", "fail", "run_cli"]
 
 
 def fail(error: UserError) -> None:
     """Print ``error`` (and any detail lines) to stderr."""
     for line in error.details:
-        err_console.print(f"       {line}", markup=False, style="dim")
-    err_console.print(Text("error: ", style="bold red") + Text(error.message))
+        err_console.print(f"       {line}", style="dim")
+    err_console.print(Styled("error: ", "bold red"), error.message)
 
 
 def run_cli(group: click.Group) -> None:

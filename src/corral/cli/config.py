@@ -6,18 +6,10 @@ import shlex
 from typing import Any
 
 import click
-from rich.markup import escape
 
-from corral.cli.client import (
-    APP_OPTION,
-    JSON_OPTION,
-    ApiClient,
-    action,
-    app_path,
-    console,
-    echo_json,
-)
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, app_path
 from corral.cli.git import resolve_app
+from corral.cli.output import Styled, action, console, echo_json
 from corral.cli.releases import NO_WAIT_OPTION, released
 from corral.errors import UserError
 
@@ -46,7 +38,7 @@ def joined(names: list[str]) -> str:
 def _print_vars(config: dict[str, Any]) -> None:
     width = max((len(key) for key in config), default=0) + 1
     for key, value in sorted(config.items()):
-        console.print(f"[green]{escape(key + ':'):<{width}}[/] {escape(str(value))}")
+        console.print(Styled(f"{key + ':':<{width}}", "green"), f" {value}")
 
 
 def _change(
@@ -80,7 +72,7 @@ def config_show(app: str | None, as_json: bool, shell: bool) -> None:
         for key, value in sorted(config.items()):
             click.echo(f"{key}={shlex.quote(str(value))}")
     else:
-        console.print(f"=== {name} Config Vars", style="bold", markup=False)
+        console.print(f"=== {name} Config Vars", style="bold")
         _print_vars(config)
 
 

@@ -16,9 +16,9 @@ from typing import IO
 import click
 
 from corral.cli.attach import Session, run_attached
-from corral.cli.client import ApiClient, app_path, console
+from corral.cli.client import ApiClient, app_path
 from corral.cli.git import in_work_tree, resolve_app
-from corral.cli.output import human_size
+from corral.cli.output import Styled, console, human_size
 from corral.errors import UserError
 
 #: The largest tarball the CLI uploads (the server answers 413 beyond its own limit).
@@ -114,7 +114,7 @@ def deploy(source: Path, app: str | None) -> None:
                 "add large files to .gitignore (or leave them out of the directory)."
             )
         console.print(
-            f"Uploading {len(names)} files ({human_size(size)}) to {name}...", markup=False
+            f"Uploading {len(names)} files ({human_size(size)}) to {name}...",
         )
         with ApiClient.load() as api:
             lines = api.stream(
@@ -135,7 +135,9 @@ def deploy(source: Path, app: str | None) -> None:
                     "Fix the error above and deploy again."
                 )
             url = api.get(app_path(name)).get("web_url") or ""
-    console.print(f"[green]Deployed {name} {status.group(2) or ''}[/] {url}".rstrip())
+    console.print(
+        Styled(f"Deployed {name} {status.group(2) or ''}".rstrip(), "green"), f" {url}".rstrip()
+    )
 
 
 _RUN_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
@@ -167,13 +169,12 @@ def run_detached(app: str | None, command: tuple[str, ...]) -> None:
     name = resolve_app(app)
     with ApiClient.load() as api:
         text = shlex.join(command)
-        console.print(f"Running `{text}` on {name}... ", end="", markup=False)
+        console.print(f"Running `{text}` on {name}... ", end="")
         dyno = api.post(app_path(name, "one-offs"), json={"command": list(command)})
-    console.print(f"up, {dyno['name']}", markup=False)
+    console.print(f"up, {dyno['name']}")
     console.print(
         f"See its output with `corral logs --tail -a {name} --dyno {dyno['name']}`; "
         f"stop it with `corral ps:kill {dyno['name']} -a {name}`.",
-        markup=False,
     )
 
 

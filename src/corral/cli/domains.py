@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import click
 
-from corral.cli.client import (
-    APP_OPTION,
-    JSON_OPTION,
-    ApiClient,
-    action,
-    app_path,
-    console,
-    echo_json,
-)
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, app_path
 from corral.cli.git import resolve_app
+from corral.cli.output import action, console, echo_json
 
 
 @click.command("domains")
@@ -27,9 +20,9 @@ def domains_list(app: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(domains)
         return
-    console.print(f"=== {name} Custom Domains", style="bold", markup=False)
+    console.print(f"=== {name} Custom Domains", style="bold")
     if not domains:
-        console.print("none; add one with `corral domains:add www.example.com`.", markup=False)
+        console.print("none; add one with `corral domains:add www.example.com`.")
     for domain in domains:
         click.echo(domain["hostname"])
 
@@ -42,7 +35,7 @@ def domains_add(app: str | None, hostname: str) -> None:
     name = resolve_app(app)
     with ApiClient.load() as api, action(f"Adding {hostname} to {name}"):
         api.post(app_path(name, "domains"), json={"hostname": hostname})
-    console.print(f"Point the DNS of {hostname} at this server.", markup=False)
+    console.print(f"Point the DNS of {hostname} at this server.")
 
 
 @click.command("domains:remove")

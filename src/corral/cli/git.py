@@ -5,7 +5,6 @@ The credential helper hands git the token at push time, so it never lands in .gi
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import shlex
@@ -139,6 +138,8 @@ def _addresses(host: str) -> set[str]:
 
 
 def _is_loopback(address: str) -> bool:
+    import ipaddress  # only git:credential asks; every command that resolves an app imports this
+
     return ipaddress.ip_address(address.partition("%")[0]).is_loopback
 
 

@@ -23,7 +23,7 @@ from rich.markup import escape
 from corral.builder import Slug, build
 from corral.builder.log import INDENT
 from corral.builder.procfile import process_types
-from corral.cli.common import err_console
+from corral.cli.output import err_console
 from corral.config import Settings
 from corral.errors import UserError
 from corral.local.dotenv import env_file_vars
@@ -86,7 +86,7 @@ class _BuildOutput:
 
 
 def _print_build_line(line: str) -> None:
-    err_console.print(line, markup=False, highlight=False, style="dim")
+    err_console.rich.print(line, markup=False, highlight=False, style="dim")
 
 
 def _build(

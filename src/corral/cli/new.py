@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from corral.cli.common import err_console
+from corral.cli.output import err_console
 from corral.config import Settings
 from corral.errors import UserError
 from corral.scaffold import TEMPLATES, create_project, validate_name, validate_python
@@ -86,7 +86,9 @@ def new(name: str, python: str | None, git: bool, template: str, frontend: bool)
         f"[green]Created[/] [bold]{name}/[/]: a {kind} app{extra} for Python {python}{repository}."
     )
     if git and not git_found:
-        err_console.print("[yellow]warning:[/] git was not found, so no repository was created.")
+        err_console.rich.print(
+            "[yellow]warning:[/] git was not found, so no repository was created."
+        )
     console.print()
     console.print("Next steps:")
     console.print(f"  cd {name}")

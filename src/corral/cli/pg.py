@@ -11,17 +11,9 @@ from typing import Any
 import click
 
 from corral.cli.addons import console_session, find_attachment, show_info
-from corral.cli.client import (
-    APP_OPTION,
-    JSON_OPTION,
-    ApiClient,
-    action,
-    addon_path,
-    console,
-    echo_json,
-)
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, addon_path
 from corral.cli.git import resolve_app
-from corral.cli.output import human_size, print_table
+from corral.cli.output import action, console, echo_json, human_size, print_table
 from corral.errors import UserError
 
 DATABASE = click.argument("database", required=False, metavar="[DATABASE]")
@@ -66,7 +58,7 @@ def pg_rotate(database: str | None, app: str | None) -> None:
             done += [f"{r['app']} {r['name']}" for r in answer.get("releases", []) if r]
             done.append("old credentials revoked" if answer["revoked"] else "old ones kept")
     for why in answer.get("kept_because", []):
-        console.print(f"The old credentials still work: {why}.", markup=False)
+        console.print(f"The old credentials still work: {why}.")
     if answer.get("kept_because"):
         raise UserError("Fix that, then run `corral pg:credentials:rotate` again to revoke them.")
 
@@ -92,7 +84,6 @@ def pg_backups(database: str | None, app: str | None, as_json: bool) -> None:
     if planned:
         console.print(
             f"Backed up every day at {planned['at']} UTC, the last {planned['keep']} kept.",
-            markup=False,
         )
     if not backups:
         console.print(f"{addon} has no backups; take one with `corral pg:backups:capture`.")
@@ -133,7 +124,7 @@ def pg_backups_restore(
             "since that backup are lost."
         )
         if confirm is None:
-            console.print(warning, markup=False)
+            console.print(warning)
             if not sys.stdin.isatty():
                 raise UserError(f"Pass --confirm {name} to restore without a terminal.")
             confirm = click.prompt(f"Type {name} to go ahead", default="", show_default=False)

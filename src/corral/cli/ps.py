@@ -6,21 +6,10 @@ import re
 from dataclasses import dataclass
 
 import click
-from rich.text import Text
 
-from corral.cli.client import (
-    APP_OPTION,
-    JSON_OPTION,
-    ApiClient,
-    ApiError,
-    action,
-    ago,
-    app_path,
-    console,
-    echo_json,
-)
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, ApiError, ago, app_path
 from corral.cli.git import resolve_app
-from corral.cli.output import print_table
+from corral.cli.output import Styled, action, console, echo_json, print_table
 from corral.errors import UserError
 
 # lazy type name, so `my-worker-1` is my-worker minus one and `web-1=2` sets web-1
@@ -102,7 +91,7 @@ def ps(app: str | None, platform: bool, as_json: bool) -> None:
     elif not dynos and platform:
         console.print("No platform services are recorded; is `corral server` running?")
     elif not dynos:
-        console.print(_no_dynos_hint(name, types), markup=False)
+        console.print(_no_dynos_hint(name, types))
     else:
         _print_dynos(dynos, platform=platform)
 
@@ -126,7 +115,7 @@ def _print_dynos(dynos: list[dict], *, platform: bool) -> None:
         rows.append(
             (
                 dyno.get("name") or "",
-                Text(state, style=_STATE_STYLE.get(state, "")),
+                Styled(state, _STATE_STYLE.get(state, "")),
                 ago(dyno.get("since")),
                 str(dyno.get(third) or ""),
                 str(dyno.get("port") or ""),
@@ -161,7 +150,7 @@ def ps_scale(app: str | None, quantities: tuple[str, ...], as_json: bool) -> Non
     if as_json:
         echo_json(formation)
     elif not formation:
-        console.print(f"{name} has no process types yet; deploy it first.", markup=False)
+        console.print(f"{name} has no process types yet; deploy it first.")
     else:
         click.echo(" ".join(f"{f['type']}={f['quantity']}" for f in formation))
 

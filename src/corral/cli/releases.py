@@ -8,20 +8,10 @@ import time
 from typing import Any
 
 import click
-from rich.text import Text
 
-from corral.cli.client import (
-    APP_OPTION,
-    JSON_OPTION,
-    ApiClient,
-    action,
-    ago,
-    app_path,
-    console,
-    echo_json,
-)
+from corral.cli.client import APP_OPTION, JSON_OPTION, ApiClient, ago, app_path
 from corral.cli.git import resolve_app
-from corral.cli.output import print_fields, print_table
+from corral.cli.output import Styled, action, console, echo_json, print_fields, print_table
 from corral.errors import UserError
 
 
@@ -107,15 +97,15 @@ def releases_list(app: str | None, limit: int, as_json: bool) -> None:
         return
     if not releases:
         console.print(
-            f"{name} has no releases yet; deploy with `git push corral main`.", markup=False
+            f"{name} has no releases yet; deploy with `git push corral main`.",
         )
         return
-    console.print(f"=== {name} Releases", style="bold", markup=False)
+    console.print(f"=== {name} Releases", style="bold")
     rows = [
         (
-            Text(release.get("name") or f"v{release['version']}", style="bold"),
+            Styled(release.get("name") or f"v{release['version']}", "bold"),
             release.get("description") or "",
-            Text(release.get("status") or "", style=_STATUS_STYLE.get(release.get("status"), "")),
+            Styled(release.get("status") or "", _STATUS_STYLE.get(release.get("status"), "")),
             ago(release.get("created_at")),
         )
         for release in releases
@@ -147,7 +137,8 @@ def releases_info(app: str | None, version: str | None, as_json: bool) -> None:
         echo_json(release)
         return
     console.print(
-        f"=== Release {release.get('name') or number} of {name}", style="bold", markup=False
+        f"=== Release {release.get('name') or number} of {name}",
+        style="bold",
     )
     processes = release.get("process_types") or {}
     rows = [

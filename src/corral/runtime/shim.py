@@ -33,8 +33,10 @@ import time
 MAX_LOG_BYTES = 5 * 1024 * 1024
 #: ``prctl`` option: the signal a process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
-#: Seconds between looks at the OOM counter while the dyno is quiet.
+#: Seconds between looks at the OOM counter while the dyno is quiet, when the kernel cannot
+#: tell the shim of an OOM kill (and, as a safety net, when it can).
 _OOM_POLL = 0.25
+_OOM_SAFETY = 30.0
 
 
 def _stamp() -> str:
@@ -80,6 +82,35 @@ def _oom_kills(path: str | None) -> int:
     except OSError:
         pass
     return 0
+
+
+def _oom_events(path: str) -> tuple[int, int] | None:
+    """A file descriptor that ``select`` reports when the kernel's OOM killer acts in the
+    group of ``path``, and whether to watch it for reading (0) or as an exception (1);
+    None where it cannot (then the shim polls). An idle dyno's shim then never wakes."""
+    try:
+        if path.endswith("memory.events"):  # v2: a change is a priority event on the file
+            return os.open(path, os.O_RDONLY), 1
+        # v1: an eventfd registered on memory.oom_control through cgroup.event_control
+        event, control = os.eventfd(0, os.EFD_NONBLOCK), os.open(path, os.O_RDONLY)
+        register = os.path.join(os.path.dirname(path), "cgroup.event_control")
+        with open(register, "w") as handle:
+            handle.write(f"{event} {control}")
+        return event, 0
+    except (OSError, AttributeError):  # no eventfd before Python 3.10
+        return None
+
+
+def _rearm(fd: int) -> None:
+    """Take the event, so that ``select`` waits for the next one."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.read(fd, 4096)
+    except OSError:  # an eventfd: read, never sought
+        try:  # noqa: SIM105 - contextlib is one import more for every dyno's shim
+            os.read(fd, 8)
+        except OSError:
+            pass
 
 
 def _group_pids(dirs: list[str]) -> set[int]:
@@ -192,12 +223,19 @@ def run(
         _child(argv, write_end, umask, dirs, user, parent)
     os.close(write_end)
     said, pending = False, b""
+    events = _oom_events(oom_file) if oom_file else None
+    readable, priority = [read_end], list[int]()
+    if events is not None:
+        (priority if events[1] else readable).append(events[0])
+    poll = None if not oom_file else _OOM_POLL if events is None else _OOM_SAFETY
     while True:
         try:
-            ready, _, _ = select.select([read_end], [], [], _OOM_POLL if oom_file else None)
+            ready, _, exceptional = select.select(readable, [], priority, poll)
         except InterruptedError:
             continue
-        if ready:
+        if events is not None and (events[0] in ready or exceptional):
+            _rearm(events[0])
+        if read_end in ready:
             chunk = os.read(read_end, 65536)
             if not chunk:
                 break

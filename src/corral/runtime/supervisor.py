@@ -7,19 +7,20 @@ do not run yet (a pending deploy, a config change, a rollback) and a ``ps:restar
 rolled out with zero downtime (:mod:`corral.runtime.rollout`): the new dynos, web and
 workers, boot beside the old ones and must pass their health checks before the routes
 switch to them; then the old ones are drained. If one fails, the release is marked
-failed and the old dynos keep running.
+failed and the old dynos keep running. The store is read (:mod:`corral.runtime.view`)
+again only after a commit, and at once then.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from corral.builder.source import remove_tree
+from corral.builder.slug import remove_renamed_slugs
 from corral.config import Settings
 from corral.router.table import RouteTable, save_route_table
 from corral.runtime import dyno as dynos
@@ -32,8 +33,9 @@ from corral.runtime.rollout import Booted, BootingRecord, BootPlan, boot_release
 from corral.runtime.services import Services, ServiceSpec
 from corral.runtime.specs import DynoSpecs
 from corral.runtime.units import Running, Units
-from corral.store import Store
-from corral.store.models import App, Release
+from corral.runtime.view import StoreView
+from corral.store import WAKE_SOCKET, Store
+from corral.store.models import App, Domain, Release
 from corral.store.names import PLATFORM_APP
 
 __all__ = ["Supervisor", "SupervisorOptions"]
@@ -66,6 +68,7 @@ class Supervisor:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.view = StoreView(store)
         self.options = options
         self.units = Units(
             settings, store, grace=options.grace, policy=options.policy,
@@ -114,32 +117,48 @@ class Supervisor:
         self.specs.sweep(app.name for app in self.store.list_apps())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reconcile each tick until ``stop`` is set (a busy store only delays one tick)."""
-        while not stop.is_set():
-            wait = await self.units.writes.guarded(self.tick(), self.options.tick)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
+        """Reconcile each tick until ``stop`` is set (a busy store only delays one tick), and
+        at once when something is committed to the store (a release, a scale, a restart)."""
+        with self.view.listening(self.settings.run_dir / WAKE_SOCKET):
+            while not stop.is_set():
+                wait = await self.units.writes.guarded(self.tick(), self.options.tick)
+                await self.view.pause(wait, stop)
 
     async def tick(self) -> None:
         """One reconcile pass over the platform's services and every app."""
         self.adopt()
+        changed = self.view.refresh()  # otherwise the store's rows are those read last time
         self.services.tick()
-        apps = {app.name: app for app in self.store.list_apps()}
-        for old, new in self.units.writes.attempt(self.store.take_app_renames) or ():
+        apps = self.view.apps
+        for old, new in self._take(self.store.take_app_renames, changed):
             await self._renamed(old, new, apps)
         for name in list(self.dynos):
             if name not in apps:
                 await self._remove_app(name)
-        for app, action, target in self.units.writes.attempt(self.store.take_dyno_requests) or ():
+        for app, action, target in self._take(self.store.take_dyno_requests, changed):
             if app in apps:
                 self._handle_request(app, action, target)
         for app in apps:
             if app in self.rollouts and self.rollouts[app].done():
                 self.rollouts.pop(app).result()
+                self.view.drop(app)  # its verdict was committed since the view read it
             if app not in self.rollouts:
                 self._reconcile(app)
-        await self._check_memory(apps)
-        self._write_routes(apps)
+        quota = self.specs.quota
+        await self.units.check_memory(
+            [(r, quota(apps.get(a))) for a, rs in self.dynos.items() for r in rs.values()]
+        )
+        self._write_routes(apps, self.view.domains())
+
+    def _take(self, take: Callable[[], list[Any]], changed: bool) -> list[Any]:
+        """What ``take`` moves out of the store if anything was committed (busy: next tick)."""
+        if not changed:  # nothing to take; the writes the store refused before are made
+            self.units.writes.flush()
+            return []
+        taken = self.units.writes.attempt(take)
+        if taken is None:
+            self.view.forget()
+        return taken or []
 
     async def _remove_app(self, app: str) -> None:
         task = self.rollouts.pop(app, None)
@@ -189,16 +208,11 @@ class Supervisor:
 
     def _unlink_old_slugs(self, old: str, new: str) -> None:
         # no dyno runs from the old links any more; another app may own the name by now
-        old_slugs, new_slugs = self.settings.slugs_dir(old), self.settings.slugs_dir(new)
-        for slug in new_slugs.iterdir() if new_slugs.is_dir() else ():
-            remove_tree(old_slugs / slug.name)
-        for empty in (old_slugs, old_slugs.parent):
-            with contextlib.suppress(OSError):
-                empty.rmdir()
+        remove_renamed_slugs(self.settings.slugs_dir(old), self.settings.slugs_dir(new))
 
     def _reconcile(self, app: str) -> None:
-        current = self.store.current_release(app)
-        pending = self.store.pending_releases(app)  # newest first
+        current = self.view.current_release(app)
+        pending = self.view.pending_releases(app)  # newest first
         target = pending[0] if pending else current
         self.has_web[app] = target is not None and "web" in target.process_types
         if target is None or not self.specs.ready(app):
@@ -218,7 +232,7 @@ class Supervisor:
         self._converge(app, target, running)
 
     def _wanted(self, app: str, release: Release, first_deploy: bool) -> list[str]:
-        quantities = {f.process_type: f.quantity for f in self.store.formation(app)}
+        quantities = {f.process_type: f.quantity for f in self.view.formation(app)}
         return plan.wanted_dynos(release.process_types, quantities, first_deploy=first_deploy)
 
     def _converge(self, app: str, release: Release, running: dict[str, Running]) -> None:
@@ -243,7 +257,7 @@ class Supervisor:
             for name in running
             if target is None or name == target or plan.process_type(name) == target
         ]
-        current = self.store.current_release(app)
+        current = self.view.current_release(app)
         if action == "restart" and chosen and current is not None and app not in self.rollouts:
             # dynos behind the current release (its rollout failed) all roll onto it again
             behind = any(r.row.release_version != current.version for r in running.values())
@@ -358,33 +372,22 @@ class Supervisor:
         """Stop the platform's own services, last of all in a clean shutdown."""
         await self.services.stop_all(grace)
 
-    # -- memory and routes ----------------------------------------------------------
-
-    async def _check_memory(self, apps: dict[str, App]) -> None:
-        quota, dynos_ = self.specs.quota, self.dynos.items()
-        await self.units.check_memory(
-            [(r, quota(apps.get(a))) for a, rs in dynos_ for r in rs.values()]
-        )
-
     def write_routes(self) -> None:
         """Write the route table now, from the store's apps and the units that are up."""
-        self._write_routes({a.name: a for a in self.store.list_apps()})
+        self._write_routes({a.name: a for a in self.store.list_apps()}, self.store.domains())
 
-    def _write_routes(self, apps: dict[str, App]) -> None:
+    def _write_routes(self, apps: dict[str, App], domains: list[Domain]) -> None:
         api = self.services.running.get("api")
+        route = plan.PlatformRoute(
+            api.row if api else None, self.services.port("api"), self.platform_hosts,
+            self.services.port("streams", up=True),
+        )  # fmt: skip
         table = plan.route_table(
             self.settings.domain,
             {name: (app.maintenance, self.has_web.get(name, True)) for name, app in apps.items()},
             {name: [r.row for r in running.values()] for name, running in self.dynos.items()},
-            {d.hostname: d.app for d in self.store.domains()},
-            api=plan.PlatformRoute(
-                api.row if api else None,
-                self.services.port("api"),
-                self.platform_hosts,
-                self.services.port("streams", up=True),
-            )
-            if "api" in self.services.specs
-            else None,
+            {d.hostname: d.app for d in domains},
+            api=route if "api" in self.services.specs else None,
         )
         if table != self._routes:
             self.settings.routes_path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Self
 
 from corral.config import Settings
+from corral.store._db import BUSY_TIMEOUT
 from corral.store.addons import AddonsMixin
 from corral.store.apps import AppsMixin
 from corral.store.builds import BuildsMixin
@@ -46,6 +47,7 @@ from corral.store.tokens import TokensMixin
 
 __all__ = [
     "DB_FILENAME",
+    "WAKE_SOCKET",
     "Addon",
     "App",
     "AppSummary",
@@ -71,6 +73,8 @@ __all__ = [
 
 #: The store's file name inside ``CORRAL_HOME``.
 DB_FILENAME = "corral.db"
+#: The supervisor's datagram socket in the run directory, told of each commit.
+WAKE_SOCKET = "store.sock"
 
 
 class Store(
@@ -90,8 +94,13 @@ class Store(
     """The platform's state; open with :meth:`Store.open` or :meth:`Store.for_settings`."""
 
     @classmethod
-    def for_settings(cls, settings: Settings, *, busy_timeout: float | None = None) -> Self:
-        """Open the store of the corral home in ``settings`` (``busy_timeout``: see open)."""
-        if busy_timeout is None:
-            return cls.open(settings.home / DB_FILENAME)
-        return cls.open(settings.home / DB_FILENAME, busy_timeout=busy_timeout)
+    def for_settings(
+        cls, settings: Settings, *, busy_timeout: float | None = None, wake: bool = True
+    ) -> Self:
+        """Open the store of the corral home in ``settings`` (``busy_timeout``: see open).
+        With ``wake``, each write tells the supervisor at once (:data:`WAKE_SOCKET`)."""
+        path = settings.home / DB_FILENAME
+        store = cls.open(path, busy_timeout=BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
+        if wake:
+            store.wake_on_commit(settings.run_dir / WAKE_SOCKET)
+        return store

@@ -13,6 +13,7 @@ supervisor retries later).
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -75,6 +76,13 @@ class Database:
         # Connections inherited across fork are never used or closed in the child:
         # closing one could checkpoint or unlink the WAL under the parent's feet.
         self._inherited: list[sqlite3.Connection] = []
+        #: A connection of its own for :meth:`data_version`, which never runs a transaction.
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
+        self._watch_pid = 0
+        #: A datagram socket told of every commit (the supervisor's: see :meth:`wake_on_commit`).
+        self._wake_path: str | None = None
+        self._wake_socket: socket.socket | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = BUSY_TIMEOUT) -> Self:
@@ -101,6 +109,43 @@ class Database:
                 for conn in self._idle:
                     conn.close()
             self._idle = []
+        with self._watch_lock:
+            if self._watch is not None and self._pid == os.getpid():
+                self._watch.close()
+            self._watch = None
+        if self._wake_socket is not None:
+            self._wake_socket.close()
+            self._wake_socket = None
+
+    def wake_on_commit(self, path: str | os.PathLike[str]) -> None:
+        """After each write, send a byte to the datagram socket at ``path`` if one listens
+        there (the supervisor, which then looks at the store at once rather than at its next
+        tick); a missing or busy listener costs one failed send and is never an error."""
+        self._wake_path = os.fspath(path)
+
+    def _wake(self) -> None:
+        if self._wake_path is None:
+            return
+        try:
+            if self._wake_socket is None:
+                self._wake_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._wake_socket.setblocking(False)
+            self._wake_socket.sendto(b".", self._wake_path)
+        except OSError:  # nobody listens, or its queue is full: it will look anyway
+            pass
+
+    def data_version(self) -> int:
+        """A number that changes whenever anyone (this process too) commits a change.
+
+        SQLite's ``PRAGMA data_version`` on a connection that never writes: a read of the
+        shared WAL index, no transaction, so watching it costs microseconds. Compare two
+        results only from the same process.
+        """
+        with self._watch_lock, _busy_as_store_busy():
+            if self._watch is None or self._watch_pid != os.getpid():
+                self._watch = _connect(self.path, self.busy_timeout)
+                self._watch_pid = os.getpid()
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
 
     def __enter__(self) -> Self:
         return self
@@ -150,6 +195,7 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        self._wake()
 
 
 def require_app(conn: sqlite3.Connection, app: str) -> sqlite3.Row:

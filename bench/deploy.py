@@ -1,13 +1,24 @@
 """Deploy benchmark: git push to serving, first deploy and code-only redeploys, and zero
 downtime under load.
 
-Run: ``.venv/bin/python bench/deploy.py [--runs 5] [--redeploys 20]``. It starts a real
+Run: ``.venv/bin/python bench/deploy.py [--runs 5] [--redeploys 20] [--quick [--against
+SRC]]``. It starts a real
 ``corral server`` on a free loopback port in a temporary home and pushes a Flask +
 gunicorn app with real git. Times run from the start of ``git push`` until the router
 serves the new code (medians over ``--runs``; first deploys each use a new app, so
 they include building a new environment from a warm cache). Then it keeps a request
 loop running through the router during ``--redeploys`` code-only redeploys and counts
 failed requests (the target is 0).
+
+Each code-only redeploy is also broken down (medians, seconds from the start of ``git
+push``): the first ``remote:`` line the pusher sees; the release recorded (its
+``created_at`` in the store); the verdict committed (the supervisor's ``Release vN is
+live`` log line, written right after it); the verdict relayed (the pusher sees
+``-----> Released``); ``git push`` returned; the new code served through the router.
+``--quick`` measures only that breakdown (no first deploys, no load, no second server);
+``--quick --against OTHER/src`` also measures another tree's code (a baseline, e.g. ``git
+archive main | tar -x -C /tmp/base``), alternating two servers of each, and prints both
+with the ratio of push -> served.
 
 As root the server isolates apps (each its own user, a cgroup per dyno where the host has
 cgroups, firewall rules where it has nftables); the bench then also times code-only
@@ -22,12 +33,15 @@ import argparse
 import os
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -55,15 +69,51 @@ def git(repo: Path, *args: str) -> None:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Breakdown:
+    """Seconds from the start of ``git push`` to each stage of one deploy."""
+
+    first_remote_line: float
+    release_recorded: float
+    verdict_committed: float
+    verdict_relayed: float
+    push_returned: float
+    served: float
+
+
+def print_breakdown(runs: list[Breakdown], baseline: list[Breakdown] | None = None) -> None:
+    """The median of each stage over ``runs`` and its step from the stage before; beside
+    them, with ``baseline``, the baseline's and the ratio of the steps."""
+    print(f"  code-only redeploy, breakdown (median of {len(runs)}; s from push start)")
+    if baseline:
+        print(f"    {'':<22} {'baseline':>16}   {'this tree':>16}   step ratio")
+    before = {"runs": 0.0, "baseline": 0.0}
+    for field in fields(Breakdown):
+        label = field.name.replace("_", " ")
+        columns, steps = [], []
+        for name, group in (("baseline", baseline), ("runs", runs)):
+            if not group:
+                continue
+            value = statistics.median(getattr(run, field.name) for run in group)
+            steps.append(value - before[name])
+            columns.append(f"{value:6.3f} (+{steps[-1]:6.3f})")
+            before[name] = value
+        ratio = f"   {steps[1] / steps[0]:6.2f}" if len(steps) == 2 and steps[0] > 0 else ""
+        print(f"    {label:<22} {'   '.join(columns)}{ratio}")
+
+
 class Bench:
     """A `corral server` in a temporary home, and helpers to push to it."""
 
-    def __init__(self, root: Path, *flags: str) -> None:
+    def __init__(self, root: Path, *flags: str, source: Path | None = None) -> None:
+        """``source``: run the server (and all it starts) from that ``src`` directory."""
         self.root = root
         self.port = free_port()
         root.chmod(0o711)  # apps' users pass through to their slugs
         env = {**os.environ, "CORRAL_CREDENTIALS": str(root / "credentials.json")}
         env["CORRAL_USER_PREFIX"] = USER_PREFIX
+        if source is not None:
+            env["PYTHONPATH"] = str(source)
         self.server = subprocess.Popen(
             [sys.executable, "-m", "corral", "server", "--home", str(root / "home"),
              "--bind", f"127.0.0.1:{self.port}", "--grace", "5", *flags],
@@ -125,6 +175,68 @@ class Bench:
             time.sleep(0.01)
         return time.perf_counter() - started
 
+    def push_timed(self, repo: Path, marker: str) -> Breakdown:
+        """Commit ``marker`` and push it, timing each stage of the deploy (see the docstring)."""
+        (repo / "app.py").write_text(APP.format(marker=marker))
+        git(repo, "commit", "-qam", marker)
+        served: list[float] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set() and not self.serves(repo.name, marker):
+                if time.perf_counter() - started > 120:
+                    return
+                time.sleep(0.005)
+            served.append(time.perf_counter())
+
+        wall, started = time.time(), time.perf_counter()
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        push = subprocess.Popen(
+            ["git", "push", "--progress", "corral", "main"], cwd=repo,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        seen: dict[str, float] = {}
+        assert push.stderr is not None
+        for line in push.stderr:
+            now = time.perf_counter() - started
+            if line.startswith("remote:"):
+                seen.setdefault("remote", now)
+                if "-----> Launching" in line:
+                    seen.setdefault("launching", now)
+                if "-----> Released" in line:
+                    seen.setdefault("relayed", now)
+        if push.wait() != 0:
+            raise SystemExit(f"git push of {marker} failed")
+        returned = time.perf_counter() - started
+        watcher.join(timeout=120)
+        done.set()
+        if not served:
+            raise SystemExit(f"{marker} was never served")
+        recorded, live = self._verdict_times(repo.name)
+        return Breakdown(
+            first_remote_line=seen["remote"],
+            release_recorded=recorded - wall,
+            verdict_committed=live - wall,
+            verdict_relayed=seen["relayed"],
+            push_returned=returned,
+            served=served[0] - started,
+        )
+
+    def _verdict_times(self, app: str) -> tuple[float, float]:
+        """(the newest release's ``created_at``, its ``is live`` line), as Unix times."""
+        home = self.root / "home"
+        with sqlite3.connect(f"file:{home / 'corral.db'}?mode=ro", uri=True) as conn:
+            version, created = conn.execute(
+                "SELECT version, created_at FROM releases WHERE app = ? ORDER BY version DESC",
+                (app,),
+            ).fetchone()
+        needle = f"Release v{version} is live"
+        for line in (home / "logs" / app / "corral.log").read_text().splitlines():
+            if line.endswith(needle):
+                return created, datetime.fromisoformat(line.split(" ", 1)[0]).timestamp()
+        raise SystemExit(f"no '{needle}' line in {app}'s log")
+
     def close(self) -> None:
         os.kill(self.server.pid, signal.SIGTERM)
         self.server.wait(timeout=120)
@@ -134,7 +246,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--redeploys", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="only the redeploy breakdown")
+    parser.add_argument(
+        "--against", type=Path, help="with --quick: also a baseline tree's src dir, alternating"
+    )
     args = parser.parse_args()
+    if args.quick:
+        _quick(args.runs, args.against)
+        return
     with tempfile.TemporaryDirectory(prefix="corral-bench-deploy-") as tmp:
         bench = Bench(Path(tmp))
         try:
@@ -146,7 +265,8 @@ def main() -> None:
             ]
             repo = bench.new_app("redeploy")
             bench.push_until_served(repo, "r0")
-            redeploy = [bench.push_until_served(repo, f"r{i + 1}") for i in range(args.runs)]
+            timed = [bench.push_timed(repo, f"r{i + 1}") for i in range(args.runs)]
+            redeploy = [run.served for run in timed]
 
             results: list[object] = []
             stop = threading.Event()
@@ -180,6 +300,7 @@ def main() -> None:
         f"  code-only redeploy                   median {statistics.median(redeploy):5.2f} s"
         f"   (range {min(redeploy):.2f}-{max(redeploy):.2f})"
     )
+    print_breakdown(timed)
     loaded = statistics.median(under_load)
     print(f"  {args.redeploys} redeploys under load       median {loaded:5.2f} s")
     print(f"  requests during them                 {len(results)} sent, {len(failed)} failed")
@@ -190,6 +311,41 @@ def main() -> None:
             f"  code-only redeploy, isolation off    median {off:5.2f} s"
             f"   (isolated/not ratio {on / off:.2f})"
         )
+
+
+def _redeploys_timed(runs: int, source: Path | None = None) -> list[Breakdown]:
+    """``runs`` code-only redeploys on a new server (run from ``source`` if given)."""
+    with tempfile.TemporaryDirectory(prefix="corral-bench-deploy-") as tmp:
+        bench = Bench(Path(tmp), source=source)
+        try:
+            repo = bench.new_app("redeploy")
+            bench.push_until_served(repo, "r0")
+            return [bench.push_timed(repo, f"r{i + 1}") for i in range(runs)]
+        finally:
+            bench.close()
+            _remove_users()
+
+
+def _quick(runs: int, against: Path | None) -> None:
+    """Only the code-only redeploy breakdown; with ``against``, that code's too, alternating."""
+    if against is not None and not (against / "corral" / "__init__.py").is_file():
+        raise SystemExit(f"{against} holds no corral package; give the src directory of a tree.")
+    load = [os.getloadavg()[0]]
+    timed, baseline = list[Breakdown](), list[Breakdown]()
+    for _ in range(2 if against is not None else 1):
+        if against is not None:
+            baseline += _redeploys_timed(runs, against)
+        timed += _redeploys_timed(runs)
+        load.append(os.getloadavg()[0])
+    span = f"{min(load):.2f}-{max(load):.2f}"
+    print(f"corral deploy benchmark, code-only redeploys (load average {span})")
+    if against is not None:
+        print(f"  baseline: {against}")
+    print_breakdown(timed, baseline)
+    if against is not None:
+        before = statistics.median(run.served for run in baseline)
+        after = statistics.median(run.served for run in timed)
+        print(f"  push -> served: {after:.3f} s vs {before:.3f} s (ratio {after / before:.2f})")
 
 
 #: The names of the apps' users this bench makes: its own, so it removes only those.

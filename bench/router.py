@@ -3,10 +3,12 @@ nginx (``--router nginx``), in the same run.
 
 Run: ``.venv/bin/python bench/router.py [--runs 5] [--connections 32] [--requests 20000]
 [--worker-class sync|gthread] [--close] [--body BYTES] [--no-wrk] [--nginx-workers 1]
-[--https]``. It starts a hello-world WSGI app under ``gunicorn -w 2`` (gunicorn comes from
-corral's ``test`` extra), the embedded router as its own process (``python -m
-corral.router``) and the nginx router (``python -m corral.router.nginx``, when nginx is
-installed) in front of it, and each load run in a process of its own (``bench/load.py``).
+[--https] [--against OTHER/src]``. It starts a hello-world WSGI app under ``gunicorn -w
+2`` (gunicorn comes from corral's ``test`` extra), the embedded router as its own process
+(``python -m corral.router``) and the nginx router (``python -m corral.router.nginx``,
+when nginx is installed) in front of it, with ``--against`` also the embedded router of
+another source tree (side ``embedded@against``: a before/after in one run), and each
+load run in a process of its own (``bench/load.py``).
 With ``--https`` each router serves TLS too (a self-signed certificate for the app's
 host, chosen by SNI as ``corral server --https`` serves ACME ones) and the saturation
 phase has one more side per router, ``<router> https``: its figure is HTTPS/HTTP
@@ -18,15 +20,17 @@ runs per side, so a busy machine slows every side alike:
 
 1. saturation: ``--connections`` closed-loop keep-alive connections send as fast as they
    are answered, from wrk when it is installed (``apt-get install wrk``; a Python client
-   tops out below what nginx serves) or Python's. Its figure is throughput, router/direct
-   (target >= 70%). Its latencies are printed too, but at saturation latency is just
+   tops out below what nginx serves) or Python's. Its figures are throughput, router/direct
+   and embedded/nginx (target >= 0.85), and each router's CPU per request (all of its
+   processes, from /proc). Its latencies are printed too, but at saturation latency is just
    connections / throughput, so they mostly restate the throughput lost.
 2. paced: an open-loop load at a fixed rate, ``--paced-load`` (default 50%) of the direct
    side's median saturation throughput, the same rate for both sides, for at most
    ``--paced-seconds`` and ``--requests`` requests. Each request's latency runs from the
    time the schedule said to send it to the end of its response, so a request queued behind
-   a slow one is charged the wait (no coordinated omission). Its figure is the latency
-   the router adds, router - direct, at p50 and p99 (target p99 <= 2 ms).
+   a slow one is charged the wait (no coordinated omission). Its figures are the latency
+   each router adds, router - direct, and embedded - nginx at p50 and p99 (target p99
+   <= +1 ms over nginx).
 
 Clients keep connections alive where the server allows: the router does, ``gunicorn -k
 sync`` answers ``Connection: close``, so each direct request includes a new connection, as
@@ -120,15 +124,38 @@ def _run_load(
     return json.loads(result.stdout)
 
 
-def _phase(name: str, targets: dict[str, int], runs: int, load) -> dict[str, list[dict]]:
-    """``runs`` runs per side, rotating which side goes first."""
+def _group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the processes of group ``pgid``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # pgrp; utime and stime follow at 11 and 12
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _phase(
+    name: str, targets: dict[str, int], runs: int, load, groups: dict[str, int] | None = None
+) -> dict[str, list[dict]]:
+    """``runs`` runs per side, rotating which side goes first; with ``groups`` (side ->
+    process group), each run also says the CPU its side's processes used per request."""
     sides = list(targets)
     results: dict[str, list[dict]] = {side: [] for side in sides}
     for run in range(runs):
         for side in sides[run % len(sides) :] + sides[: run % len(sides)]:
+            group = (groups or {}).get(side)
+            before = _group_cpu(group) if group else 0.0
             result = load(targets[side])
+            if group and result["requests"]:
+                result["cpu_us"] = (_group_cpu(group) - before) / result["requests"] * 1e6
             results[side].append(result)
             extra = f", {result['unanswered']} unanswered" if result.get("unanswered") else ""
+            extra += f", {result['cpu_us']:.0f} µs CPU/request" if "cpu_us" in result else ""
             print(
                 f"{name} run {run + 1} {side:14}: {result['rps']:6.0f} req/s  "
                 f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
@@ -177,6 +204,11 @@ def _routers(root: Path, dyno_port: int, args: argparse.Namespace) -> dict[str, 
     save_route_table(RouteTable("localhost", apps), root / "routes.json")
     table = ["--table", str(root / "routes.json"), "--logs", str(root / "logs")]
     routers = {"embedded": [sys.executable, "-m", "corral.router", *table]}
+    if args.against is not None:  # the embedded router of another source tree, same run
+        run = "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+        run += "runpy.run_module('corral.router', run_name='__main__')"
+        against = [sys.executable, "-c", run, str(args.against.resolve()), *table]
+        routers["embedded@against"] = against
     if find_nginx() is None:
         print("nginx is not installed (apt-get install nginx): measuring the embedded router")
     else:
@@ -186,18 +218,29 @@ def _routers(root: Path, dyno_port: int, args: argparse.Namespace) -> dict[str, 
 
 
 def _ratios(saturation: dict[str, list[dict]], paced: dict[str, list[dict]]) -> None:
-    def added(results: dict[str, list[dict]], side: str, key: str) -> float:
-        return _median(results, side, key) - _median(results, "direct", key)
+    def added(results: dict[str, list[dict]], side: str, key: str, base: str = "direct") -> float:
+        return _median(results, side, key) - _median(results, base, key)
+
+    def ratio(side: str, base: str) -> float:
+        return _median(saturation, side, "rps") / _median(saturation, base, "rps")
 
     routers = [side for side in saturation if side != "direct" and "https" not in side]
     for side in routers:
-        ratio = _median(saturation, side, "rps") / _median(saturation, "direct", "rps")
         pairs = zip(saturation["direct"], saturation[side], strict=True)
         spread = " ".join(f"{r['rps'] / d['rps']:.0%}" for d, r in pairs)
-        print(f"    {side}/direct throughput: {ratio:.0%} (target >= 70%); run by run: {spread}")
+        print(f"    {side}/direct throughput: {ratio(side, 'direct'):.2f}; run by run: {spread}")
     if "nginx" in saturation:
-        ratio = _median(saturation, "nginx", "rps") / _median(saturation, "embedded", "rps")
-        print(f"    nginx/embedded throughput: {ratio:.0%}")
+        for side in (s for s in routers if s != "nginx"):
+            pairs = zip(saturation["nginx"], saturation[side], strict=True)
+            spread = " ".join(f"{r['rps'] / n['rps']:.2f}" for n, r in pairs)
+            print(
+                f"    {side}/nginx throughput: {ratio(side, 'nginx'):.2f} (target >= 0.85);"
+                f" run by run: {spread}"
+            )
+    for side in routers:
+        cpu = [r["cpu_us"] for r in saturation[side] if "cpu_us" in r]
+        if cpu:
+            print(f"    {side} CPU per request: {statistics.median(cpu):.0f} µs (its processes)")
     for side in routers:
         if f"{side} https" in saturation:
             tls = _median(saturation, f"{side} https", "rps") / _median(saturation, side, "rps")
@@ -209,9 +252,14 @@ def _ratios(saturation: dict[str, list[dict]], paced: dict[str, list[dict]]) -> 
         spread = " ".join(f"{r['p99_ms'] - d['p99_ms']:+.2f}" for d, r in pairs)
         print(
             f"    latency added by {side}: p50 {added(paced, side, 'p50_ms'):+.2f} ms, "
-            f"p99 {added(paced, side, 'p99_ms'):+.2f} ms (target p99 <= 2 ms); "
-            f"p99 run by run: {spread} ms"
+            f"p99 {added(paced, side, 'p99_ms'):+.2f} ms; p99 run by run: {spread} ms"
         )
+    if "nginx" in paced:
+        for side in (s for s in routers if s != "nginx"):
+            print(
+                f"    {side} over nginx: p50 {added(paced, side, 'p50_ms', 'nginx'):+.2f} ms,"
+                f" p99 {added(paced, side, 'p99_ms', 'nginx'):+.2f} ms (target p99 <= +1 ms)"
+            )
 
 
 def main() -> None:
@@ -228,6 +276,11 @@ def main() -> None:
     parser.add_argument("--body", type=int, default=0, help="POST bodies of BYTES (0: GET)")
     parser.add_argument("--nginx-workers", type=int, default=1, help="nginx worker processes")
     parser.add_argument("--https", action="store_true", help="HTTPS through the router too")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="also measure the embedded router of this src/ tree (e.g. a git archive of main)",
+    )
     parser.add_argument(
         "--wrk",
         action=argparse.BooleanOptionalAction,
@@ -266,11 +319,14 @@ def main() -> None:
                     _wait_port(secure[f"{side} https"], processes[-1])
                 _run_load(targets[side], args, min(args.seconds, 2), 0)  # warm up
             tls_ports = set(secure.values())
+            groups = dict(zip(targets, (p.pid for p in processes), strict=True))
+            del groups["direct"]  # the dyno's CPU is every side's: counted for none
             saturation = _phase(
                 "saturation",
                 targets | secure,
                 args.runs,
                 lambda port: _run_load(port, args, args.seconds, 0, tls=port in tls_ports),
+                groups,
             )
             base = _median(saturation, "direct", "rps")
             if args.wrk:  # the paced client is Python's: a share of what it reaches direct

@@ -148,6 +148,8 @@ def test_isolated_build_runs_as_the_app_user_and_seals_slug_and_environment(iso:
     assert (user.cache / "uv").is_dir()  # the app's own cache, not the shared one
     assert not (iso.cache_dir / "uv").exists()
     assert run_web_as(slug, user).startswith("six 1.")
+    # compiled at the build: the dyno cannot write the sealed environment's __pycache__
+    assert list(slug.env_path.glob("lib/python*/site-packages/__pycache__/six.*.pyc"))
     nobody = subprocess.run(
         ["/bin/ls", str(slug.path)], capture_output=True, user=65534, group=65534, check=False
     )

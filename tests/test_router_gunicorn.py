@@ -170,6 +170,20 @@ def test_router_follows_table_file_changes(platform: dict) -> None:
     assert _poll_status(url, "hello.localhost", 200).status_code == 200
 
 
+def test_router_routes_by_a_replaced_table_from_the_next_request(platform: dict) -> None:
+    # A deploy's cutover writes the table; no request after that goes by the old one.
+    url, path, table = platform["url"], platform["table_path"], platform["table"]
+    web1, web2 = table.apps["hello"].backends
+    with httpx.Client(base_url=url, headers={"Host": "hello.localhost"}) as client:
+        for n in range(10):
+            backend = (web1, web2)[n % 2]
+            apps = {"hello": AppRoute("hello", (backend,))}
+            save_route_table(RouteTable("localhost", apps), path)
+            for _ in range(3):
+                assert client.get("/").json()["dyno"] == backend.dyno
+    save_route_table(table, path)
+
+
 def test_router_process_runs_on_uvloop(platform: dict) -> None:
     # uvloop roughly doubles what one router process carries; it is a dependency, so the
     # router process must not quietly fall back to asyncio's own loop.

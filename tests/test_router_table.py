@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
 
+import pytest
+
+import corral.router.table as table_module
 from corral.router.forward import BACKEND_CLOSED, CLOSE, KEEP, REFUSED, TIMED_OUT
 from corral.router.pages import FAILURES, logfmt, render_page
 from corral.router.pool import RoundRobin
@@ -18,6 +22,7 @@ from corral.router.table import (
     load_route_table,
     save_route_table,
 )
+from support.wait import wait_until
 
 WEB1 = Backend("web.1", "127.0.0.1", 5001)
 WEB2 = Backend("web.2", "127.0.0.1", 5002)
@@ -72,6 +77,94 @@ def test_table_file_reloads_when_the_file_changes(tmp_path: Path) -> None:
     assert source().lookup("hello.corral.test") is not None
     save_route_table(RouteTable(domain="corral.test"), path)
     assert source().lookup("hello.corral.test") is None
+
+
+def test_table_file_sees_a_replaced_table_at_the_next_call(tmp_path: Path) -> None:
+    # No interval by default: a deploy's cutover is routed by the very next request.
+    path = tmp_path / "routes.json"
+    source = TableFile(path)
+    for n in range(20):
+        backends = (Backend("web.1", "127.0.0.1", 5000 + n),)
+        save_route_table(RouteTable("corral.test", {"hello": AppRoute("hello", backends)}), path)
+        route = source().lookup("hello.corral.test")
+        assert route is not None and route.backends == backends
+
+
+def test_table_file_parses_a_broken_file_once_and_its_fix_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "routes.json"
+    save_route_table(_table(), path)
+    source = TableFile(path)
+    assert source().lookup("hello.corral.test") is not None
+    path.write_text("{not json")
+    reads = []
+    real_load = table_module.load_route_table
+    monkeypatch.setattr(table_module, "load_route_table", lambda p: reads.append(p) or real_load(p))
+    for _ in range(50):  # one read of the broken file, not one per request
+        assert source().lookup("hello.corral.test") is not None
+    assert len(reads) == 1
+    save_route_table(RouteTable(domain="corral.test"), path)
+    assert source().lookup("hello.corral.test") is None
+
+
+def test_a_watched_table_file_is_looked_at_only_after_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "routes.json"
+    save_route_table(RouteTable(domain="corral.test"), path)
+    source = TableFile(path)
+    stats = []
+    real_stamp = table_module.file_stamp
+    monkeypatch.setattr(table_module, "file_stamp", lambda p: stats.append(p) or real_stamp(p))
+    loop = asyncio.new_event_loop()
+    try:
+        assert source.watch(loop), "inotify is there on Linux"
+        for _ in range(50):  # requests while nothing changes: no system call at all
+            assert source().apps == {}
+        assert len(stats) == 1
+        for n in range(5):
+            backends = (Backend("web.1", "127.0.0.1", 5000 + n),)
+            apps = {"hello": AppRoute("hello", backends)}
+            save_route_table(RouteTable("corral.test", apps), path)
+            loop.run_until_complete(asyncio.sleep(0))  # the router's loop hears of it
+            route = source().lookup("hello.corral.test")
+            assert route is not None and route.backends == backends
+        assert len(stats) <= 1 + 5
+    finally:
+        source.close()
+        loop.close()
+    save_route_table(RouteTable(domain="corral.test"), path)
+    assert source().apps == {}  # unwatched again: looked at on every call
+
+
+def test_a_watched_table_file_whose_directory_goes_away_is_still_followed(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    path = run / "routes.json"
+    save_route_table(_table(), path)
+    source = TableFile(path)
+    loop = asyncio.new_event_loop()
+    try:
+        assert source.watch(loop)
+        assert source().lookup("hello.corral.test") is not None
+        path.unlink()
+        run.rmdir()  # the watch ends with its directory: from then on each call looks
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert source().lookup("hello.corral.test") is not None  # missing: the last good one
+        run.mkdir()
+        save_route_table(RouteTable(domain="corral.test"), path)
+
+        def new_table_seen() -> bool:
+            loop.run_until_complete(asyncio.sleep(0.01))
+            return source().lookup("hello.corral.test") is None
+
+        wait_until(new_table_seen, 5, interval=0.01)
+    finally:
+        source.close()
+        loop.close()
 
 
 def test_table_file_checks_at_most_every_interval(tmp_path: Path) -> None:
@@ -179,3 +272,25 @@ def test_router_log_files_rotate_by_size(tmp_path) -> None:
     assert rotated.exists() and rotated.stat().st_size >= 500
     current = tmp_path / "hello" / "router.log"  # absent right after a rotation
     assert not current.exists() or current.stat().st_size < 500
+
+
+def test_router_log_stamps_are_the_logs_timestamps() -> None:
+    from datetime import datetime
+
+    from corral.logfiles import parse_line, timestamp
+    from corral.router.applogs import Stamps
+
+    stamps = Stamps()
+    seconds = set()
+
+    def across_a_second() -> bool:
+        ours, theirs = stamps(), timestamp()
+        assert len(ours) == len(theirs) and ours[-6:] == "+00:00"
+        gap = datetime.fromisoformat(theirs) - datetime.fromisoformat(ours)
+        assert 0 <= gap.total_seconds() < 0.5
+        line = parse_line(f"{ours} router: at=info")
+        assert line is not None and line.timestamp == ours
+        seconds.add(ours[:19])
+        return len(seconds) == 2
+
+    wait_until(across_a_second, 3, interval=0.01)

@@ -6,6 +6,8 @@ repository, its deploy hook and the backend process are :mod:`corral.deploy.git`
 
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, Response, current_app, request
 
 from corral.api.auth import check_basic_auth
@@ -39,5 +41,10 @@ def git(app: str, rest: str) -> Response:
     store.get_app(app)
     ensure_repo(settings, app)
     env = backend_environ(settings, app, rest, request.environ)
-    backend = BackendResponse(env, request.stream)
+    deploy = None
+    if rest == "git-receive-pack" and request.method == "POST":
+        # the hook hands the deploy back here: this process has the builder loaded
+        pipeline = current_app.extensions["corral.pipeline"]
+        deploy = functools.partial(pipeline.deploy_source, app)
+    backend = BackendResponse(env, request.stream, deploy)
     return Response(backend.body(), status=backend.status, headers=backend.headers)

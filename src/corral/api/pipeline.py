@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 from flask import Flask
@@ -40,6 +41,10 @@ class PipelineHandle:
     def build(self, app: str, stream: BinaryIO) -> Iterator[str]:
         """Deploy an uploaded tarball (``POST /apps/<app>/builds``)."""
         return self._get().build_tarball(app, stream)
+
+    def deploy_source(self, app: str, source: Path, description: str) -> Generator[str, None, None]:
+        """Deploy a pushed source tree (``git push``: the pre-receive hook hands it over)."""
+        yield from self._get().deploy_source(app, source, description)
 
     def run(self, app: str, command: list[str]) -> Iterator[str]:
         """A one-off dyno (``POST /apps/<app>/run``)."""

@@ -153,14 +153,18 @@ def _install_from(path: Path, job: _Install, log: BuildLog, requirements: str) -
     venv = [uv, "venv", "--quiet", "--no-config", "--python", str(python.executable), str(path)]
     run(venv, cwd=path.parent, what="Creating the virtualenv")
     target = ["--python", str(path / "bin" / "python")]
+    # Bytecode now, as pip makes it: a sealed environment is read-only to the dynos, which
+    # would otherwise compile every module they import from source at each boot (0.4 s of
+    # a Flask dyno's start, most of a deploy's rollout).
+    compiled = ["--compile-bytecode"]
     if detection.manifest == "uv.lock":
         sync_env = {**job.env, "UV_PROJECT_ENVIRONMENT": str(path)}
-        command = [uv, "sync", "--locked", "--no-install-project", "--no-dev", *target]
+        command = [uv, "sync", "--locked", "--no-install-project", "--no-dev", *compiled, *target]
         run(command, cwd=job.source, what=what, env=sync_env)
     else:
         # -e . (or any local path) is installed as a copy: an editable link would point at
         # this build's work directory, gone once the slug is renamed into place
-        install = [uv, "pip", "install", "--no-editable", *target, "-r", requirements]
+        install = [uv, "pip", "install", "--no-editable", *compiled, *target, "-r", requirements]
         run(install, cwd=job.source, what=what)
 
 

@@ -2,23 +2,35 @@
 
 The repository's pre-receive hook runs the deploy (:mod:`corral.deploy.hook`), so its
 output reaches the pusher as ``remote:`` lines and a failed build rejects the push before
-any ref moves.
+any ref moves. A push through the API hands the deploy back to the API process: the
+backend is given one end of a socket pair (:data:`HANDOFF_ENV`), and :func:`serve_hook`
+runs the deploy the hook asks for on the other, in a thread, streaming its lines back.
+Only the backend and its children hold that end, so nothing else can ask.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from corral.config import Settings
+from corral.deploy.protocol import HANDOFF_ENV, STATUS_PREFIX
 from corral.errors import UserError
 from corral.files import atomic_write
+
+#: A deploy of one pushed source tree: (source, description) -> its output lines.
+Deploy = Callable[[Path, str], Generator[str, None, None]]
+#: The most a hook's request may be (a commit, a directory, git's variables).
+_REQUEST_LIMIT = 65536
 
 HOOK = """#!/bin/sh
 # Installed by corral: deploys what is pushed to main or master.
@@ -91,17 +103,121 @@ def backend_environ(settings: Settings, app: str, rest: str, request_env: dict) 
     return env
 
 
-class BackendResponse:
-    """A running ``git http-backend``: its CGI status, headers, and a body to stream."""
+def export_commit(commit: str, dest: Path, *, cwd: Path, env: dict[str, str]) -> None:
+    """Write the tree of ``commit`` into ``dest``, with git run in ``cwd`` with ``env``."""
+    archive = subprocess.Popen(
+        ["git", "archive", "--format=tar", commit], cwd=cwd, env=env, stdout=subprocess.PIPE
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
+    assert archive.stdout is not None
+    archive.stdout.close()
+    if archive.wait() != 0:
+        raise RuntimeError(f"git archive {commit} failed")
 
-    def __init__(self, env: dict[str, str], body: IO[bytes]) -> None:
-        self.process = subprocess.Popen(
-            ["git", "http-backend"],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+
+@dataclass(frozen=True)
+class HookRequest:
+    """What the hook asks for: a commit, and where and how git can read it (quarantine)."""
+
+    commit: str
+    cwd: Path
+    git_environ: dict[str, str]
+
+    @classmethod
+    def parse(cls, data: bytes) -> HookRequest | None:
+        """The request in ``data`` (see :func:`corral.deploy.hook.handoff_request`)."""
+        fields = data.rstrip(b"\n").decode("utf-8", "surrogateescape").split("\0")
+        if len(fields) < 2:
+            return None
+        commit, cwd, *pairs = fields
+        if not (len(commit) in (40, 64) and all(c in "0123456789abcdef" for c in commit)):
+            return None
+        environ = dict(pair.partition("=")[::2] for pair in pairs)
+        return cls(commit, Path(cwd), {k: v for k, v in environ.items() if k.startswith("GIT_")})
+
+
+def _read_request(sock: socket.socket) -> HookRequest | None:
+    """The hook's request, or None if the backend ended without a hook asking."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(4096)
+        if not chunk or len(data) + len(chunk) > _REQUEST_LIMIT:
+            return None
+        data += chunk
+    return HookRequest.parse(data)
+
+
+def serve_hook(sock: socket.socket, deploy: Deploy) -> None:
+    """Export and deploy the commit the hook asks for on ``sock``, sending back each line.
+
+    A hook that goes away (the pusher hung up) ends the deploy as if the hook had run it.
+    """
+    with sock:
+        try:
+            request = _read_request(sock)
+        except OSError:
+            return
+        if request is None:
+            return
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        with tempfile.TemporaryDirectory(prefix="corral-push-") as tmp:
+            try:
+                export_commit(
+                    request.commit, Path(tmp), cwd=request.cwd, env={**env, **request.git_environ}
+                )
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+                with contextlib.suppress(OSError):
+                    sock.sendall(f" !     Could not read the pushed commit ({exc}).\n".encode())
+                    sock.sendall(f"{STATUS_PREFIX}failed\n".encode())
+                return
+            _relay(sock, deploy(Path(tmp), f"Deploy {request.commit[:7]}"))
+
+
+def _relay(sock: socket.socket, lines: Generator[str, None, None]) -> None:
+    try:
+        for line in lines:
+            sock.sendall(line.encode("utf-8", "replace") + b"\n")
+    except OSError:
+        return
+    except Exception as exc:  # a bug: the pusher is told, and the push fails cleanly
+        with contextlib.suppress(OSError):
+            sock.sendall(f" !     The deploy crashed ({type(exc).__name__}: {exc}).\n".encode())
+            sock.sendall(f"{STATUS_PREFIX}failed\n".encode())
+        raise
+    finally:
+        lines.close()
+
+
+class BackendResponse:
+    """A running ``git http-backend``: its CGI status, headers, and a body to stream.
+
+    With ``deploy``, the repository's hook hands the push's deploy to it (:func:`serve_hook`).
+    """
+
+    def __init__(self, env: dict[str, str], body: IO[bytes], deploy: Deploy | None = None) -> None:
+        self._handoff: socket.socket | None = None
+        theirs: socket.socket | None = None
+        if deploy is not None:
+            self._handoff, theirs = socket.socketpair()
+            env = {**env, HANDOFF_ENV: str(theirs.fileno())}
+        try:
+            self.process = subprocess.Popen(
+                ["git", "http-backend"],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                pass_fds=() if theirs is None else (theirs.fileno(),),
+            )
+        except BaseException:
+            if self._handoff is not None:
+                self._handoff.close()
+            raise
+        finally:
+            if theirs is not None:
+                theirs.close()  # the backend and its children hold it now
+        if self._handoff is not None and deploy is not None:
+            threading.Thread(target=serve_hook, args=(self._handoff, deploy), daemon=True).start()
         threading.Thread(target=self._feed, args=(body,), daemon=True).start()
         self.status, self.headers = self._read_head()
 
@@ -141,3 +257,6 @@ class BackendResponse:
         finally:
             self.process.stdout.close()
             self.process.wait()
+            if self._handoff is not None:  # a deploy still going: its hook is gone
+                with contextlib.suppress(OSError):
+                    self._handoff.shutdown(socket.SHUT_RDWR)

@@ -3,18 +3,25 @@
 git runs it with one ``old new ref`` line per pushed ref on stdin, before any ref moves;
 what it prints reaches the pusher as ``remote:`` lines, and a non-zero exit rejects the
 push, so a failed build or release changes nothing.
+
+Pushed through the API, the hook hands the deploy to the API process that runs ``git
+http-backend`` (it has the builder loaded already) over the socket whose descriptor is in
+``CORRAL_DEPLOY_FD``: one line asks (:func:`handoff_request`), and the deploy's lines come
+back as they are made. Run any other way, it deploys in its own process. So this module
+imports only ``os``, ``socket`` and ``sys`` on the way; the pipeline only when needed.
 """
 
 from __future__ import annotations
 
-import subprocess
+import os
+import socket
 import sys
-import tempfile
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from corral.config import Settings
-from corral.deploy.pipeline import STATUS_PREFIX, DeployPipeline
-from corral.store import Store
+from corral.deploy.protocol import HANDOFF_ENV, STATUS_PREFIX
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEPLOY_BRANCHES = ("refs/heads/main", "refs/heads/master")
 ZERO = "0" * 40
@@ -45,12 +52,46 @@ def check_refs(lines: list[str]) -> tuple[str | None, str | None]:
     return target, None
 
 
-def _export(commit: str, dest: Path) -> None:
-    archive = subprocess.Popen(["git", "archive", "--format=tar", commit], stdout=subprocess.PIPE)
-    subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
-    archive.stdout.close()  # type: ignore[union-attr]
-    if archive.wait() != 0:
-        raise RuntimeError(f"git archive {commit} failed")
+def handoff_request(commit: str, cwd: str, environ: dict[str, str]) -> bytes:
+    """What the hook sends the API: the commit, its directory and git's variables for it.
+
+    git gives a pre-receive hook the pushed objects in a quarantine directory that only
+    its ``GIT_*`` variables name, so the API exports the commit with those. NUL-separated
+    fields, ended by a newline (git's paths here are the platform's own: no newlines).
+    """
+    fields = [commit, cwd, *(f"{k}={v}" for k, v in environ.items() if k.startswith("GIT_"))]
+    return "\0".join(fields).encode("utf-8", "surrogateescape") + b"\n"
+
+
+def handed_over(fd: int, commit: str) -> Iterator[str]:
+    """The deploy of ``commit`` as the API process runs it, line by line as it comes.
+
+    It ends at the verdict: what the API does after it (pruning old slugs) is not waited for.
+    """
+    with socket.socket(fileno=fd) as sock:
+        sock.sendall(handoff_request(commit, os.getcwd(), dict(os.environ)))
+        with sock.makefile("r", encoding="utf-8", errors="replace") as answer:
+            for line in answer:
+                yield line.rstrip("\n")
+                if line.startswith(STATUS_PREFIX):
+                    return
+
+
+def _in_process(app: str, commit: str) -> Iterator[str]:
+    """The deploy run by the hook itself (a push that did not come through the API)."""
+    import tempfile
+    from pathlib import Path
+
+    from corral.config import Settings
+    from corral.deploy.git import export_commit
+    from corral.deploy.pipeline import DeployPipeline
+    from corral.store import Store
+
+    settings = Settings.load()
+    pipeline = DeployPipeline(settings, Store.for_settings(settings))
+    with tempfile.TemporaryDirectory(prefix=f"corral-push-{app}-") as tmp:
+        export_commit(commit, Path(tmp), cwd=Path.cwd(), env=dict(os.environ))
+        yield from pipeline.deploy_source(app, Path(tmp), f"Deploy {commit[:7]}")
 
 
 def main(app: str) -> int:
@@ -61,17 +102,17 @@ def main(app: str) -> int:
         return 1
     if commit is None:
         return 0
-    settings = Settings.load()
-    store = Store.for_settings(settings)
-    pipeline = DeployPipeline(settings, store)
-    with tempfile.TemporaryDirectory(prefix=f"corral-push-{app}-") as tmp:
-        _export(commit, Path(tmp))
-        ok = False
-        for line in pipeline.deploy_source(app, Path(tmp), f"Deploy {commit[:7]}"):
-            if line.startswith(STATUS_PREFIX):
-                ok = line.removeprefix(STATUS_PREFIX).startswith("succeeded")
-            else:
-                _say(line)
+    handoff = os.environ.get(HANDOFF_ENV, "")
+    lines = handed_over(int(handoff), commit) if handoff.isdigit() else _in_process(app, commit)
+    status = None
+    for line in lines:
+        if line.startswith(STATUS_PREFIX):
+            status = line.removeprefix(STATUS_PREFIX)
+        else:
+            _say(line)
+    ok = status is not None and status.startswith("succeeded")
+    if status is None:
+        _say(" !     The deploy ended without a verdict (the API stopped?); push again.")
     if not ok:
         _say(" !     Push rejected: the deploy failed, nothing changed.")
     return 0 if ok else 1

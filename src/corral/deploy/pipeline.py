@@ -24,7 +24,10 @@ from corral.appusers import AppUsers
 from corral.builder import Slug, build
 from corral.builder.slug import megabytes
 from corral.config import Settings
+from corral.deploy.changes import Changes
 from corral.deploy.disk import prune
+from corral.deploy.protocol import EXIT_PREFIX, STATUS_PREFIX
+from corral.deploy.routed import wait_until_routed
 from corral.deploy.tarball import extract
 from corral.errors import UserError
 from corral.exitcodes import shell_status
@@ -33,16 +36,18 @@ from corral.logfiles import LogLine, append_line, timestamp
 from corral.runtime import confined
 from corral.runtime.confined import Confinement
 from corral.runtime.environ import base_environ, process_environ
-from corral.runtime.logs import follow
+from corral.runtime.logs import Tail
 from corral.runtime.oneoff import OneOffSpec, one_off_spec
-from corral.store import Conflict, Dyno, Release, Store, StoreBusy
+from corral.store import DB_FILENAME, Conflict, Dyno, Release, Store, StoreBusy
 from corral.store.formation import PHASES
 
-STATUS_PREFIX = "corral-status: "
-EXIT_PREFIX = "corral-exit: "
+__all__ = ["EXIT_PREFIX", "STATUS_PREFIX", "DeployPipeline", "deploy_lock"]
+
 _DONE = object()
-#: Seconds between looks at the release's status while log lines keep coming.
-_VERDICT_POLL = 0.5
+#: Seconds between looks at the release's status when nothing wakes the wait (no inotify).
+_VERDICT_POLL = 0.25
+#: The files of an app's log directory whose writes wake the wait (``corral.log``, rotated).
+_LOG_NAMES = ("corral.",)
 
 
 def _released_line(release: Release, url: str, running: list[Dyno]) -> str:
@@ -273,35 +278,31 @@ class DeployPipeline:
     def _await_rollout(self, app: str, version: int) -> Iterator[str]:
         """Wait for the release's verdict in the store, relaying the dynos' progress meanwhile.
 
-        The verdict and why it failed come from the store alone. Of the platform's log only
-        the new dynos' progress lines are relayed: release-wide lines and quoted dyno output
-        repeat what the store holds, so whichever is written first, each shows once.
+        The wait wakes when the store or the app's log is written (:class:`Changes`), so
+        the verdict is seen within milliseconds of its commit. The verdict and why it
+        failed come from the store alone. Of the platform's log only the new dynos'
+        progress lines are relayed: release-wide lines and quoted dyno output repeat what
+        the store holds, so whichever is written first, each shows once.
         """
         deadline = time.monotonic() + self.rollout_timeout
-        logs = follow(
-            self.settings.logs_dir(app),
-            source="corral",
-            interval=0.1,
-            stop=deadline,
-            heartbeat=True,
-        )
-        release = self.store.release(app, version)
-        checked = time.monotonic()
-        for line in logs:
-            if release.status != "pending" and line is None:
-                break  # decided, and an empty poll since: the progress lines are all relayed
-            if line is not None and line.dyno and not line.message.startswith(" "):
-                yield f"       {line.dyno}: {line.message}"
-            # on every empty poll, and now and then while lines keep coming
-            if release.status == "pending" and (
-                line is None or time.monotonic() - checked > _VERDICT_POLL
-            ):
-                release = self.store.release(app, version)
-                checked = time.monotonic()
-        else:  # the deadline: one last look
+        logs = self.settings.logs_dir(app)  # made by the build's first line
+        progress = Tail(logs, source="corral")
+        serving_before = self.store.current_release(app) is not None
+        with Changes(self.settings.home, logs, names=(DB_FILENAME, *_LOG_NAMES)) as changes:
             release = self.store.release(app, version)
+            while True:
+                # the supervisor logs a dyno's progress before it records the verdict
+                for line in progress.poll():
+                    if line.dyno and not line.message.startswith(" "):
+                        yield f"       {line.dyno}: {line.message}"
+                if release.status != "pending" or time.monotonic() >= deadline:
+                    break
+                changes.wait(min(_VERDICT_POLL, deadline - time.monotonic()))
+                release = self.store.release(app, version)
         running = self.store.dynos(app) if release.status == "succeeded" else []
         released = _released_line(release, self.settings.app_url(app), running)
+        if not serving_before and released.endswith(" is live"):
+            wait_until_routed(self.settings, app)  # "live" only once the router says so too
         first = self.store.current_release(app) is None
         yield from _verdict_lines(release, released, first=first)
 

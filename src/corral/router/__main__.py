@@ -74,6 +74,9 @@ async def _serve(router: Router, host: str, port: int, https: Router | None = No
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    table = router.table_source
+    # Told of a new table by inotify, not by a stat per request (which it falls back to).
+    follow = "inotify" if isinstance(table, TableFile) and table.watch(loop) else "stat"
     bound = await router.start(host, port)
     if https is not None and https.front is not None:
         https_port = await https.start(*https_at, tls=https.front.certs.server_context())
@@ -87,13 +90,15 @@ async def _serve(router: Router, host: str, port: int, https: Router | None = No
     admission = router.admission
     assert admission is not None
     print(
-        f"router listening on http://{host}:{bound} ({event_loop}; file limit"
+        f"router listening on http://{host}:{bound} ({event_loop}; table by {follow}; file limit"
         f" {admission.file_limit}: up to {admission.most} client connections,"
         f" {admission.per_client or 'any number'} per client address)",
         file=sys.stderr,
         flush=True,
     )
     await stop.wait()
+    if isinstance(table, TableFile):
+        table.close()
     await router.close()
     if https is not None:
         await https.close()

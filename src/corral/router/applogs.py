@@ -7,11 +7,31 @@ Both routers write through it: the embedded one from its event loop, the nginx w
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-from corral.logfiles import MAX_LOG_BYTES, LogFile, format_line, timestamp
+from corral.logfiles import MAX_LOG_BYTES, LogFile
 
-__all__ = ["AppLogs"]
+__all__ = ["AppLogs", "Stamps"]
+
+
+class Stamps:
+    """Now as :func:`corral.logfiles.timestamp` says it, in a fifth of its time: the date
+    and time of day are formatted once a second, the microseconds per line."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        return f"{self._prefix}{micros:06d}+00:00"
 
 
 class AppLogs:
@@ -28,13 +48,14 @@ class AppLogs:
         self.max_bytes = max_bytes
         self._files: dict[str, LogFile] = {}
         self._flush_scheduled = False
+        self._stamp = Stamps()
 
     def __call__(self, app: str, line: str) -> None:
         name = app or "_unrouted"
         log = self._files.get(name)
         if log is None:
             log = self._files[name] = LogFile(self.root / name / "router.log", self.max_bytes)
-        log.write(format_line(timestamp(), "router", "", line) + "\n")
+        log.write(f"{self._stamp()} router: {line}\n")  # logfiles.format_line's, unrolled
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(0.1, self.flush)

@@ -6,6 +6,7 @@ The supervisor writes it as a JSON file (atomically); the router only reads it, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.files import atomic_write, file_stamp
+from corral.router.watch import FileWatch, watch_file
 
 __all__ = [
     "AppRoute",
@@ -185,37 +187,76 @@ def save_route_table(table: RouteTable, path: str | os.PathLike[str]) -> None:
 
 
 class TableFile:
-    """A table source that re-reads the file when it changes, checking at most every 0.2 s.
+    """A table source that re-reads the file as soon as it changes.
 
-    A missing or unreadable file keeps the last good table (an empty one at first), so a
-    writer's hiccup never takes the router down. ``domain``, when given, overrides the file's.
+    Once :meth:`watch` runs on the router's loop, inotify says when the file changes, so
+    a request costs nothing to learn the table is the same and the first one after a new
+    table is written is routed by it; an idle router does nothing at all. Unwatched, every
+    call checks the file's stamp (one ``stat``), or with ``interval`` > 0 at most that
+    often. A missing or unreadable file keeps the last good table (an empty one at first),
+    so a writer's hiccup never takes the router down; a broken one is parsed once, not at
+    every request. ``domain``, when given, overrides the file's.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, domain: str | None = None, interval: float = 0.2
+        self, path: str | os.PathLike[str], *, domain: str | None = None, interval: float = 0.0
     ) -> None:
         self.path = Path(path)
         self._domain = domain
         self._interval = interval
         self._checked = float("-inf")
+        #: The stamp of the file last read, whether it parsed or not.
         self._stamp: tuple[int, int, int] | None = None
         self._table = RouteTable(domain=domain or "localhost")
+        #: Told of changes by inotify: the file is looked at only after one.
+        self._watch: FileWatch | None = None
+        self._stale = True
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Follow the file with inotify on ``loop`` from now on; False where it cannot."""
+        if self._watch is None:
+            self._watch = watch_file(self.path, self._changed, self._unwatched)
+            if self._watch is None:
+                return False
+            self._watch.start(loop)
+        return True
+
+    def close(self) -> None:
+        """Stop following the file (calls check it again, as before :meth:`watch`)."""
+        if self._watch is not None:
+            self._watch.close()
+            self._unwatched()
+
+    def _changed(self) -> None:
+        self._stale = True
+
+    def _unwatched(self) -> None:
+        self._watch = None
+        self._stale = True
 
     def __call__(self) -> RouteTable:
-        """The current table; a cheap ``stat`` at most every ``interval`` seconds."""
-        now = time.monotonic()
-        if now - self._checked >= self._interval:
+        """The current table: read again if the file changed since the last call."""
+        if self._watch is not None:
+            if not self._stale:
+                return self._table
+            self._stale = False  # before the stat: a change during it is told again
+        elif self._interval:
+            now = time.monotonic()
+            if now - self._checked < self._interval:
+                return self._table
             self._checked = now
-            self._refresh()
+        stamp = file_stamp(self.path)
+        if stamp is not None and stamp != self._stamp:
+            self._refresh(stamp)
         return self._table
 
-    def _refresh(self) -> None:
-        stamp = file_stamp(self.path)
-        if stamp is None or stamp == self._stamp:
-            return
+    def _refresh(self, stamp: tuple[int, int, int]) -> None:
         try:
             table = load_route_table(self.path)
-        except (OSError, ValueError, KeyError, TypeError):
+        except OSError:  # unreadable (its mode, say): tried again at the next call
+            return
+        except (ValueError, KeyError, TypeError):
+            self._stamp = stamp  # broken: not parsed again at every request, only once changed
             return
         self._stamp = stamp
         self._table = replace(table, domain=self._domain) if self._domain else table

@@ -1,0 +1,1 @@
+"""Deploys: the pipeline (build, release phase, verdict), git repositories and their hook."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
 import threading
 import time
 from typing import Any
@@ -175,7 +176,7 @@ def run_detached(app: str) -> ResponseReturnValue:
     return jsonify(one_off_json(record)), 201
 
 
-def _reap(store: Store, record: OneOff, popen: dynos.ShimChild) -> None:
+def _reap(store: Store, record: OneOff, popen: subprocess.Popen) -> None:
     popen.wait()
     store.delete_one_off(record.app, record.name, record.pid)
 

@@ -108,10 +108,13 @@ def export_commit(commit: str, dest: Path, *, cwd: Path, env: dict[str, str]) ->
     archive = subprocess.Popen(
         ["git", "archive", "--format=tar", commit], cwd=cwd, env=env, stdout=subprocess.PIPE
     )
-    subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
     assert archive.stdout is not None
-    archive.stdout.close()
-    if archive.wait() != 0:
+    try:
+        subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
+    finally:  # reaped even when tar fails: this runs in the long-lived API worker
+        archive.stdout.close()
+        code = archive.wait()
+    if code != 0:
         raise RuntimeError(f"git archive {commit} failed")
 
 

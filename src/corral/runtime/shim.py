@@ -37,7 +37,7 @@ _PR_SET_PDEATHSIG = 1
 #: tell the shim of an OOM kill, and when it can: a safety net for a kill before the shim
 #: registered, or a notification that never came (seen once in a test run, cause unknown).
 _OOM_POLL = 0.25
-_OOM_SAFETY = 5.0
+_OOM_SAFETY = 30.0
 
 
 def _stamp() -> str:
@@ -93,10 +93,18 @@ def _oom_events(path: str) -> tuple[int, int] | None:
         if path.endswith("memory.events"):  # v2: a change is a priority event on the file
             return os.open(path, os.O_RDONLY), 1
         # v1: an eventfd registered on memory.oom_control through cgroup.event_control
-        event, control = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC), os.open(path, os.O_RDONLY)
-        register = os.path.join(os.path.dirname(path), "cgroup.event_control")
-        with open(register, "w") as handle:
-            handle.write(f"{event} {control}")
+        event = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        try:
+            control = os.open(path, os.O_RDONLY)
+            try:  # the kernel keeps what it needs of the registration
+                register = os.path.join(os.path.dirname(path), "cgroup.event_control")
+                with open(register, "w") as handle:
+                    handle.write(f"{event} {control}")
+            finally:
+                os.close(control)
+        except OSError:
+            os.close(event)
+            raise
         return event, 0
     except (OSError, AttributeError):  # no eventfd before Python 3.10
         return None

@@ -52,7 +52,11 @@ class StoreView:
         loop = asyncio.get_running_loop()
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
-            sock.bind(str(path))
+            mask = os.umask(0o177)  # never writable by others, not even for an instant
+            try:
+                sock.bind(str(path))
+            finally:
+                os.umask(mask)
             os.chmod(path, 0o600)  # the platform's processes run as root; apps' users may not
             poked = self._poked = asyncio.Event()
             loop.add_reader(sock.fileno(), self._drain, sock, poked)

@@ -170,3 +170,10 @@ def test_a_store_locked_for_seconds_never_stops_the_platform(server: Server, tmp
     assert log.count("corral[supervisor]: The store is busy") == 1, log
     assert "corral[supervisor]: The store answers again after" in log
     assert server.api.patch("/apps/steady/config", json={"A": "1"}).status_code == 200
+    # that change rolls out: seen through as a user's config:set would, before the platform stops
+    wait_until(
+        lambda: server.api.get("/apps/steady/releases").json()[-1]["status"] == "succeeded",
+        30,
+        interval=0.2,
+        message="the config change's release to go live",
+    )

@@ -13,7 +13,7 @@ import pytest
 
 from corral.config import Settings
 from corral.errors import UserError
-from corral.store import Conflict, Dyno, Invalid, NotFound, Store
+from corral.store import Conflict, Dyno, Invalid, NotFound, Store, StoreBusy
 from corral.store.schema import MIGRATIONS
 
 WEB = {"web": "gunicorn app:app"}
@@ -601,6 +601,42 @@ def test_processes_opening_a_new_store_at_once_apply_the_schema_once(db_path: Pa
         assert process.exitcode == 0
     with Store.open(db_path) as store:
         assert [app.name for app in store.list_apps()] == names
+
+
+def test_an_open_sqlite_refuses_at_once_as_locked_is_tried_again(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Processes opening a new file at once can deadlock on its first locks, and SQLite
+    # then fails one of them at once ("database is locked") instead of waiting: too rare
+    # to race for here, so the first attempt is made to fail the way SQLite does.
+    from corral.store import _db
+
+    real, calls = _db._connect, []
+
+    def refused_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_db, "_connect", refused_once)
+    with Store.open(db_path) as store:
+        store.create_app("opened")
+        assert [app.name for app in store.list_apps()] == ["opened"]
+    assert len(calls) == 2
+
+
+def test_an_open_that_stays_refused_says_the_store_is_busy(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral.store import _db
+
+    def refused(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(_db, "_connect", refused)
+    with pytest.raises(StoreBusy):
+        Store.open(db_path, busy_timeout=0.2)
 
 
 def test_threads_can_share_one_store(store: Store) -> None:

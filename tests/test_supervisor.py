@@ -20,6 +20,7 @@ from corral.config import Settings
 from corral.runtime.logs import recent
 from corral.runtime.supervisor import SupervisorOptions
 from corral.store import Store
+from corral.store.names import PLATFORM_APP
 from support.supervisor import OPTIONS, ManagerThread, backends, wait_live, wait_managed
 from support.wait import assert_stays
 
@@ -454,3 +455,26 @@ def test_a_commit_wakes_the_supervisor_between_its_ticks(settings, tmp_path) -> 
             lambda: [d.name for d in store.dynos("eager")] == ["web.1", "worker.1"],
             message="worker.1 started",
         )
+
+
+def test_a_pass_that_fails_is_logged_and_the_supervisor_goes_on(settings, tmp_path) -> None:
+    """A fault in one reconcile pass (here the route table cannot be written: a directory
+    stands in its place) never ends the loop that supervises every dyno."""
+    settings.routes_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.routes_path.mkdir()
+    with ManagerThread(settings, OPTIONS) as thread:
+        store = thread.store
+        store.create_app("hardy")
+
+        def said() -> bool:
+            lines = recent(settings.logs_dir(PLATFORM_APP), 20)
+            return any("A supervisor pass failed" in line.message for line in lines)
+
+        wait_managed(said, message="the failed pass logged")
+        time.sleep(OPTIONS.tick * 3)  # passes that keep failing: the loop is still there
+        assert thread.error is None
+        settings.routes_path.rmdir()
+        deploy(settings, store, tmp_path, "hardy", "web: gunicorn app:app\n")
+        wait_live(settings, store, "hardy")
+        (_, port), *_ = backends(settings, "hardy")
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200

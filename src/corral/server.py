@@ -303,9 +303,13 @@ class Platform:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Supervise until ``stop``; then stop the dynos, and the services last."""
-        await self.supervisor.run(stop)
-        await self.supervisor.stop_all(self.options.manager.grace)
-        await self.supervisor.stop_services(grace=10)
+        try:
+            await self.supervisor.run(stop)
+        finally:  # even after a fault: a server that exits leaves nothing running
+            try:
+                await self.supervisor.stop_all(self.options.manager.grace)
+            finally:
+                await self.supervisor.stop_services(grace=10)
 
 
 async def _answers(client: httpx.AsyncClient) -> bool:

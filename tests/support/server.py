@@ -200,14 +200,16 @@ def _serving(
         yield running
     finally:
         os.kill(running.process.pid, signal.SIGTERM)
-        running.process.wait(timeout=60)
+        output, _ = running.process.communicate(timeout=60)
         with suppress(AssertionError):  # what is left is named below
             wait_until(lambda: not platform_pids(home), timeout=20, interval=0.1)
         leftover = platform_pids(home)
         described = [" ".join(psutil.Process(pid).cmdline()) for pid in leftover]
         for pid in leftover:
             os.kill(pid, signal.SIGKILL)
-        assert not leftover, f"the server left processes behind: {described}"
+        assert not leftover, (
+            f"the server left processes behind: {described}; it said:\n{output[-4000:]}"
+        )
 
 
 def git(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -121,7 +122,14 @@ class Supervisor:
         at once when something is committed to the store (a release, a scale, a restart)."""
         with self.view.listening(self.settings.run_dir / WAKE_SOCKET):
             while not stop.is_set():
-                wait = await self.units.writes.guarded(self.tick(), self.options.tick)
+                try:
+                    wait = await self.units.writes.guarded(self.tick(), self.options.tick)
+                except Exception as exc:  # one failed pass never leaves the dynos unsupervised
+                    traceback.print_exc()  # the whole of it in the server's output (journal)
+                    message = f"A supervisor pass failed ({exc!r}); trying again"
+                    self.units.log(PLATFORM_APP, "supervisor", message)
+                    self.view.forget()
+                    wait = 1.0
                 await self.view.pause(wait, stop)
 
     async def tick(self) -> None:
@@ -273,17 +281,9 @@ class Supervisor:
 
     # -- rollouts -------------------------------------------------------------------
 
-    def _start_rollout(
-        self,
-        app: str,
-        release: Release,
-        *,
-        first_deploy: bool,
-        only: tuple[str, ...] | None = None,
-    ) -> None:
+    def _start_rollout(self, app: str, release: Release, *, first_deploy: bool, only=None) -> None:
         """Roll ``release`` out: all its dynos, or with ``only`` just those (a restart)."""
-        work = self._rollout(app, release, first_deploy, only)
-        self.rollouts[app] = asyncio.create_task(work)
+        self.rollouts[app] = asyncio.create_task(self._rollout(app, release, first_deploy, only))
 
     async def _rollout(
         self, app: str, release: Release, first_deploy: bool, only: tuple[str, ...] | None

@@ -13,9 +13,11 @@ supervisor retries later).
 from __future__ import annotations
 
 import os
+import random
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +43,16 @@ def _connect(path: Path, busy_timeout: float, *, first: bool = False) -> sqlite3
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _open_first(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    conn = _connect(path, busy_timeout, first=True)
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -92,14 +104,18 @@ class Database:
         """
         db_path = Path(path).expanduser()
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        with _busy_as_store_busy():
-            conn = _connect(db_path, busy_timeout, first=True)
+        deadline = time.monotonic() + busy_timeout
+        while True:
             try:
-                migrate(conn)
-            except BaseException:
-                conn.close()
-                raise
-        return cls(db_path, conn, busy_timeout)
+                with _busy_as_store_busy():
+                    return cls(db_path, _open_first(db_path, busy_timeout), busy_timeout)
+            except StoreBusy:
+                # Processes opening a new file at once can deadlock on its first locks
+                # (each holds a shared lock and wants the exclusive one to make it WAL):
+                # SQLite then says "locked" at once, without waiting, so the open is retried.
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(random.uniform(0.005, 0.05))
 
     def close(self) -> None:
         """Close the connections; the object is unusable afterwards."""

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -210,6 +211,8 @@ def _serving(
         assert not leftover, (
             f"the server left processes behind: {described}; it said:\n{output[-4000:]}"
         )
+        if "Traceback" in output:  # it went on (a failed supervisor pass): worth knowing
+            warnings.warn(f"the server printed a traceback:\n{output[-4000:]}", stacklevel=2)
 
 
 def git(

@@ -323,10 +323,8 @@ class Supervisor:
 
     def _fail(self, app: str, release: Release, booted: Booted) -> None:
         self.failed[app] = release.version
-        message = (
-            f"Release {release.name} failed: {booted.problem}; the previous release keeps serving"
-        )
-        self.units.log(app, "", message)
+        problem = f"{booted.problem}; the previous release keeps serving"
+        self.units.log(app, "", f"Release {release.name} failed: {problem}")
         # the new dynos' own lines: the old ones have the same names but wrote before the rollout
         lines = [
             line
@@ -359,9 +357,12 @@ class Supervisor:
         for task in self.rollouts.values():
             task.cancel()  # a cancelled rollout stops the dynos it was booting itself
         await asyncio.gather(*self.rollouts.values(), return_exceptions=True)
-        await asyncio.gather(
-            *(self.units.stop(r, grace) for r in everything), oneoff.stop_all(self.store, grace)
-        )
+        stopped = await asyncio.gather(
+            *(self.units.stop(r, grace) for r in everything), oneoff.stop_all(self.store, grace),
+            return_exceptions=True,  # one that fails never leaves the others running
+        )  # fmt: skip
+        for failure in (f for f in stopped if isinstance(f, Exception)):
+            traceback.print_exception(failure)
         await self.units.drained()  # dynos already on their way out
         self.units.remove_groups(base_for_home(self.settings.home))
         self.specs.unguard()  # no dyno is left for the firewall's rules to guard

@@ -241,8 +241,9 @@ async def healthy(port: int, path: str | None = None, timeout: float = 1.0) -> b
     the app, so a dyno is up only once a worker has answered. Many apps answer ``/`` with
     404 or a redirect, which still proves the app is serving.
     """
-    try:
-        status = await asyncio.wait_for(_status_of_get(port, path or "/"), timeout)
+    try:  # not wait_for, which can lose a cancellation that comes as the check ends
+        async with asyncio.timeout(timeout):
+            status = await _status_of_get(port, path or "/")
     except (OSError, TimeoutError, ValueError):
         return False
     return 200 <= status < 400 if path else 100 <= status < 500

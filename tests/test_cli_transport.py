@@ -133,6 +133,14 @@ def test_a_token_with_a_line_break_is_refused_before_it_is_sent(tmp_path: Path):
     assert "Traceback" not in result.stderr and "abc" not in result.stderr
 
 
+def test_a_token_of_characters_no_token_has_is_refused_before_it_is_sent(tmp_path: Path):
+    env = cli_env(tmp_path, server="http://127.0.0.1:9", token="abc\u2014def")
+    result = corral("apps", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: The API token holds a character no token has; log")
+    assert "Traceback" not in result.stderr and "abc" not in result.stderr
+
+
 def _tls_app() -> Flask:
     app = Flask(__name__)
 

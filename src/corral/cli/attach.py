@@ -16,7 +16,6 @@ import select
 import shlex
 import signal
 import socket
-import ssl
 import sys
 import termios
 import tty
@@ -30,7 +29,7 @@ from wsproto.events import AcceptConnection, RejectConnection, RejectData, Reque
 
 from corral import wire
 from corral.cli.client import ApiClient, app_path
-from corral.cli.transport import Response
+from corral.cli.transport import Response, tls_context
 from corral.errors import UserError
 
 __all__ = ["Session", "run_attached"]
@@ -67,7 +66,8 @@ def _connect(api: ApiClient, session: Session) -> wire.Peer:
     try:
         sock = socket.create_connection((host, port), timeout=10)
         if secure:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            # the CAs every other command trusts ($SSL_CERT_FILE, certifi)
+            sock = tls_context().wrap_socket(sock, server_hostname=host)
     except OSError as exc:
         raise UserError(
             f"Cannot reach the corral server at {api.server}; is `corral server` running? "

@@ -64,9 +64,11 @@ class ApiClient:
     """A client for the corral API that presents the token and maps failures to one line."""
 
     def __init__(self, credentials: Credentials, *, timeout: float = TIMEOUT) -> None:
-        if "\r" in credentials.token or "\n" in credentials.token:
+        token = credentials.token
+        if "\r" in token or "\n" in token or not token.isascii():
+            what = "a line break" if "\r" in token or "\n" in token else "a character no token has"
             raise UserError(
-                "The API token holds a line break; log in again with "
+                f"The API token holds {what}; log in again with "
                 f"`corral login --server {credentials.server}`."
             )
         self.credentials = credentials

@@ -26,7 +26,7 @@ from corral import __version__
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["Response", "TransportError", "send"]
+__all__ = ["Response", "TransportError", "send", "tls_context"]
 
 #: The longest status or header line, and the most header lines, taken from a server.
 _MAX_LINE = 65536
@@ -220,7 +220,7 @@ class _Reader:
         self.sock.close()
 
 
-def _tls_context() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     import ssl  # only for https: it is a good part of the import time this saves
 
     if os.environ.get("SSL_CERT_FILE"):
@@ -244,7 +244,7 @@ def _connect(server: str, *, timeout: float | None, connect_timeout: float) -> s
         )
         if secure:
             try:
-                sock = _tls_context().wrap_socket(sock, server_hostname=host)
+                sock = tls_context().wrap_socket(sock, server_hostname=host)
             except BaseException:
                 sock.close()
                 raise

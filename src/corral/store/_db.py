@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Self
 
@@ -137,18 +137,16 @@ class Database:
         """After each write, send a byte to the datagram socket at ``path`` if one listens
         there (the supervisor, which then looks at the store at once rather than at its next
         tick); a missing or busy listener costs one failed send and is never an error."""
-        self._wake_path = os.fspath(path)
+        # made here, not at the first commit: the threads that commit share it
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        self._wake_path, self._wake_socket = os.fspath(path), sock
 
     def _wake(self) -> None:
-        if self._wake_path is None:
+        if self._wake_path is None or self._wake_socket is None:
             return
-        try:
-            if self._wake_socket is None:
-                self._wake_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._wake_socket.setblocking(False)
+        with suppress(OSError):  # nobody listens, or its queue is full: it will look anyway
             self._wake_socket.sendto(b".", self._wake_path)
-        except OSError:  # nobody listens, or its queue is full: it will look anyway
-            pass
 
     def data_version(self) -> int:
         """A number that changes whenever anyone (this process too) commits a change.

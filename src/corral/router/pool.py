@@ -6,6 +6,7 @@ import asyncio
 import errno
 import functools
 import ipaddress
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -159,7 +160,7 @@ class BackendPool:
             address = (backend.host, backend.port)
             code = sock.connect_ex(address)
             if code not in (0, errno.EINPROGRESS):
-                raise OSError(code, errno.errorcode.get(code, "connect failed"))
+                raise OSError(code, os.strerror(code))
             try:
                 sent = sock.send(first)
             except BlockingIOError:  # still connecting (the SYN waits): the loop waits for it

@@ -31,12 +31,13 @@ runs per side, so a busy machine slows every side alike:
    a slow one is charged the wait (no coordinated omission). Its figures are the latency
    each router adds, router - direct, and embedded - nginx at p50 and p99 (target p99
    <= +1 ms over nginx).
-3. overload: the same open loop through each router at ``--overload-load`` (default 100%)
-   of the rate the Python client reaches direct: the most that client offers, where it
-   and the router share the cores (a higher rate measures the client). The embedded router
-   does not collapse if it answers at least 95% of what nginx answers there, all of what
-   it was sent, with a p50 of at most twice nginx's + 1 ms (the issue saw p50 318 ms where
-   nginx held 1.1 ms).
+3. overload: the same open loop through each router at ``--overload-load`` (default 80%)
+   of the rate the Python client reaches direct: near the most that client offers, where
+   it and the router share the cores. The embedded router does not collapse if it answers
+   at least 95% of what nginx answers there, all of what it was sent, with a p50 of at most
+   twice nginx's + 1 ms (the issue saw p50 318 ms where nginx held 1.1 ms); if nginx's own
+   p50 passes 25 ms, nginx did not sustain the rate either and the target is not judged
+   (on a busy machine 100% overloads both).
 
 At the end, each target (``bench/router_targets.py``) is printed as met or NOT MET, from
 the medians above.
@@ -294,7 +295,7 @@ def main() -> None:
     parser.add_argument(
         "--overload-load",
         type=float,
-        default=1.0,
+        default=0.8,
         help="of the Python client's direct throughput, through each router (0: no such phase)",
     )
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")

@@ -45,6 +45,13 @@ def test_a_router_that_falls_behind_at_the_overload_rate_collapses() -> None:
     )
 
 
+def test_a_rate_nginx_does_not_sustain_judges_nothing() -> None:
+    overloaded = {"nginx": _runs((1800, 300, 900)) * 3, "embedded": _runs((1800, 900, 2000)) * 3}
+    assert targets.collapse_verdict(overloaded, "embedded").endswith(
+        "NOT JUDGED, lower --overload-load"
+    )
+
+
 def test_no_verdicts_without_nginx_in_the_run() -> None:
     saturation = {"embedded": _runs((1000, 10, 20))}
     assert targets.verdicts(saturation, saturation, None, "embedded") == []

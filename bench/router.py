@@ -31,6 +31,16 @@ runs per side, so a busy machine slows every side alike:
    a slow one is charged the wait (no coordinated omission). Its figures are the latency
    each router adds, router - direct, and embedded - nginx at p50 and p99 (target p99
    <= +1 ms over nginx).
+3. overload: the same open loop through each router at ``--overload-load`` (default 80%)
+   of the rate the Python client reaches direct: near the most that client offers, where
+   it and the router share the cores. The embedded router does not collapse if it answers
+   at least 95% of what nginx answers there, all of what it was sent, with a p50 of at most
+   twice nginx's + 1 ms (the issue saw p50 318 ms where nginx held 1.1 ms); if nginx's own
+   p50 passes 25 ms, nginx did not sustain the rate either and the target is not judged
+   (on a busy machine 100% overloads both).
+
+At the end, each target (``bench/router_targets.py``) is printed as met or NOT MET, from
+the medians above.
 
 Clients keep connections alive where the server allows: the router does, ``gunicorn -k
 sync`` answers ``Connection: close``, so each direct request includes a new connection, as
@@ -262,6 +272,17 @@ def _ratios(saturation: dict[str, list[dict]], paced: dict[str, list[dict]]) -> 
             )
 
 
+def _print_targets(saturation: dict, paced: dict, overload: dict | None) -> None:
+    from router_targets import verdicts  # bench/, next to this file
+
+    routers = [s for s in saturation if s not in ("direct", "nginx") and "https" not in s]
+    lines = [f"{line}" for side in routers for line in verdicts(saturation, paced, overload, side)]
+    if lines:
+        print("  targets (issue 17), from the medians above:")
+        for line in lines:
+            print(f"    {line}")
+
+
 def main() -> None:
     """Start the dyno and the routers, run both phases, print medians and the routers' cost."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -271,6 +292,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per saturation run (bound)")
     parser.add_argument("--paced-load", type=float, default=0.5, help="of direct throughput")
     parser.add_argument("--paced-seconds", type=float, default=5.0, help="per paced run")
+    parser.add_argument(
+        "--overload-load",
+        type=float,
+        default=0.8,
+        help="of the Python client's direct throughput, through each router (0: no such phase)",
+    )
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
     parser.add_argument("--close", action="store_true", help="a new connection per request")
     parser.add_argument("--body", type=int, default=0, help="POST bodies of BYTES (0: GET)")
@@ -339,6 +366,15 @@ def main() -> None:
                 args.runs,
                 lambda port: _run_load(port, args, args.paced_seconds, rate),
             )
+            overload = None
+            over_rate = args.overload_load * base
+            if args.overload_load > 0 and "nginx" in targets:
+                overload = _phase(
+                    "overload",
+                    {side: port for side, port in targets.items() if side != "direct"},
+                    args.runs,
+                    lambda port: _run_load(port, args, args.paced_seconds, over_rate),
+                )
         finally:
             for process in processes:
                 _stop(process)
@@ -357,6 +393,13 @@ def main() -> None:
         f"  (paced at {rate:.0f} req/s, {args.paced_load:.0%} of direct saturation"
         f"{' by the Python client' if args.wrk else ''})"
     )
+    if overload is not None:
+        print(
+            f"  overload (open loop at {over_rate:.0f} req/s, {args.overload_load:.0%} of the"
+            " Python client's direct saturation):"
+        )
+        _print_sides(overload)
+    _print_targets(saturation, paced, overload)
 
 
 if __name__ == "__main__":

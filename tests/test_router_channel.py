@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import re
 import socket
 import time
 import weakref
+from collections.abc import Iterator
 
 import pytest
 
@@ -89,8 +91,9 @@ def test_deadlines_fire_within_a_tick_after_their_time_and_never_before() -> Non
     asyncio.run(scenario())
 
 
-def test_backend_connect_gives_up_after_its_timeout() -> None:
-    # A listener whose accept queue is full drops further SYNs: a dyno that never answers.
+@contextlib.contextmanager
+def _full_accept_queue() -> Iterator[tuple[socket.socket, list[socket.socket]]]:
+    """A listener whose accept queue is full, so it drops further SYNs, and what fills it."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(0)
@@ -100,26 +103,111 @@ def test_backend_connect_gives_up_after_its_timeout() -> None:
             for filler in fillers:
                 filler.setblocking(False)
                 filler.connect_ex(("127.0.0.1", port))
-
-            async def scenario() -> None:
-                pool = BackendPool()
-                started = time.monotonic()
-                with pytest.raises(TimeoutError):
-                    await pool.connect(Backend("web.1", "127.0.0.1", port), timeout=0.2)
-                assert time.monotonic() - started < 2
-                # Cancelled from outside, a connect says so rather than timing out.
-                task = asyncio.ensure_future(
-                    pool.connect(Backend("web.1", "127.0.0.1", port), timeout=5)
-                )
-                await asyncio.sleep(0.05)  # the connect is in flight, its SYN unanswered
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
-
-            asyncio.run(scenario())
+            yield listener, fillers
         finally:
             for filler in fillers:
                 filler.close()
+
+
+def test_backend_connect_gives_up_after_its_timeout() -> None:
+    # A dyno that never answers a connect.
+    with _full_accept_queue() as (listener, _):
+        port = listener.getsockname()[1]
+
+        async def scenario() -> None:
+            pool = BackendPool()
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await pool.connect(Backend("web.1", "127.0.0.1", port), timeout=0.2)
+            assert time.monotonic() - started < 2
+            # Cancelled from outside, a connect says so rather than timing out.
+            task = asyncio.ensure_future(
+                pool.connect(Backend("web.1", "127.0.0.1", port), timeout=5)
+            )
+            await asyncio.sleep(0.05)  # the connect is in flight, its SYN unanswered
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(scenario())
+
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: hello.localhost\r\n\r\n"
+
+
+def test_a_new_backend_connection_carries_the_request_before_the_loop_turns() -> None:
+    # A sync worker that accepted the connection finds the request waiting: the router
+    # sent it with the connect, not a loop turn (or two) later.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        async def scenario() -> None:
+            pool = BackendPool()
+            task = asyncio.ensure_future(
+                pool.connect(Backend("web.1", "127.0.0.1", port), timeout=5, first=REQUEST)
+            )
+            await asyncio.sleep(0)  # the connect has run up to its first wait
+            worker, _ = listener.accept()  # blocks the loop, as a busy one would be
+            with worker:
+                worker.settimeout(0.5)
+                assert worker.recv(1024) == REQUEST
+                conn = await task
+                worker.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                assert await conn.reader.read(time.monotonic() + 5) == (
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                )
+                conn.close()
+
+        asyncio.run(scenario())
+
+
+def test_a_connect_that_waits_for_the_dyno_sends_the_request_once_accepted() -> None:
+    # A full accept queue leaves the connect pending: the request goes when it completes.
+    with _full_accept_queue() as (listener, fillers):
+        port = listener.getsockname()[1]
+
+        async def scenario() -> None:
+            pool = BackendPool()
+            backend = Backend("web.1", "127.0.0.1", port)
+            with pytest.raises(TimeoutError):
+                await pool.connect(backend, timeout=0.2, first=REQUEST)
+            task = asyncio.ensure_future(pool.connect(backend, timeout=10, first=REQUEST))
+            await asyncio.sleep(0.1)
+            assert not task.done()
+            for filler in fillers:  # the queue drains; the SYN's retry gets through
+                filler.close()
+            received = b""
+            listener.setblocking(False)
+            deadline = time.monotonic() + 8
+            while received != REQUEST and time.monotonic() < deadline:
+                try:
+                    worker, _ = listener.accept()
+                except BlockingIOError:
+                    await asyncio.sleep(0.05)
+                    continue
+                with worker:
+                    worker.setblocking(True)
+                    worker.settimeout(1)
+                    await task
+                    received = worker.recv(1024)
+            assert received == REQUEST
+            (await task).close()
+
+        asyncio.run(scenario())
+
+
+def test_a_refused_connect_with_a_request_is_an_os_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: connects are refused
+
+        async def scenario() -> None:
+            with pytest.raises(ConnectionRefusedError):
+                await BackendPool().connect(
+                    Backend("web.1", "127.0.0.1", port), timeout=1, first=REQUEST
+                )
+
+        asyncio.run(scenario())
 
 
 def test_response_parser_is_reused_only_after_a_clean_end() -> None:

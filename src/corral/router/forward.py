@@ -101,7 +101,8 @@ async def forward(
         port=client.port,
         length=head.content_length if body is None else b"%d" % body.size,
     )
-    conn = await _connect(ctx, client, exchange, route)
+    # Without a body the request goes out with the connect (see BackendPool.connect).
+    conn = await _connect(ctx, client, exchange, route, request if body is None else b"")
     if isinstance(conn, Outcome):
         return conn
     parser = conn.response_parser(head_request=head.method == b"HEAD")
@@ -110,15 +111,16 @@ async def forward(
     try:
         if body is None:
             try:
-                response = await _send_and_await_head(ctx, client, conn, request, parser, version)
+                response = await _await_response_head(ctx, client, conn, parser, version)
             except (_NoResponse, ConnectionError):
                 if not conn.reused or parser.started:
                     raise
                 # A pooled connection the dyno closed while idle: one retry on a fresh one.
                 conn.close()
-                conn = await ctx.pool.connect(conn.backend, timeout=ctx.timeouts.connect)
+                timeout = ctx.timeouts.connect
+                conn = await ctx.pool.connect(conn.backend, timeout=timeout, first=request)
                 parser = conn.response_parser(head_request=head.method == b"HEAD")
-                response = await _send_and_await_head(ctx, client, conn, request, parser, version)
+                response = await _await_response_head(ctx, client, conn, parser, version)
         else:
             sender = BodySender(conn, parser, request, body.pieces())
             response = await _await_head_while_sending(ctx, client, conn, parser, sender, version)
@@ -162,18 +164,16 @@ def _cancel(sender: BodySender | asyncio.Future[Any] | None) -> None:
 
 
 async def _connect(
-    ctx: RouterContext, client: ClientStream, exchange: Exchange, route: AppRoute
+    ctx: RouterContext, client: ClientStream, exchange: Exchange, route: AppRoute, first: bytes
 ) -> BackendConnection | Outcome:
-    """A connection to the app's next backend in turn, skipping those that refuse.
-
-    :data:`REFUSED` if none accepts, :data:`NO_FILES` if the router itself could not
-    open a socket (out of file descriptors: the app is not to blame).
-    """
+    """A connection to the app's next backend in turn (those that refuse skipped), ``first``
+    on its way; :data:`REFUSED` if none accepts, :data:`NO_FILES` if the router itself could
+    not open a socket (out of file descriptors: the app is not to blame)."""
     loop = client.loop
     started = loop.time()
     for backend in ctx.balancer.order(route):
         try:
-            conn = await ctx.pool.acquire(backend, timeout=ctx.timeouts.connect)
+            conn = await ctx.pool.acquire(backend, timeout=ctx.timeouts.connect, first=first)
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE):
                 return NO_FILES
@@ -188,15 +188,14 @@ async def _connect(
     return REFUSED
 
 
-async def _send_and_await_head(
+async def _await_response_head(
     ctx: RouterContext,
     client: ClientStream,
     conn: BackendConnection,
-    request: bytes,
     parser: ResponseParser,
     version: str,
 ) -> ResponseHead:
-    conn.writer.write(request)
+    """The response head to a request sent whole (with the connect), by the request timeout."""
     deadline = client.loop.time() + ctx.timeouts.request
     return await _await_head(client, conn, parser, version, deadline)
 

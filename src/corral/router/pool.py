@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import ipaddress
+import os
+import socket
 import time
 from collections.abc import Callable
 
@@ -82,8 +86,11 @@ class BackendPool:
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
 
-    async def acquire(self, backend: Backend, *, timeout: float) -> BackendConnection:
-        """A pooled connection to ``backend`` if one is usable, else a new one.
+    async def acquire(
+        self, backend: Backend, *, timeout: float, first: bytes = b""
+    ) -> BackendConnection:
+        """A pooled connection to ``backend`` if one is usable, else a new one, with ``first``
+        (the request, when it has no body) already on its way to the dyno.
 
         Raises ``OSError`` or ``TimeoutError`` when the backend cannot be reached.
         """
@@ -94,12 +101,16 @@ class BackendPool:
                 conn = idle.pop()
                 if conn.usable() and now - conn.idle_since < self._idle_timeout:
                     conn.reused = True
+                    if first:
+                        conn.writer.write(first)
                     return conn
                 conn.close()
-        return await self.connect(backend, timeout=timeout)
+        return await self.connect(backend, timeout=timeout, first=first)
 
-    async def connect(self, backend: Backend, *, timeout: float) -> BackendConnection:
-        """A new connection to ``backend``, bypassing the pool.
+    async def connect(
+        self, backend: Backend, *, timeout: float, first: bytes = b""
+    ) -> BackendConnection:
+        """A new connection to ``backend``, bypassing the pool, with ``first`` on its way.
 
         Raises ``TimeoutError`` after ``timeout`` seconds: a dyno that closes every
         connection costs one connect per request, so the timeout is one entry in
@@ -114,7 +125,15 @@ class BackendPool:
         limit = _ConnectLimit(task)
         slot = self.deadlines.add(limit, loop.time() + timeout)
         try:
-            _, channel = await loop.create_connection(self._new_channel, backend.host, backend.port)
+            family = _family(backend.host) if first else None
+            if family is None:
+                _, channel = await loop.create_connection(
+                    self._new_channel, backend.host, backend.port
+                )
+                if first:
+                    channel.write(first)
+            else:
+                channel = await self._connect_sending(loop, family, backend, first)
         except asyncio.CancelledError:
             # Our own cancellation becomes a timeout; anyone else's goes on as it is.
             if limit.expired and task.uncancel() <= limit.cancelling:
@@ -123,6 +142,37 @@ class BackendPool:
         finally:
             self.deadlines.remove(limit, slot)
         return BackendConnection(backend, channel)
+
+    async def _connect_sending(
+        self, loop: asyncio.AbstractEventLoop, family: int, backend: Backend, first: bytes
+    ) -> Channel:
+        """Connect and send ``first`` before the loop's next turn where the kernel allows.
+
+        A connect on loopback completes within the call, so the request can go out at once:
+        a sync worker that accepted the connection starts on it without waiting for the
+        router's loop to see the socket writable, take the task up again and then write.
+        A dyno whose accept queue is full leaves the connect pending: then it is awaited.
+        """
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            address = (backend.host, backend.port)
+            code = sock.connect_ex(address)
+            if code not in (0, errno.EINPROGRESS):
+                raise OSError(code, os.strerror(code))
+            try:
+                sent = sock.send(first)
+            except BlockingIOError:  # still connecting (the SYN waits): the loop waits for it
+                await loop.sock_connect(sock, address)
+                sent = 0
+            _, channel = await loop.create_connection(self._new_channel, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        if sent < len(first):
+            channel.write(first[sent:])
+        return channel
 
     def release(self, conn: BackendConnection) -> None:
         """Give back a connection whose last response was read completely."""
@@ -153,6 +203,22 @@ class BackendPool:
                 conn.close()
         self._idle.clear()
         self._loop = None
+
+
+def _family(host: str) -> int | None:
+    """The address family of a numeric ``host``; None for a name (resolved by the loop)."""
+    family = _FAMILIES.get(host)
+    if family is None:
+        try:
+            version = ipaddress.ip_address(host).version
+        except ValueError:
+            return None
+        family = _FAMILIES[host] = socket.AF_INET if version == 4 else socket.AF_INET6
+    return family
+
+
+# Backends are few and their hosts repeat (nearly always 127.0.0.1): parsed once each.
+_FAMILIES: dict[str, int] = {}
 
 
 class RoundRobin:

@@ -4,6 +4,7 @@ with every property of an exec'd shim kept, and the exec'd shim whenever no zygo
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import psutil
 import pytest
 
 from corral.runtime import dyno as dynos
+from corral.runtime import shimfork
 from corral.runtime.shimfork import Forked, ZygoteKeeper, socket_path
 from support.processes import base_environ, shims_logging_to
 from support.wait import wait_until
@@ -27,7 +29,7 @@ TICKS = "for i in $(seq 40); do echo tick $i; sleep 0.05; done"
 def keeper(tmp_path: Path) -> Iterator[ZygoteKeeper]:
     """A running zygote for a home under ``tmp_path``, stopped afterwards."""
     kept = ZygoteKeeper(tmp_path / "run")
-    assert kept.ensure()
+    assert kept.ensure(wait=2)
     yield kept
     kept.stop()
 
@@ -112,7 +114,7 @@ def test_a_dead_zygote_is_replaced_and_meanwhile_shims_are_execd(
     assert isinstance(child, subprocess.Popen)
     assert "runtime/shim.py" in " ".join(psutil.Process(process.pid).cmdline())
     assert child.wait(10) == 0 and _status(tmp_path, process, "worker.1") == 0
-    assert keeper.ensure()
+    assert keeper.ensure(wait=2)
     assert _zygote(keeper).pid != first.pid
     _, forked = _start(tmp_path, "exit 0")
     assert isinstance(forked, Forked)
@@ -139,12 +141,12 @@ def test_forked_shims_share_the_zygotes_memory(tmp_path: Path, keeper: ZygoteKee
 
 def test_the_zygote_leaves_when_stopped_or_when_its_socket_is_removed(tmp_path: Path) -> None:
     keeper = ZygoteKeeper(tmp_path / "run")
-    assert keeper.ensure()
+    assert keeper.ensure(wait=2)
     first = _zygote(keeper)
     keeper.stop()
     assert not first.is_running() or first.status() == psutil.STATUS_ZOMBIE
     assert not socket_path(keeper.run_dir).exists()
-    assert keeper.ensure()
+    assert keeper.ensure(wait=2)
     second = _zygote(keeper)
     socket_path(keeper.run_dir).unlink()
     wait_until(lambda: not second.is_running() or second.status() == psutil.STATUS_ZOMBIE, 10)
@@ -188,3 +190,50 @@ def test_a_bad_request_costs_the_client_its_connection_not_the_zygote(
         zygote.close_address(where)
     _, forked = _start(tmp_path, "exit 0")
     assert isinstance(forked, Forked)
+
+
+def test_a_shim_that_cannot_be_tracked_is_killed_and_the_dyno_starts_execd(
+    tmp_path: Path, keeper: ZygoteKeeper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_pidfd(pid: int) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(shimfork.os, "pidfd_open", no_pidfd)
+    process, child = _start(tmp_path, "echo up $$; exec sleep 300")
+    try:
+        assert isinstance(child, subprocess.Popen)  # the exec'd shim, after the forked one
+        wait_until(
+            lambda: [p.pid for p in shims_logging_to(tmp_path / "logs")] == [process.pid],
+            10,
+            message="the forked shim killed, only the exec'd one left",
+        )
+        assert _zygote(keeper).children() == []
+    finally:
+        asyncio.run(dynos.stop(process, grace=5, popen=child))  # type: ignore[arg-type]
+
+
+def test_a_client_that_hangs_up_before_tracking_its_shim_leaves_no_dyno(
+    tmp_path: Path, keeper: ZygoteKeeper
+) -> None:
+    from corral.runtime import zygote
+
+    request = {
+        "argv": ["--log", str(tmp_path / "logs"), "--dyno", "web.1", "--status",
+                 str(tmp_path / "s.{pid}"), "--umask", "077", "--", "sleep", "300"],
+        "cwd": str(tmp_path),
+        "env": base_environ(tmp_path),
+    }  # fmt: skip
+    where = zygote.address(str(socket_path(keeper.run_dir)))
+    try:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(10)
+            conn.connect(where)
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            pid = int(conn.recv(100))
+            shim = psutil.Process(pid)
+            assert shim.name() == "shim web.1"
+    finally:
+        zygote.close_address(where)
+    wait_until(lambda: not shim.is_running(), 10, message="the zygote to kill the shim")
+    assert _zygote(keeper).children() == []
+    assert shims_logging_to(tmp_path / "logs") == []

@@ -8,9 +8,11 @@ directory, the environment) it forks a shim, which makes itself a session leader
 exactly as an exec'd one would. The shims share the zygote's pages copy-on-write, so each
 costs only the few pages it dirties itself (about 1 MB instead of 4 MB of PSS).
 
-The zygote reaps its shims; they still write their dyno's status file. It answers a
-request with the shim's pid and reaps nothing until the client hangs up, so the client
-can look the shim up (its start time, a pidfd) before the pid could be reused. It is
+The zygote reaps its shims; they still write their dyno's status file. A request is one
+JSON line; the zygote answers with the shim's pid and reaps nothing until the client
+answers ``k``, once it has looked the shim up (its start time, a pidfd) while the pid
+could not be reused. A shim whose client hangs up instead (it failed, or gave up waiting)
+is killed with its group: no dyno runs that the platform does not watch. It is
 started detached by the supervisor (:class:`corral.runtime.dyno.Zygote`), outlives a
 ``kill -9`` of the platform with its shims, and ends when asked (``{"stop": true}``), when
 its socket is removed or replaced, or when it has had no shim alive for ``IDLE`` seconds.
@@ -37,7 +39,7 @@ IDLE = 60.0
 #: Largest request read (a dyno's environment is a few kilobytes).
 _MAX_REQUEST = 4 * 1024 * 1024
 #: Seconds a client may take to send its request and to hang up after the answer.
-_CLIENT_TIMEOUT = 5.0
+CLIENT_TIMEOUT = 5.0
 
 
 def address(path: str) -> str:
@@ -86,13 +88,23 @@ def _peer_uid(conn: socket.socket) -> int:
 
 
 def _read_request(conn: socket.socket) -> dict:
+    """One JSON line (or what came before the client shut its side)."""
     data = b""
     while len(data) <= _MAX_REQUEST:
         chunk = conn.recv(65536)
-        if not chunk:
-            return json.loads(data)
         data += chunk
+        if not chunk or data.endswith(b"\n"):
+            return json.loads(data)
     raise ValueError("request too large")
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL a shim no client tracks, with its dyno's group (not reaped yet: still ours)."""
+    for kill in (os.killpg, os.kill):
+        try:  # noqa: SIM105 - as in the shim, built-in modules only
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 class Zygote:
@@ -160,7 +172,7 @@ class Zygote:
 
     def _answer(self, conn: socket.socket) -> None:
         """One request; a client that misbehaves loses its connection, never the zygote."""
-        conn.settimeout(_CLIENT_TIMEOUT)
+        conn.settimeout(CLIENT_TIMEOUT)
         try:
             if _peer_uid(conn) != os.getuid():
                 return
@@ -183,11 +195,19 @@ class Zygote:
             self.children.add(pid)
             os.close(ready_write)
             try:  # answered once the shim leads its session, as Popen returns after exec
-                select.select([ready_read], [], [], _CLIENT_TIMEOUT)
+                started, _, _ = select.select([ready_read], [], [], CLIENT_TIMEOUT)
             finally:
                 os.close(ready_read)
-            conn.sendall(f"{pid}\n".encode())
-            conn.recv(1)  # until the client hangs up: it has looked the shim up by then
+            # The shim runs on only once the client says it tracks it (its pidfd, its start
+            # time): a client that gave up or failed never leaves a dyno no one watches.
+            tracked = False
+            try:
+                if started:
+                    conn.sendall(f"{pid}\n".encode())
+                    tracked = conn.recv(1) == b"k"
+            finally:
+                if not tracked:
+                    _kill(pid)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return
 

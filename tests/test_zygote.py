@@ -20,6 +20,7 @@ from corral.runtime import dyno as dynos
 from corral.runtime import shimfork
 from corral.runtime.shimfork import Forked, ZygoteKeeper, socket_path
 from support.processes import base_environ, shims_logging_to
+from support.server import git, make_repo, running_server
 from support.wait import wait_until
 
 TICKS = "for i in $(seq 40); do echo tick $i; sleep 0.05; done"
@@ -237,3 +238,36 @@ def test_a_client_that_hangs_up_before_tracking_its_shim_leaves_no_dyno(
     wait_until(lambda: not shim.is_running(), 10, message="the zygote to kill the shim")
     assert _zygote(keeper).children() == []
     assert shims_logging_to(tmp_path / "logs") == []
+
+
+SLOW_BOOT = """import os, time
+from flask import Flask
+if os.environ.get("SLOW_BOOT"):
+    time.sleep(120)  # a release that boots for longer than the test
+app = Flask(__name__)
+
+@app.get("/")
+def index():
+    return "hello {version}"
+"""
+
+
+def test_a_server_stopped_while_a_rollout_boots_leaves_no_process(
+    tmp_path: Path, corral_home: Path
+) -> None:
+    with running_server(tmp_path, corral_home) as server:  # fails if a process is left
+        server.api.post("/apps", json={"name": "slow"}).raise_for_status()
+        repo = make_repo(tmp_path, server, "slow", source=SLOW_BOOT)
+        git(repo, "push", "corral", "main")
+        assert server.app_get("slow").text == "hello v1"
+        server.api.patch("/apps/slow/config", json={"SLOW_BOOT": "1"}).raise_for_status()
+        booting = server.home / "run" / "booting" / "slow.json"
+        wait_until(
+            lambda: booting.exists() and json.loads(booting.read_text()), 30,
+            message="the new release's web.1 booting",
+        )  # fmt: skip
+        [entry] = json.loads(booting.read_text())
+        shim = psutil.Process(entry["pid"])
+        assert shim.name() == "shim web.1"  # forked by the zygote
+        wait_until(shim.children, 10, message="its dyno under it")
+    assert not shim.is_running()

@@ -261,7 +261,10 @@ async def healthy(port: int, path: str | None = None, timeout: float = 1.0) -> b
     404 or a redirect, which still proves the app is serving.
     """
     try:
-        status = await asyncio.wait_for(_status_of_get(port, path or "/"), timeout)
+        # not wait_for: on 3.11 it swallows a cancel that comes as the check ends, and a
+        # rollout the server's stop cancelled would boot on and cut over unstopped
+        async with asyncio.timeout(timeout):
+            status = await _status_of_get(port, path or "/")
     except (OSError, TimeoutError, ValueError):
         return False
     return 200 <= status < 400 if path else 100 <= status < 500

@@ -353,10 +353,11 @@ class Supervisor:
 
     async def stop_all(self, grace: float) -> None:
         """Stop every dyno (a clean shutdown of the platform; ``kill -9`` leaves them)."""
-        everything = [r for running in self.dynos.values() for r in running.values()]
         for task in self.rollouts.values():
             task.cancel()  # a cancelled rollout stops the dynos it was booting itself
         await asyncio.gather(*self.rollouts.values(), return_exceptions=True)
+        # listed once they ended: one the cancel reached too late has cut over meanwhile
+        everything = [r for running in self.dynos.values() for r in running.values()]
         stopped = await asyncio.gather(
             *(self.units.stop(r, grace) for r in everything), oneoff.stop_all(self.store, grace),
             return_exceptions=True,  # one that fails never leaves the others running

@@ -7,7 +7,8 @@ one environment: after the first, no installer runs) and measures again. Each me
 
 - memory (RSS and PSS, from ``/proc``) of the platform's parts: the server process
   (supervisor), the API, the streams service, the router, and the shims that hold each
-  unit, per dyno shim; the dynos themselves (gunicorn) are the apps', listed apart;
+  unit (with the shim zygote that forks them), per dyno shim; the dynos themselves
+  (gunicorn) are the apps', listed apart;
 - the platform's idle CPU over ``--idle`` seconds (server, API, streams, router, shims), as
   a percentage of one core;
 - ``corral apps`` and ``corral ps`` latency (medians of 5);
@@ -42,42 +43,52 @@ from deploy import Bench
 
 
 def _platform_processes(bench: Bench) -> dict[str, list[psutil.Process]]:
-    """The platform's processes by part, and the apps' dynos apart."""
+    """The platform's processes by part, and the apps' dynos apart.
+
+    A shim is exec'd (``runtime/shim.py`` in its command line) or forked by the home's
+    shim zygote (named ``shim NAME``, with the zygote's command line); the zygote itself
+    is counted with the shims, whose memory it holds for them.
+    """
     parts: dict[str, list[psutil.Process]] = {
-        "server": [], "api": [], "streams": [], "router": [], "shims": [], "dynos": [],
+        "server": [], "api": [], "streams": [], "router": [], "shims": [], "zygote": [],
+        "dynos": [],
     }  # fmt: skip
     server = psutil.Process(bench.server.pid)
     parts["server"].append(server)
-    shims = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if "runtime/shim.py" in " ".join(p.info["cmdline"] or [])
-        and str(bench.root) in " ".join(p.info["cmdline"] or [])
-    ]
-    for shim in shims:
+    for process in psutil.process_iter(["cmdline", "name"]):
         try:  # a shim of a dyno on its way out may be gone already
-            with_children = shim.children(recursive=True)
-            line = " ".join(shim.cmdline())
+            line = " ".join(process.info["cmdline"] or [])
+            if str(bench.root) not in line:
+                continue
+            name = process.info["name"] or ""
+            if "runtime/zygote.py" in line and not name.startswith("shim "):
+                parts["zygote"].append(process)
+                continue
+            if "runtime/shim.py" not in line and not name.startswith("shim "):
+                continue
+            with_children = process.children(recursive=True)
         except psutil.Error:
             continue
-        parts["shims"].append(shim)
+        parts["shims"].append(process)
         part = "dynos"
-        for name in ("api", "streams", "router"):
-            if f"--dyno {name} " in line:
-                part = name
+        for unit in ("api", "streams", "router"):
+            if f"--dyno {unit} " in line or name == f"shim {unit}":
+                part = unit
         parts[part].extend(with_children)
     return parts
 
 
 def _memory(processes: list[psutil.Process]) -> tuple[int, int]:
+    """RSS and PSS in bytes, summed, from each process's ``/proc/PID/smaps_rollup``."""
     rss = pss = 0
     for process in processes:
         try:
-            info = process.memory_full_info()
-        except psutil.Error:
+            rollup = Path(f"/proc/{process.pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
             continue
-        rss += info.rss
-        pss += info.pss
+        fields = {key: value.split()[0] for key, _, value in (x.partition(":") for x in rollup)}
+        rss += int(fields.get("Rss", 0)) * 1024
+        pss += int(fields.get("Pss", 0)) * 1024
     return rss, pss
 
 
@@ -126,19 +137,20 @@ def measure(bench: Bench, apps: int, args: argparse.Namespace) -> None:
     time.sleep(3)  # the last deploy's old dynos drained
     parts = _platform_processes(bench)
     platform = [p for name, ps in parts.items() if name != "dynos" for p in ps]
-    names = ("server", "api", "streams", "router", "shims")
+    names = ("server", "api", "streams", "router", "shims", "zygote")
     before = {name: _cpu_seconds(parts[name]) for name in names}
     time.sleep(args.idle)
     by_part = {name: (_cpu_seconds(parts[name]) - before[name]) / args.idle * 100 for name in names}
     idle = sum(by_part.values())
     print(f"{apps} app(s), {len(parts['shims']) - 3} dyno(s):")
-    for name in ("server", "api", "streams", "router", "shims"):
+    for name in ("server", "api", "streams", "router", "shims", "zygote"):
         rss, pss = _memory(parts[name])
         print(f"  {name:8} RSS {rss >> 20:5} MB  PSS {pss >> 20:5} MB")
-    shim_rss, shim_pss = _memory(parts["shims"])
+    shim_rss, shim_pss = _memory(parts["shims"] + parts["zygote"])
     count = max(len(parts["shims"]), 1)
     print(
         f"  per shim RSS {shim_rss / count / 2**20:5.1f} MB  PSS {shim_pss / count / 2**20:5.1f} MB"
+        " (the zygote's share included)"
     )
     rss, pss = _memory(parts["dynos"])
     print(f"  dynos    RSS {rss >> 20:5} MB  PSS {pss >> 20:5} MB (the apps' own)")

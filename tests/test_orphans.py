@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from corral.runtime import dyno as dynos
-from support.processes import base_environ
+from support.processes import base_environ, shims_logging_to
 from support.server import Server, git, make_repo
 from support.wait import wait_until
 
@@ -97,10 +97,4 @@ def test_kill_9_of_a_shim_stops_its_gunicorn_and_one_web_1_serves(
 
     wait_until(one_new_web, 30, interval=0.2, message="one new web.1 up")
     wait_until(lambda: server.app_get("shimless").text == "hello v1", 10, message="web.1 served")
-    shims = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if "runtime/shim.py" in " ".join(p.info["cmdline"] or [])
-        and str(server.home / "logs" / "shimless") in " ".join(p.info["cmdline"] or [])
-    ]
-    assert len(shims) == 1
+    assert len(shims_logging_to(server.home / "logs" / "shimless")) == 1

@@ -142,3 +142,20 @@ def served_text(slug: Slug) -> str:
         response = wait_for_http(f"http://127.0.0.1:{port}/", process=process)
         assert response.status_code == 200, response.text[:500]
         return response.text
+
+
+def shims_logging_to(logs_dir: Path) -> list[psutil.Process]:
+    """The dyno shims writing logs under ``logs_dir``: exec'd ones (``runtime/shim.py`` in
+    their command line) and those the shim zygote forked (named ``shim NAME``, holding
+    their dyno's log open)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "name"]):
+        with suppress(psutil.Error):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            execd = "runtime/shim.py" in cmdline and str(logs_dir) in cmdline
+            forked = (proc.info["name"] or "").startswith("shim ") and any(
+                Path(f.path).is_relative_to(logs_dir) for f in proc.open_files()
+            )
+            if execd or forked:
+                found.append(proc)
+    return found

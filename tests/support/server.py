@@ -136,6 +136,16 @@ def platform_pids(home: Path) -> set[int]:
     return pids
 
 
+def _described(pid: int) -> str:
+    """A process by its name and command line (a shim the zygote forked has the zygote's
+    command line, and its own name: ``shim web.1``)."""
+    try:
+        process = psutil.Process(pid)
+        return f"{process.name()}: {' '.join(process.cmdline())}"
+    except psutil.Error:
+        return f"{pid} (gone)"
+
+
 @contextmanager
 def running_server(
     tmp_path: Path,
@@ -205,7 +215,7 @@ def _serving(
         with suppress(AssertionError):  # what is left is named below
             wait_until(lambda: not platform_pids(home), timeout=20, interval=0.1)
         leftover = platform_pids(home)
-        described = [" ".join(psutil.Process(pid).cmdline()) for pid in leftover]
+        described = [_described(pid) for pid in leftover]
         for pid in leftover:
             os.kill(pid, signal.SIGKILL)
         assert not leftover, (

@@ -49,6 +49,7 @@ class ManagerThread:
             self.loop.run_until_complete(self.manager.run(self.stop))
             if self.stop_dynos:  # in the manager's own loop, as `corral server` does
                 self.loop.run_until_complete(self.manager.stop_all(grace=5))
+                self.loop.run_until_complete(self.manager.stop_services(grace=5))
         except BaseException as exc:  # surfaced by the test through .error
             self.error = exc
 

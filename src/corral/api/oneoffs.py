@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 import threading
 import time
 from typing import Any
@@ -176,7 +175,7 @@ def run_detached(app: str) -> ResponseReturnValue:
     return jsonify(one_off_json(record)), 201
 
 
-def _reap(store: Store, record: OneOff, popen: subprocess.Popen) -> None:
+def _reap(store: Store, record: OneOff, popen: dynos.ShimChild) -> None:
     popen.wait()
     store.delete_one_off(record.app, record.name, record.pid)
 

@@ -17,9 +17,11 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
+from corral.runtime import shimfork
 from corral.runtime.cgroups import Group, Limits
 
 
@@ -66,6 +68,19 @@ class DynoProcess:
     def memory(self) -> int:
         """Resident memory of the dyno's whole process tree, in bytes (0 when gone)."""
         return tree_memory([self.pid]).get(self.pid, 0)
+
+
+class ShimChild(Protocol):
+    """What the starter holds of a shim it started: a ``Popen`` (an exec'd shim, its
+    child) or a :class:`~corral.runtime.shimfork.Forked` (the zygote's child)."""
+
+    pid: int
+
+    def poll(self) -> int | None:
+        """None while the shim runs."""
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait until the shim has exited."""
 
 
 @dataclass(frozen=True)
@@ -121,23 +136,27 @@ SHIM = str(Path(__file__).with_name("shim.py"))
 
 def start(
     spec: DynoSpec, log_dir: Path, run_dir: Path, group: Group | None = None
-) -> tuple[DynoProcess, subprocess.Popen]:
+) -> tuple[DynoProcess, ShimChild]:
     """Start ``spec`` under a shim in a session of its own (in ``group``, the dyno's cgroup,
-    made by the caller with the spec's limits); the caller must reap the Popen."""
+    made by the caller with the spec's limits): forked by the home's zygote if one runs
+    (:mod:`corral.runtime.shimfork`), else exec'd; the caller must reap what it returns."""
     (run_dir / "dynos" / spec.app).mkdir(parents=True, exist_ok=True)
     # The status file name needs the shim's pid, which is only known after the fork; the
     # shim is told a template and fills in its own pid.
     template = run_dir / "dynos" / spec.app / f"{spec.name}.{{pid}}.status"
+    args = [
+        "--log", str(log_dir),
+        "--dyno", spec.name,
+        "--status", str(template),
+        "--umask", f"{spec.umask:03o}",
+        *_confinement_args(spec, group),
+        "--", "/bin/sh", "-c", spec.command,
+    ]  # fmt: skip
+    forked = shimfork.fork_shim(run_dir, args, spec.cwd, spec.env)
+    if forked is not None:
+        return DynoProcess(forked[0].pid, forked[1]), forked[0]
     process = subprocess.Popen(
-        [
-            sys.executable, "-I", "-S", SHIM,
-            "--log", str(log_dir),
-            "--dyno", spec.name,
-            "--status", str(template),
-            "--umask", f"{spec.umask:03o}",
-            *_confinement_args(spec, group),
-            "--", "/bin/sh", "-c", spec.command,
-        ],
+        [sys.executable, "-I", "-S", SHIM, *args],
         cwd=spec.cwd,
         env=dict(spec.env),
         stdin=subprocess.DEVNULL,
@@ -145,7 +164,7 @@ def start(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
-    )  # fmt: skip
+    )
     return DynoProcess(process.pid, psutil.Process(process.pid).create_time()), process
 
 
@@ -216,7 +235,7 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-async def stop(dyno: DynoProcess, grace: float, popen: subprocess.Popen | None = None) -> None:
+async def stop(dyno: DynoProcess, grace: float, popen: ShimChild | None = None) -> None:
     """SIGTERM the dyno's group, wait up to ``grace`` seconds, then SIGKILL it; whatever
     is left in its group once the shim is gone is killed too."""
     signal_group(dyno, signal.SIGTERM)

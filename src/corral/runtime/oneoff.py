@@ -231,7 +231,7 @@ def spawn(spec: OneOffSpec, *, tty: bool, rows: int = 24, cols: int = 80) -> Att
 
 def start_detached(
     spec: OneOffSpec, log_dir: Path, run_dir: Path
-) -> tuple[dynos.DynoProcess, subprocess.Popen]:
+) -> tuple[dynos.DynoProcess, dynos.ShimChild]:
     """Start ``spec`` under the dyno shim, its output to the app's logs; the caller reaps it."""
     confinement = spec.confinement
     user = confinement.user

@@ -218,10 +218,13 @@ class Services:
         return failed
 
     async def stop(self, names: Iterable[str], grace: float) -> None:
-        """Stop the services ``names`` (those a start that failed had started), now."""
+        """Stop the services ``names`` (those a start that failed had started), now; the
+        shim zygote with the last of them (a dyno still running keeps its shim)."""
         chosen = [self.running.pop(name) for name in names if name in self.running]
         await asyncio.gather(*(self.units.stop(r, grace) for r in chosen))
+        if not self.running:  # in a thread: it waits for the zygote to exit
+            await asyncio.to_thread(self.units.zygote.stop)
 
     async def stop_all(self, grace: float) -> None:
-        """Stop every service (a clean shutdown of the platform)."""
+        """Stop every service (a clean shutdown of the platform), and the shim zygote."""
         await self.stop(list(self.running), grace)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,6 +22,7 @@ from corral.runtime import plan
 from corral.runtime.busy import StoreWrites
 from corral.runtime.cgroups import Group, Hierarchy
 from corral.runtime.restart import RestartPolicy
+from corral.runtime.shimfork import ZygoteKeeper
 from corral.store import Store
 from corral.store.models import Dyno
 from corral.store.names import PLATFORM_APP
@@ -43,7 +43,7 @@ class Running:
 
     row: Dyno
     process: dynos.DynoProcess | None
-    popen: subprocess.Popen | None = None
+    popen: dynos.ShimChild | None = None
     started: float = field(default_factory=time.monotonic)
     memory_warned: bool = False
     #: A health check of this unit is in flight (one at a time: sync workers queue them).
@@ -85,6 +85,8 @@ class Units:
         self.writes = StoreWrites(lambda message: self.log(PLATFORM_APP, "supervisor", message))
         #: The host's cgroups, when dynos run with kernel limits.
         self.cgroups = cgroups
+        #: The home's shim zygote, which forks shims that share its memory.
+        self.zygote = ZygoteKeeper(settings.run_dir)
 
     def log(self, app: str, unit: str, message: str) -> None:
         """A platform line in the app's log: ``corral[web.1]: message``."""
@@ -108,6 +110,7 @@ class Units:
         """
         checked = spec.port is not None if health_checked is None else health_checked
         self.log(spec.app, spec.name, f"Starting process with command `{spec.command}`")
+        self.zygote.ensure()  # else the dyno's shim is exec'd, as before zygotes
         group = self._create_group(spec)
         try:
             process, popen = dynos.start(

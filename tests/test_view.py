@@ -28,6 +28,18 @@ def test_the_view_keeps_what_it_read_until_someone_commits(settings: Settings) -
     assert list(view.apps) == ["first", "second"]
 
 
+def test_an_app_destroyed_since_the_view_listed_it_has_no_rows(settings: Settings) -> None:
+    writer, reader = Store.for_settings(settings), Store.for_settings(settings, wake=False)
+    view = StoreView(reader)
+    writer.create_app("brief")
+    view.refresh()
+    assert "brief" in view.apps
+    writer.delete_app("brief")  # between the supervisor's refresh and its reads of the app
+    assert view.current_release("brief") is None
+    assert view.pending_releases("brief") == [] and view.formation("brief") == []
+    assert view.refresh() is True and "brief" not in view.apps
+
+
 def test_a_write_wakes_the_listening_supervisor_and_none_listening_is_no_error(
     settings: Settings,
 ) -> None:

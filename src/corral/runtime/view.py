@@ -18,7 +18,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from corral.store import Store
+from corral.store import NotFound, Store
 from corral.store.models import App, Domain, FormationEntry, Release
 
 __all__ = ["StoreView"]
@@ -108,21 +108,27 @@ class StoreView:
         for cached in (self._current, self._pending, self._formation):
             cached.pop(app, None)
 
+    # An app destroyed since :meth:`refresh` listed it has none of these: the commit that
+    # destroyed it makes the next refresh drop it from :attr:`apps`.
+
     def current_release(self, app: str) -> Release | None:
         if app not in self._current:
-            self._current[app] = self.store.current_release(app)
-        return self._current[app]
+            with contextlib.suppress(NotFound):
+                self._current[app] = self.store.current_release(app)
+        return self._current.get(app)
 
     def pending_releases(self, app: str) -> list[Release]:
         """Pending releases of ``app``, newest first."""
         if app not in self._pending:
-            self._pending[app] = self.store.pending_releases(app)
-        return self._pending[app]
+            with contextlib.suppress(NotFound):
+                self._pending[app] = self.store.pending_releases(app)
+        return self._pending.get(app, [])
 
     def formation(self, app: str) -> list[FormationEntry]:
         if app not in self._formation:
-            self._formation[app] = self.store.formation(app)
-        return self._formation[app]
+            with contextlib.suppress(NotFound):
+                self._formation[app] = self.store.formation(app)
+        return self._formation.get(app, [])
 
     def domains(self) -> list[Domain]:
         if self._domains is None:

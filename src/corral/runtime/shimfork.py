@@ -56,8 +56,9 @@ class Forked:
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the shim to exit (up to ``timeout`` seconds); 0 once it has."""
         if self.returncode is None:
-            ready, _, _ = select.select([self._pidfd], [], [], timeout)
-            if ready:
+            poller = select.poll()  # not select(): a pidfd may be numbered 1024 or more
+            poller.register(self._pidfd, select.POLLIN)
+            if poller.poll(None if timeout is None else timeout * 1000):
                 self.returncode = 0
                 self._close()
         return self.returncode
@@ -194,10 +195,11 @@ class ZygoteKeeper:
             pass  # none runs
         finally:
             zygote.close_address(where)
-        if self._process is not None:
+        # taken first: an ensure() on the loop meanwhile keeps the zygote it starts
+        process, self._process = self._process, None
+        if process is not None:
             try:
-                self._process.wait(timeout=_ANSWER_TIMEOUT)
+                process.wait(timeout=_ANSWER_TIMEOUT)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+                process.kill()
+                process.wait()

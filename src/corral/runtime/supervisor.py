@@ -362,7 +362,7 @@ class Supervisor:
             *(self.units.stop(r, grace) for r in everything), oneoff.stop_all(self.store, grace),
             return_exceptions=True,  # one that fails never leaves the others running
         )  # fmt: skip
-        for failure in (f for f in stopped if isinstance(f, Exception)):
+        for failure in (f for f in stopped if isinstance(f, BaseException)):
             traceback.print_exception(failure)
         await self.units.drained()  # dynos already on their way out
         self.units.remove_groups(base_for_home(self.settings.home))
